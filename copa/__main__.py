@@ -1,0 +1,3 @@
+from copa.cli.main import run
+
+run()

@@ -1,0 +1,146 @@
+"""`copa`: the entry point.
+
+Startup is kept cheap on purpose: command groups live in their own modules, listed in ``COMMANDS``
+with their one-line help, and are imported only when invoked. ``copa --version`` does not even
+import typer. Errors a user can cause are printed on one line (``copa: error: ...``) with a non-zero
+exit code; ``--debug`` (or ``COPA_DEBUG=1``) shows the traceback instead.
+"""
+
+import importlib
+import os
+import sys
+
+# name -> (module defining `app`, one-line help shown by `copa --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("copa.cli.config_cmd", "Show and change the configuration."),
+    "secrets": ("copa.cli.secrets_cmd", "Keep API keys and passwords, encrypted or in the OS keyring."),
+    "doctor": ("copa.cli.doctor_cmd", "Check that copa and its parts work, and say how to fix what does not."),
+}
+
+
+def _version() -> str:
+    from copa import __version__
+
+    return f"copa {__version__}"
+
+
+def _build_app():
+    import typer
+    from typer.core import TyperGroup
+
+    class LazyGroup(TyperGroup):
+        """Imports a command group's module only when that group is used."""
+
+        def list_commands(self, ctx):
+            return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+        def get_command(self, ctx, name):
+            cmd = super().get_command(ctx, name)
+            if cmd is not None or name not in COMMANDS:
+                return cmd
+            module = importlib.import_module(COMMANDS[name][0])
+            cmd = typer.main.get_command(module.app)
+            cmd.name = name
+            self.add_command(cmd, name)
+            return cmd
+
+        def format_commands(self, ctx, formatter):
+            rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    app = typer.Typer(
+        cls=LazyGroup,
+        name="copa",
+        help="copa: a personal AI workstation for the terminal.\n\n"
+        "Run 'copa' in a terminal for the workstation, or a command below for one-shot use.",
+        rich_markup_mode=None,
+        invoke_without_command=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def main(
+        ctx: typer.Context,
+        version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit."),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks and log at debug level."),
+    ) -> None:
+        if version:
+            print(_version())
+            raise typer.Exit()
+        from copa.log import setup_logging
+        from copa.paths import Paths
+
+        setup_logging(Paths.from_env(), "debug" if debug else os.environ.get("COPA_GENERAL_LOG_LEVEL", "info"))
+        if ctx.invoked_subcommand is None:
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                from copa.tui import run_tui
+
+                run_tui()
+            else:
+                print(ctx.get_help())
+
+    return app
+
+
+def _click_exceptions():
+    try:
+        from typer._click import exceptions  # typer >= 0.2x vendors click
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions
+    return exceptions
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"copa: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (never raises for a user's mistake)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args in (["--version"], ["-V"]):  # the fast path: no typer import at all
+        print(_version())
+        return 0
+    debug = "--debug" in args or os.environ.get("COPA_DEBUG", "") not in ("", "0")
+    from copa.errors import CopaError, ExitCode
+
+    exc = _click_exceptions()
+    command = _build_app()
+    import typer
+
+    try:
+        rv = typer.main.get_command(command).main(args=args, prog_name="copa", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except CopaError as e:
+        if debug:
+            raise
+        return _fail(str(e), e.exit_code)
+    except exc.UsageError as e:
+        if debug:
+            raise
+        where = e.ctx.command_path if e.ctx else "copa"
+        return _fail(f"{e.format_message()} (see '{where} --help')", ExitCode.USAGE)
+    except exc.ClickException as e:  # e.g. a file that cannot be opened
+        return _fail(e.format_message(), e.exit_code or ExitCode.USAGE)
+    except (typer.Abort, KeyboardInterrupt):
+        print("copa: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except typer.Exit as e:
+        return e.exit_code
+    except BrokenPipeError:  # `copa ... | head`
+        sys.stderr.close()
+        return 0
+    except Exception as e:
+        import logging
+
+        logging.getLogger("copa").exception("internal error")
+        if debug:
+            raise
+        return _fail(f"internal error: {type(e).__name__}: {e} (this is a bug; rerun with --debug "
+                     "for the traceback and report it)", ExitCode.INTERNAL)
+
+
+def run() -> None:
+    sys.exit(main())

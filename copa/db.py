@@ -1,0 +1,90 @@
+"""The one SQLite database: connection settings and numbered migrations.
+
+Each part of copa that owns tables lists its migrations in a module named in ``MIGRATION_MODULES``;
+that module exposes ``MIGRATIONS``: an ordered list of ``(name, function(db))``. Names are recorded
+in ``_migrations`` once applied; a landed migration is never edited, only followed by a new one.
+Applying runs under ``BEGIN IMMEDIATE`` so two processes starting at once cannot both migrate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+Migration = tuple[str, Callable[["sqlite_utils.Database"], None]]
+
+# Order matters only where a later module references an earlier one's tables.
+MIGRATION_MODULES: list[str] = []
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """A connection with the house settings: WAL, a busy timeout, foreign keys, secure delete."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if str(path) != ":memory:":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA secure_delete = ON")  # forgotten text must not linger in free pages
+    return conn
+
+
+def open_database(path: Path | str, modules: list[str] | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the database at ``path``."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(connect(path))
+    migrate(db, MIGRATION_MODULES if modules is None else modules)
+    return db
+
+
+def migrate(db: sqlite_utils.Database, modules: list[str]) -> list[str]:
+    """Apply pending migrations; returns the names applied now."""
+    conn = db.conn
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    pending: list[Migration] = []
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    for module in modules:
+        pending += [m for m in importlib.import_module(module).MIGRATIONS if m[0] not in done]
+    if not pending:
+        return []
+    applied = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}  # another process?
+        for name, fn in pending:
+            if name in done:
+                continue
+            fn(db)
+            conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+            applied.append(name)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def integrity(path: Path | str) -> str:
+    """``PRAGMA integrity_check`` of an existing database file ('ok' when healthy)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        rows = conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+    return "; ".join(r[0] for r in rows[:5])

@@ -1,0 +1,53 @@
+"""The service layer: one object that opens what a face needs, lazily, and shares it.
+
+Faces (CLI commands, the TUI, the daemon) create a ``Workstation`` and ask it for the config, the
+secrets store, the database and, as they land, the memory store, skills, providers and devices.
+Nothing is opened until it is asked for, so a command pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from copa.config import Config
+from copa.paths import Paths
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from copa.secrets import SecretStore
+
+
+class Workstation:
+    def __init__(self, paths: Paths | None = None, *, interactive: bool = False):
+        self.paths = paths or Paths.from_env()
+        self.interactive = interactive  # may prompt (passphrase, approvals)
+
+    @cached_property
+    def config(self) -> Config:
+        return Config.load(self.paths)
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        from copa.secrets import SecretStore
+
+        return SecretStore(self.paths, self.config.get("secrets.backend"), prompt=self.interactive)
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        from copa.db import open_database
+
+        self.paths.ensure()
+        return open_database(self.paths.db_file)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.conn.close()
+            del self.__dict__["db"]
+
+    def __enter__(self) -> Workstation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
