@@ -1,0 +1,41 @@
+"""Shared fixtures: every test runs with its own COPA_HOME and no provider keys from the host."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Variables that would make a test depend on the machine it runs on.
+HOST_VARIABLES = [
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+    "OLLAMA_HOST", "COPA_PASSPHRASE", "COPA_DEBUG", "EDITOR", "VISUAL",
+]
+
+
+@pytest.fixture(autouse=True)
+def copa_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh COPA_HOME for every test (config, data, cache, state all under it)."""
+    home = tmp_path / "copa-home"
+    monkeypatch.setenv("COPA_HOME", str(home))
+    for var in HOST_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    for var in [v for v in os.environ if v.startswith("COPA_") and v not in ("COPA_HOME", "COPA_REQUIRE_FIRMWARE")]:
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def run_copa(copa_home: Path):
+    """Run the real `copa` entry point in a subprocess: ``run_copa("doctor", "--json")``."""
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run([sys.executable, "-m", "copa", *args], input=input, capture_output=True,
+                              text=True, env=full_env, timeout=timeout)
+
+    return run
