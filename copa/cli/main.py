@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         where = e.ctx.command_path if e.ctx else "copa"
-        return _fail(f"{e.format_message()} (see '{where} --help')", ExitCode.USAGE)
+        return _fail(f"{e.format_message().rstrip('.')} (see '{where} --help')", ExitCode.USAGE)
     except exc.ClickException as e:  # e.g. a file that cannot be opened
         return _fail(e.format_message(), e.exit_code or ExitCode.USAGE)
     except (typer.Abort, KeyboardInterrupt):

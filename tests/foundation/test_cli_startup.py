@@ -1,0 +1,81 @@
+"""Startup stays cheap: one-shot commands must not import the heavy modules they do not use."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from copa.cli.main import COMMANDS
+
+HEAVY = ["textual", "apscheduler", "keyring", "nacl", "serial", "httpx", "sqlite_utils", "mcp"]
+
+PROBE = """
+import json, sys
+from copa.cli.main import main
+rc = main({args!r})
+with open({out!r}, "w") as f:
+    json.dump({{"rc": rc, "modules": sorted(sys.modules)}}, f)
+"""
+
+
+def imported_by(args: list[str], tmp_path) -> dict:
+    out = tmp_path / "modules.json"
+    subprocess.run([sys.executable, "-c", PROBE.format(args=args, out=str(out))], check=True,
+                   capture_output=True, text=True, env=os.environ.copy(), timeout=60)
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], []], ids=["version", "help", "no-args"])
+def test_top_level_commands_import_nothing_heavy(args, tmp_path):
+    result = imported_by(args, tmp_path)
+    assert result["rc"] == 0
+    heavy = [m for m in result["modules"] if m.split(".")[0] in HEAVY]
+    assert heavy == []
+
+
+def test_version_does_not_even_import_typer(tmp_path):
+    result = imported_by(["--version"], tmp_path)
+    assert not [m for m in result["modules"] if m.split(".")[0] == "typer"]
+
+
+@pytest.mark.parametrize("group", sorted(COMMANDS))
+def test_group_help_imports_nothing_heavy(group, tmp_path):
+    result = imported_by([group, "--help"], tmp_path)
+    assert result["rc"] == 0, f"copa {group} --help failed"
+    heavy = sorted({m.split(".")[0] for m in result["modules"] if m.split(".")[0] in HEAVY})
+    assert heavy == [], f"copa {group} --help imports {heavy}"
+
+
+def test_version_output(run_copa):
+    from copa import __version__
+
+    for flag in ("--version", "-V"):
+        proc = run_copa(flag)
+        assert proc.returncode == 0
+        assert proc.stdout.strip() == f"copa {__version__}"
+
+
+def test_no_args_without_terminal_prints_help(run_copa):
+    proc = run_copa(input="")
+    assert proc.returncode == 0
+    assert "Usage: copa" in proc.stdout
+    for name in COMMANDS:
+        assert name in proc.stdout
+
+
+def test_every_registered_group_has_help(run_copa):
+    for name, (_module, summary) in COMMANDS.items():
+        proc = run_copa(name, "--help")
+        assert proc.returncode == 0, proc.stderr
+        assert "Usage: copa " + name in proc.stdout
+        assert summary.endswith(".")
+
+
+def test_shell_completion_script_is_offered(run_copa):
+    proc = run_copa("--show-completion", "bash", env={"SHELL": "/bin/bash"})
+    assert proc.returncode == 0
+    assert "_COPA_COMPLETE" in proc.stdout
