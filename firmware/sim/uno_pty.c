@@ -1,0 +1,75 @@
+/* simavr harness: an ATmega328P at 16 MHz running an ELF, its USART0 on a pseudo-terminal.
+ * Prints "PTY /dev/pts/N" on stdout once the pty exists, then runs until killed.
+ * Options: -a CH=MILLIVOLTS sets an analog input (AVCC = AREF = 5000 mV);
+ *          D12 (PB4, the pairing jumper) is driven high, i.e. no jumper, also after resets.
+ * Usage: uno-pty [-a 0=3000] firmware.elf */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "sim_avr.h"
+#include "sim_elf.h"
+#include "avr_adc.h"
+#include "avr_ioport.h"
+#include "uart_pty.h"
+
+static uart_pty_t uart_pty;
+
+/* simavr drops an irq raise that does not change the value, so toggle first */
+static void drive(avr_irq_t *irq, uint32_t level)
+{
+    avr_raise_irq(irq, !level);
+    avr_raise_irq(irq, level);
+}
+
+int main(int argc, char **argv)
+{
+    elf_firmware_t fw;
+    int adc_mv[8];
+    const char *elf = NULL;
+    const int jumper = 0;
+    memset(&fw, 0, sizeof fw);
+    for (int i = 0; i < 8; i++) adc_mv[i] = -1;
+    for (int i = 1; i < argc; i++) {
+        int ch, mv;
+        if (!strcmp(argv[i], "-a") && i + 1 < argc && sscanf(argv[i + 1], "%d=%d", &ch, &mv) == 2 &&
+            ch >= 0 && ch < 8) {
+            adc_mv[ch] = mv;
+            i++;
+        } else {
+            elf = argv[i];
+        }
+    }
+    if (!elf) { fprintf(stderr, "usage: %s [-a CH=mV] firmware.elf\n", argv[0]); return 2; }
+    if (elf_read_firmware(elf, &fw) != 0) { fprintf(stderr, "cannot read %s\n", elf); return 1; }
+    avr_t *avr = avr_make_mcu_by_name("atmega328p");
+    if (!avr) { fprintf(stderr, "no atmega328p in simavr\n"); return 1; }
+    avr_init(avr);
+    avr->frequency = 16000000;
+    avr->vcc = avr->avcc = avr->aref = 5000;
+    avr->log = LOG_ERROR;
+    avr_load_firmware(avr, &fw);
+    avr->frequency = 16000000;
+
+    uart_pty_init(avr, &uart_pty);
+    uart_pty_connect(&uart_pty, '0');
+    for (int ch = 0; ch < 8; ch++)
+        if (adc_mv[ch] >= 0)
+            avr_raise_irq(avr_io_getirq(avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0 + ch), (uint32_t)adc_mv[ch]);
+    avr_irq_t *pb4 = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 4);
+    drive(pb4, jumper ? 0 : 1);
+    printf("PTY %s\n", uart_pty.pty.slavename);
+    fflush(stdout);
+    for (;;) {
+        int state = avr_run(avr);
+        if (avr->pc == 0) {
+            /* a (watchdog) reset clears the simulated port state: drive PB4 again */
+            avr_raise_irq(pb4, !jumper);
+            drive(pb4, jumper ? 0 : 1);
+        }
+        if (state == cpu_Done || state == cpu_Crashed) {
+            fprintf(stderr, "simavr: cpu stopped (state %d)\n", state);
+            _exit(3);               /* not uart_pty_stop(): it can hang */
+        }
+    }
+}
