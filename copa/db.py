@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 Migration = tuple[str, Callable[["sqlite_utils.Database"], None]]
 
 # Order matters only where a later module references an earlier one's tables.
-MIGRATION_MODULES: list[str] = []
+MIGRATION_MODULES: list[str] = [
+    "copa.memory.schema",
+]
 
 BUSY_TIMEOUT_MS = 30_000
 

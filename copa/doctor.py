@@ -136,6 +136,7 @@ CHECKS: list[str] = [
     "copa.doctor:check_toolchains",
     "copa.doctor:check_serial_ports",
     "copa.doctor:check_daemon",
+    "copa.memory.checks:check_memory",
 ]
 
 

@@ -16,6 +16,7 @@ from copa.paths import Paths
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from copa.memory import MemoryStore
     from copa.secrets import SecretStore
 
 
@@ -41,7 +42,16 @@ class Workstation:
         self.paths.ensure()
         return open_database(self.paths.db_file)
 
+    @cached_property
+    def memory(self) -> MemoryStore:
+        from copa.memory import MemoryStore
+
+        self.paths.ensure()
+        return MemoryStore(self.paths.db_file)
+
     def close(self) -> None:
+        if "memory" in self.__dict__:
+            self.__dict__.pop("memory").close()
         if "db" in self.__dict__:
             self.db.conn.close()
             del self.__dict__["db"]

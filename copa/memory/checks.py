@@ -1,0 +1,30 @@
+"""`copa doctor` checks for the memory store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from copa.doctor import Check
+    from copa.workstation import Workstation
+
+
+def check_memory(ws: Workstation) -> Check:
+    from copa.doctor import FAIL, OK, WARN, Check
+
+    path = ws.paths.db_file
+    if not path.exists():
+        return Check("memory", OK, "empty (nothing remembered yet)")
+    try:
+        stats = ws.memory.stats()
+        probe = ws.memory.conn.execute(
+            "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'copa OR memory'").fetchone()
+    except Exception as e:  # a broken or foreign file
+        return Check("memory", FAIL, f"cannot read the memory store: {e}",
+                     "run 'copa memory export' if possible, then restore with 'copa memory import'")
+    del probe
+    detail = (f"{stats['memories']} memories ({stats['superseded']} superseded), {stats['sessions']} sessions, "
+              f"{stats['open_tasks']} open tasks")
+    if stats["memories"] > 5_000_000:
+        return Check("memory", WARN, detail + "; very large", "consider 'copa memory forget --kind episode ...'")
+    return Check("memory", OK, detail)

@@ -1,0 +1,438 @@
+"""MemoryStore: writes, reads, supersession, duplicates, tasks, sessions and forgetting.
+
+Plain ``sqlite3`` through ``copa.db.connect`` (house pragmas: WAL, busy timeout, secure_delete);
+every write is one ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue on the busy timeout
+instead of failing with "database is locked" on a read-to-write upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from copa.errors import NotFoundError, UsageError
+from copa.memory import schema
+from copa.memory.model import (
+    DEFAULT_IMPORTANCE,
+    SELECT_COLS,
+    TASK_STATUSES,
+    Hit,
+    Memory,
+    Session,
+    check_kind,
+    check_status,
+    iso,
+    now_utc,
+    parse_iso,
+    row_to_memory,
+    to_utc,
+)
+from copa.memory.text import norm_key
+
+# Kinds that legitimately repeat word for word (a chat turn, a sensor event): never folded as duplicates.
+NO_DEDUP_KINDS = frozenset({"episode", "event"})
+_UPDATABLE = {"text", "kind", "subject", "source", "occurred_at", "status", "due_at", "importance", "metadata",
+              "session_id", "role", "valid_to"}
+_SUBJECT_RE = re.compile(r"[^\w.:/-]+")
+
+
+def normalise_subject(subject: str | None) -> str | None:
+    """'User Home City' and 'user.home_city ' name the same thing: lowercase, '_' for spaces."""
+    if subject is None:
+        return None
+    s = _SUBJECT_RE.sub("_", str(subject).strip().lower()).strip("._")
+    return s or None
+
+
+class _MigrationDB:
+    """What a migration function needs (``.conn``, ``.execute``) without importing sqlite_utils."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+
+class MemoryStore:
+    """The memory of copa, in one SQLite file shared with the rest of the workstation."""
+
+    def __init__(self, path: Path | str):
+        from copa.db import connect
+
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        self._lock = threading.RLock()
+        self._migrate()
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        try:
+            done = {r[0] for r in self._conn.execute("SELECT name FROM _migrations")}
+        except sqlite3.OperationalError:
+            done = set()
+        if set(schema.NAMES) - done:
+            from copa.db import migrate
+
+            migrate(_MigrationDB(self._conn), [schema.MODULE])
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writing --------------------------------------------------------------------------------
+    def add(self, text: str, kind: str = "note", subject: str | None = None, source: str | None = None,
+            occurred_at: datetime | str | None = None, metadata: dict[str, Any] | None = None, *,
+            importance: float | None = None) -> str:
+        """Store one memory and return its id (an existing id when this corroborates a duplicate)."""
+        rec = {"text": text, "kind": kind, "subject": subject, "source": source, "occurred_at": occurred_at,
+               "metadata": metadata, "importance": importance}
+        return self.add_many([rec])[0]
+
+    def add_many(self, records: Iterable[dict[str, Any]]) -> list[str]:
+        """Store many memories in one transaction (all or nothing); returns their ids in order."""
+        now = now_utc()
+        prepared = [self._prepare(r, now) for r in records]  # validate everything before writing
+        with self._write() as c:
+            return [self._insert(c, p) for p in prepared]
+
+    def _prepare(self, rec: dict[str, Any], now: datetime) -> dict[str, Any]:
+        if not isinstance(rec, dict):
+            raise UsageError(f"a memory record must be a mapping, not {type(rec).__name__}")
+        text = str(rec.get("text") or "").strip()
+        if not text:
+            raise UsageError("a memory needs some text", hint="give the text to remember")
+        kind = check_kind(rec.get("kind") or "note")
+        occurred = to_utc(rec.get("occurred_at"), field_name="occurred_at") or now
+        created = to_utc(rec.get("created_at"), field_name="created_at") or now
+        metadata = rec.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise UsageError("metadata must be a JSON object (a dict)")
+        imp = rec.get("importance")
+        importance = DEFAULT_IMPORTANCE.get(kind, 0.5) if imp is None else min(1.0, max(0.0, float(imp)))
+        status = rec.get("status")
+        if kind == "task":
+            status = check_status(status or "open")
+        elif status is not None:
+            status = str(status)
+        return {
+            "id": rec.get("id") or None, "text": text, "kind": kind, "subject": normalise_subject(rec.get("subject")),
+            "source": rec.get("source"), "occurred_at": iso(occurred), "created_at": iso(created),
+            "valid_from": iso(to_utc(rec.get("valid_from"), field_name="valid_from") or occurred),
+            "valid_to": iso(to_utc(rec.get("valid_to"), field_name="valid_to")),
+            "superseded_by": rec.get("superseded_by"), "status": status,
+            "due_at": iso(to_utc(rec.get("due_at") or rec.get("due"), field_name="due")),
+            "session_id": rec.get("session_id"), "role": rec.get("role"), "importance": importance,
+            "metadata": json.dumps(metadata, ensure_ascii=False, default=str) if metadata else None,
+            "corroborations": int(rec.get("corroborations") or 0),
+            "norm": None if kind in NO_DEDUP_KINDS else norm_key(text),
+        }
+
+    def _insert(self, c: sqlite3.Connection, p: dict[str, Any]) -> str:
+        from copa.memory.model import new_id
+
+        if p["norm"] is not None:
+            dup = self._find_duplicate(c, p)
+            if dup is not None:
+                self._corroborate(c, dup, p)
+                return dup
+        p["id"] = p["id"] or new_id()
+        cols = ", ".join(p)
+        c.execute(f"INSERT INTO memories ({cols}) VALUES ({', '.join('?' * len(p))})", tuple(p.values()))
+        if p["subject"] is not None:
+            self._link(c, p["id"], p["subject"], p["valid_from"])
+        return p["id"]
+
+    def _find_duplicate(self, c: sqlite3.Connection, p: dict[str, Any]) -> str | None:
+        """A current memory that says the same thing (same kind and subject, same words)."""
+        sql = ("SELECT id FROM memories WHERE norm = ? AND kind = ? AND valid_to IS NULL "
+               "AND superseded_by IS NULL AND subject IS ?")
+        if p["kind"] == "task":
+            sql += " AND status IN ('open', 'in_progress')"
+        row = c.execute(sql + " LIMIT 1", (p["norm"], p["kind"], p["subject"])).fetchone()
+        return row[0] if row else None
+
+    def _corroborate(self, c: sqlite3.Connection, mid: str, p: dict[str, Any]) -> None:
+        row = c.execute("SELECT metadata, importance FROM memories WHERE id = ?", (mid,)).fetchone()
+        meta = json.loads(row[0]) if row[0] else {}
+        meta["last_corroborated_at"] = p["occurred_at"]
+        if p["source"] and p["source"] not in meta.setdefault("corroborated_by", []):
+            meta["corroborated_by"] = (meta["corroborated_by"] + [p["source"]])[-10:]
+        c.execute("UPDATE memories SET corroborations = corroborations + 1, importance = ?, metadata = ? "
+                  "WHERE id = ?", (min(1.0, row[1] + 0.05), json.dumps(meta, ensure_ascii=False), mid))
+
+    def _link(self, c: sqlite3.Connection, mid: str, subject: str, valid_from: str) -> None:
+        """Put ``mid`` into its subject's chain by validity start: the one before it ends where it
+        begins and points to it; it ends where the next one begins (or stays current)."""
+        pred = c.execute("SELECT id, valid_to FROM memories WHERE subject = ? AND id != ? AND valid_from <= ? "
+                         "ORDER BY valid_from DESC, pk DESC LIMIT 1", (subject, mid, valid_from)).fetchone()
+        succ = c.execute("SELECT id, valid_from FROM memories WHERE subject = ? AND id != ? AND valid_from > ? "
+                         "ORDER BY valid_from ASC, pk ASC LIMIT 1", (subject, mid, valid_from)).fetchone()
+        if succ:
+            c.execute("UPDATE memories SET valid_to = ?, superseded_by = ? WHERE id = ?", (succ[1], succ[0], mid))
+        if pred:
+            end = valid_from if pred[1] is None else min(pred[1], valid_from)
+            c.execute("UPDATE memories SET valid_to = ?, superseded_by = ? WHERE id = ?", (end, mid, pred[0]))
+
+    def _unlink(self, c: sqlite3.Connection, mid: str) -> None:
+        """Take ``mid`` out of its chain: its predecessor inherits its end and its successor."""
+        row = c.execute("SELECT valid_to, superseded_by FROM memories WHERE id = ?", (mid,)).fetchone()
+        if row is None:
+            return
+        c.execute("UPDATE memories SET valid_to = ?, superseded_by = ? WHERE superseded_by = ?", (*row, mid))
+
+    def update(self, id: str, **fields: Any) -> Memory:
+        """Change fields of a memory in place (text, kind, subject, times, status, importance, metadata...)."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise UsageError(f"cannot update {', '.join(sorted(unknown))}", hint="updatable: " + ", ".join(
+                sorted(_UPDATABLE)))
+        with self._write() as c:
+            old = self._get(c, id)
+            merged = {**old.as_dict(), **fields}
+            merged["metadata"] = fields.get("metadata", old.metadata)
+            p = self._prepare(merged, now_utc())
+            if "occurred_at" in fields and "valid_from" not in fields:
+                p["valid_from"] = p["occurred_at"]
+            if "valid_to" not in fields:
+                p["valid_to"], p["superseded_by"] = iso(old.valid_to), old.superseded_by
+            relink = p["subject"] != old.subject or p["valid_from"] != iso(old.valid_from)
+            if relink:
+                self._unlink(c, id)
+                p["valid_to"], p["superseded_by"] = None, None
+            keep = ("text", "kind", "subject", "source", "occurred_at", "valid_from", "valid_to", "superseded_by",
+                    "status", "due_at", "session_id", "role", "importance", "metadata", "norm")
+            c.execute(f"UPDATE memories SET {', '.join(k + ' = ?' for k in keep)} WHERE id = ?",
+                      (*(p[k] for k in keep), id))
+            if relink and p["subject"]:
+                self._link(c, id, p["subject"], p["valid_from"])
+            return self._get(c, id)
+
+    # ---- reading --------------------------------------------------------------------------------
+    def _get(self, c: sqlite3.Connection, id: str) -> Memory:
+        row = c.execute(f"SELECT {SELECT_COLS} FROM memories m WHERE m.id = ?", (id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no memory with id {id!r}", hint="see 'copa memory list' or 'copa memory search'")
+        return row_to_memory(row)
+
+    def get(self, id: str) -> Memory | None:
+        rows = self._read(f"SELECT {SELECT_COLS} FROM memories m WHERE m.id = ?", (id,))
+        return row_to_memory(rows[0]) if rows else None
+
+    def resolve(self, prefix: str) -> str:
+        """A full id from a unique prefix (what a person types)."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < 4 or not re.fullmatch(r"[0-9a-z_-]+", prefix):
+            raise UsageError(f"{prefix!r} is not a memory id", hint="give at least 4 characters of the id")
+        rows = self._read("SELECT id FROM memories WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "\uffff"))
+        if not rows:
+            raise NotFoundError(f"no memory with id {prefix!r}", hint="see 'copa memory list'")
+        if len(rows) > 1:
+            raise UsageError(f"id prefix {prefix!r} is ambiguous", hint="give more characters")
+        return rows[0][0]
+
+    def list(self, kinds: Iterable[str] | None = None, since: datetime | str | None = None,
+             until: datetime | str | None = None, limit: int | None = 50,
+             include_superseded: bool = False) -> list[Memory]:
+        """Newest first by occurred_at."""
+        where, params = self._filters(kinds=kinds, since=since, until=until, include_superseded=include_superseded)
+        sql = f"SELECT {SELECT_COLS} FROM memories m {where} ORDER BY m.occurred_at DESC, m.pk DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [row_to_memory(r) for r in self._read(sql, params)]
+
+    @staticmethod
+    def _filters(*, kinds=None, since=None, until=None, subject=None, source=None, include_superseded=True,
+                 ids=None) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if kinds:
+            kinds = [check_kind(k) for k in kinds]
+            clauses.append(f"m.kind IN ({','.join('?' * len(kinds))})")
+            params += kinds
+        if since is not None:
+            clauses.append("m.occurred_at >= ?")
+            params.append(iso(to_utc(since, field_name="since")))
+        if until is not None:
+            clauses.append("m.occurred_at < ?")
+            params.append(iso(to_utc(until, field_name="until")))
+        if subject is not None:
+            clauses.append("m.subject = ?")
+            params.append(normalise_subject(subject))
+        if source is not None:
+            clauses.append("m.source = ?")
+            params.append(source)
+        if ids is not None:
+            clauses.append(f"m.id IN ({','.join('?' * len(ids))})")
+            params += list(ids)
+        if not include_superseded:
+            clauses.append("m.valid_to IS NULL AND m.superseded_by IS NULL")
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def history(self, subject: str) -> list[Memory]:
+        """Every value the subject has had, oldest first (the supersession chain)."""
+        rows = self._read(f"SELECT {SELECT_COLS} FROM memories m WHERE m.subject = ? "
+                          "ORDER BY m.valid_from, m.pk", (normalise_subject(subject),))
+        return [row_to_memory(r) for r in rows]
+
+    def search(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
+               as_of: datetime | str | None = None, include_superseded: bool = False) -> list[Hit]:
+        """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py)."""
+        from copa.memory.recall import search
+
+        return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded)
+
+    # ---- conversations --------------------------------------------------------------------------
+    def add_turn(self, session_id: str, role: str, text: str, occurred_at: datetime | str | None = None,
+                 metadata: dict[str, Any] | None = None) -> str:
+        """One conversation turn, committed before this returns (write it before calling a model)."""
+        if not session_id or not str(session_id).strip():
+            raise UsageError("a turn needs a session id")
+        role = (role or "").strip().lower()
+        if not role:
+            raise UsageError("a turn needs a role (user, assistant, tool, system)")
+        p = self._prepare({"text": text, "kind": "episode", "occurred_at": occurred_at, "metadata": metadata,
+                           "session_id": str(session_id), "role": role, "source": f"session:{session_id}"},
+                          now_utc())
+        with self._write() as c:
+            mid = self._insert(c, p)
+            title = p["text"][:80].split("\n")[0] if role == "user" else ""
+            c.execute(
+                "INSERT INTO memory_sessions(id, title, started_at, last_at, turns) VALUES (?, ?, ?, ?, 1) "
+                "ON CONFLICT(id) DO UPDATE SET turns = turns + 1, "
+                "title = CASE WHEN title = '' THEN excluded.title ELSE title END, "
+                "started_at = min(started_at, excluded.started_at), last_at = max(last_at, excluded.last_at)",
+                (p["session_id"], title, p["occurred_at"], p["occurred_at"]))
+        return mid
+
+    def turns(self, session_id: str, limit: int | None = None) -> list[Memory]:
+        """The session's turns, oldest first (the last ``limit`` of them when given)."""
+        sql = (f"SELECT {SELECT_COLS} FROM memories m WHERE m.session_id = ? AND m.kind = 'episode' "
+               "ORDER BY m.occurred_at DESC, m.pk DESC")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [row_to_memory(r) for r in reversed(self._read(sql, (str(session_id),)))]
+
+    def sessions(self, limit: int = 20) -> list[Session]:
+        rows = self._read("SELECT id, title, started_at, last_at, turns FROM memory_sessions "
+                          "ORDER BY last_at DESC LIMIT ?", (int(limit),))
+        return [Session(r[0], r[1], parse_iso(r[2]), parse_iso(r[3]), r[4]) for r in rows]
+
+    def last_session(self) -> str | None:
+        rows = self._read("SELECT id FROM memory_sessions ORDER BY last_at DESC LIMIT 1")
+        return rows[0][0] if rows else None
+
+    # ---- tasks and preferences ------------------------------------------------------------------
+    def add_task(self, text: str, due: datetime | str | None = None, subject: str | None = None) -> str:
+        return self.add_many([{"text": text, "kind": "task", "due_at": due, "subject": subject, "status": "open"}])[0]
+
+    def set_task_status(self, id: str, status: str) -> Memory:
+        status = check_status(status)
+        with self._write() as c:
+            m = self._get(c, id)
+            if m.kind != "task":
+                raise UsageError(f"memory {id} is a {m.kind}, not a task")
+            c.execute("UPDATE memories SET status = ? WHERE id = ?", (status, id))
+            return self._get(c, id)
+
+    def tasks(self, statuses: Iterable[str] = ("open", "in_progress")) -> list[Memory]:
+        """Current tasks with these statuses: due ones first (soonest first), then newest."""
+        sts = [check_status(s) for s in statuses] or list(TASK_STATUSES)
+        rows = self._read(
+            f"SELECT {SELECT_COLS} FROM memories m WHERE m.kind = 'task' AND m.status IN "
+            f"({','.join('?' * len(sts))}) AND m.valid_to IS NULL "
+            "ORDER BY m.due_at IS NULL, m.due_at, m.occurred_at DESC", sts)
+        return [row_to_memory(r) for r in rows]
+
+    def preferences(self, limit: int = 50) -> list[Memory]:
+        rows = self._read(f"SELECT {SELECT_COLS} FROM memories m WHERE m.kind = 'preference' "
+                          "AND m.valid_to IS NULL AND m.superseded_by IS NULL "
+                          "ORDER BY m.importance DESC, m.occurred_at DESC LIMIT ?", (int(limit),))
+        return [row_to_memory(r) for r in rows]
+
+    def changes_since(self, when: datetime | str, *, include_episodes: bool = False,
+                      limit: int = 1000) -> list[Memory]:
+        """Memories stored since ``when`` plus those superseded or ended since then, oldest first.
+        Conversation turns are left out unless asked for: a report wants knowledge, not chat."""
+        t = iso(to_utc(when, field_name="when"))
+        skip = "" if include_episodes else " AND m.kind != 'episode'"
+        rows = self._read(
+            f"SELECT {SELECT_COLS} FROM memories m WHERE m.pk IN (SELECT pk FROM memories WHERE created_at >= ? "
+            f"UNION SELECT pk FROM memories WHERE valid_to >= ?){skip} ORDER BY m.created_at, m.pk LIMIT ?",
+            (t, t, int(limit)))
+        return [row_to_memory(r) for r in rows]
+
+    def stats(self) -> dict[str, Any]:
+        by_kind = dict(self._read("SELECT kind, count(*) FROM memories GROUP BY kind ORDER BY kind"))
+        superseded = self._read("SELECT count(*) FROM memories WHERE valid_to IS NOT NULL")[0][0]
+        sessions = self._read("SELECT count(*) FROM memory_sessions")[0][0]
+        open_tasks = len(self._read("SELECT 1 FROM memories WHERE kind = 'task' AND status IN "
+                                    "('open', 'in_progress') AND valid_to IS NULL"))
+        span = self._read("SELECT min(occurred_at), max(occurred_at) FROM memories")[0]
+        total = sum(by_kind.values())
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        return {"memories": total, "current": total - superseded, "superseded": superseded, "by_kind": by_kind,
+                "sessions": sessions, "open_tasks": open_tasks, "oldest": span[0], "newest": span[1],
+                "db_bytes": size, "path": str(self.path)}
+
+    # ---- forgetting -----------------------------------------------------------------------------
+    def forget(self, id: str, *, history: bool = False) -> int:
+        """Delete a memory for real: the row, its index entries and (``history=True``) every other
+        value of its subject; the freed pages are zeroed and the WAL is emptied. Returns rows deleted."""
+        with self._write() as c:
+            m = self._get(c, id)
+            ids = [id]
+            if history and m.subject:
+                ids = [r[0] for r in c.execute("SELECT id FROM memories WHERE subject = ?", (m.subject,))]
+            n = self._delete(c, ids)
+        self.purge()
+        return n
+
+    def _delete(self, c: sqlite3.Connection, ids: list[str]) -> int:
+        for mid in ids:
+            self._unlink(c, mid)
+        n = 0
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            n += c.execute(f"DELETE FROM memories WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
+        return n
+
+    def purge(self) -> None:
+        """Make deletions physical: FTS5 keeps deleted terms in old index segments until they are
+        merged ('optimize' rewrites them; secure_delete zeroes the freed pages), and the WAL still holds
+        old page images until it is checkpointed and truncated."""
+        with self._lock:
+            self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
