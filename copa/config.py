@@ -43,6 +43,37 @@ SCHEMA: dict[str, Key] = {
 # Named sub-tables: "[prefix.NAME]" holding these fields.
 TABLES: dict[str, dict[str, Key]] = {}
 
+# Models and the agent loop (copa/providers, copa/agent; see docs/agent.md).
+SCHEMA.update({
+    "agent.model": Key(str, "", "Default model: a [models.NAME] name or provider:model; empty = first available"),
+    "agent.fast_model": Key(str, "", "Model for internal work (summaries, memory extraction); empty = agent.model"),
+    "agent.fallback": Key(list, [], "Models tried in order when the chosen one fails (names or provider:model)"),
+    "agent.system_prompt": Key(str, "", "Extra system prompt added to every turn"),
+    "agent.max_tool_steps": Key(int, 8, "Most model calls with tool use in one turn"),
+    "agent.approval": Key(str, "ask", "Dangerous tools: ask each time, always allow, or never allow",
+                          ("ask", "always", "never")),
+    "agent.allow_tools": Key(list, [], "Dangerous tools allowed without asking"),
+    "agent.deny_tools": Key(list, [], "Tools never allowed"),
+    "agent.recall_limit": Key(int, 8, "Memories recalled automatically for each message"),
+    "agent.recent_turns": Key(int, 40, "Most earlier turns of the conversation put in context"),
+    "agent.extract_memories": Key(bool, False, "After each turn, let the fast model propose memories to save"),
+    "agent.retries": Key(int, 2, "Retries of one model on 429/5xx/timeouts before the fallback"),
+    "agent.max_retry_wait": Key(float, 30.0, "Longest Retry-After (seconds) honoured before falling back"),
+    "agent.connect_timeout": Key(float, 10.0, "Seconds to connect to a model server"),
+    "agent.read_timeout": Key(float, 120.0, "Seconds to wait for the next bytes of an answer"),
+})
+TABLES["models"] = {
+    "provider": Key(str, "openai", "Wire protocol", ("openai", "anthropic", "gemini", "ollama")),
+    "base_url": Key(str, "", "API base URL; empty = the provider's public endpoint"),
+    "model": Key(str, "", "The model's name at the provider"),
+    "key": Key(str, "", "Name of the secret (or environment variable) holding the API key"),
+    "context_window": Key(int, 0, "Context window in tokens; 0 = the provider's usual size"),
+    "price_in": Key(float, 0.0, "Price per input token (for cost figures)"),
+    "price_out": Key(float, 0.0, "Price per output token"),
+    "tool_mode": Key(str, "native", "Tool calling: native, or prompt for models without it", ("native", "prompt")),
+    "max_tokens": Key(int, 4096, "Longest answer in tokens"),
+}
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _LINE_RE = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from copa.memory import MemoryStore
+    from copa.providers import Models
     from copa.secrets import SecretStore
 
 
@@ -43,6 +44,12 @@ class Workstation:
         return open_database(self.paths.db_file)
 
     @cached_property
+    def models(self) -> Models:
+        from copa.providers import Models
+
+        return Models(self)
+
+    @cached_property
     def memory(self) -> MemoryStore:
         from copa.memory import MemoryStore
 
@@ -50,6 +57,8 @@ class Workstation:
         return MemoryStore(self.paths.db_file)
 
     def close(self) -> None:
+        if "models" in self.__dict__:
+            self.models.close()
         if "memory" in self.__dict__:
             self.__dict__.pop("memory").close()
         if "db" in self.__dict__:

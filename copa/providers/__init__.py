@@ -1,0 +1,21 @@
+"""Model back-ends over httpx, one module per wire protocol, behind one router.
+
+Public API::
+
+    models = ws.models                      # copa.providers.Models
+    reply = models.chat(ChatRequest([Message("user", "hi")]), "fast", on_event=print)
+    models.get("openai:gpt-4o-mini")         # ModelSpec
+"""
+
+from copa.providers.router import Models
+from copa.providers.types import (
+    ChatRequest,
+    Event,
+    Message,
+    ModelSpec,
+    Reply,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["ChatRequest", "Event", "Message", "ModelSpec", "Models", "Reply", "ToolCall", "Usage"]

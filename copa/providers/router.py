@@ -1,0 +1,302 @@
+"""Sending a chat to a model: retries with backoff and jitter (honouring Retry-After), the fallback
+chain, and keeping a partial answer (marked interrupted) when a stream breaks or the user presses Ctrl-C.
+
+A retry or a fallback happens only before the first byte of the answer reached the caller: after
+that, text has been shown and repeating the request would show it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from copa.errors import ProviderError
+from copa.providers.http import AttemptFailed, StreamBroken, backoff, transport_failure
+from copa.providers.registry import CONFIGURE_HINT, Registry
+from copa.providers.types import (
+    STOP_BROKEN,
+    STOP_CANCELLED,
+    STOP_END,
+    STOP_TOOLS,
+    ChatRequest,
+    Event,
+    Message,
+    ModelSpec,
+    Reply,
+    ToolCall,
+)
+
+if TYPE_CHECKING:
+    from copa.workstation import Workstation
+
+log = logging.getLogger("copa.providers")
+OnEvent = Callable[[Event], None]
+
+
+def provider_for(spec: ModelSpec, api_key: str | None, client: Any, read_timeout: float):
+    if spec.provider == "anthropic":
+        from copa.providers.anthropic import AnthropicProvider as cls
+    elif spec.provider == "gemini":
+        from copa.providers.gemini import GeminiProvider as cls
+    else:  # openai and ollama (its /v1 is OpenAI-compatible)
+        from copa.providers.openai import OpenAIProvider as cls
+    return cls(spec, api_key, client, read_timeout)
+
+
+class _Collector:
+    """Builds a Reply from provider events and passes them on to the caller."""
+
+    def __init__(self, reply: Reply, on_event: OnEvent | None, t0: float):
+        self.reply, self.on_event, self.t0 = reply, on_event, t0
+        self.started = False  # something reached the caller: no more retries
+        self.stopped = False
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.malformed = 0
+
+    def feed(self, ev: Event) -> None:
+        r = self.reply
+        if ev.type == "malformed":
+            self.malformed += 1
+            log.warning("%s: skipped a malformed event: %r", r.model, ev.text[:120])
+            return
+        if ev.type in ("text", "tool_start", "tool_args"):
+            if r.ttfb_ms is None:
+                r.ttfb_ms = (time.perf_counter() - self.t0) * 1000
+            self.started = True
+        if ev.type == "text":
+            r.text += ev.text
+        elif ev.type == "tool_start":
+            slot = self.calls.setdefault(ev.index, {"id": "", "name": "", "args": []})
+            slot["id"] = slot["id"] or ev.id
+            slot["name"] = slot["name"] or ev.name
+        elif ev.type == "tool_args":
+            self.calls.setdefault(ev.index, {"id": "", "name": "", "args": []})["args"].append(ev.text)
+        elif ev.type == "usage" and ev.usage:
+            r.usage.input_tokens = max(r.usage.input_tokens, ev.usage.input_tokens)
+            r.usage.output_tokens = max(r.usage.output_tokens, ev.usage.output_tokens)
+        elif ev.type == "stop":
+            self.stopped = True
+            if ev.text:
+                r.stop_reason = ev.text
+        if self.on_event:
+            self.on_event(ev)
+
+    def finish(self) -> Reply:
+        r = self.reply
+        for index in sorted(self.calls):
+            slot = self.calls[index]
+            raw = "".join(slot["args"]).strip()
+            call = ToolCall(slot["id"] or f"call_{index}", slot["name"])
+            try:
+                value = json.loads(raw) if raw else {}
+                if isinstance(value, dict):
+                    call.arguments = value
+                else:
+                    call.error = "the arguments are not a JSON object"
+            except ValueError as e:
+                call.error = f"the arguments are not valid JSON ({e.msg} at {e.pos}): {raw[:200]}"
+            r.tool_calls.append(call)
+        if r.tool_calls and r.stop_reason == STOP_END:
+            r.stop_reason = STOP_TOOLS  # some servers say "stop" even when they called tools
+        r.duration_ms = (time.perf_counter() - self.t0) * 1000
+        return r
+
+
+class Models:
+    """The models a workstation can use, and the one place that sends requests to them."""
+
+    def __init__(self, ws: Workstation, env: dict[str, str] | None = None):
+        self.ws = ws
+        self.env = os.environ if env is None else env
+        self._client = None
+        self._registry: Registry | None = None
+        self.sleep = time.sleep  # tests may replace it
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            stored: set[str] = set()
+            if not any(self.env.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+                                                  "GEMINI_API_KEY", "OLLAMA_HOST")) and not self.ws.config.table(
+                                                      "models"):
+                stored = self._stored_names()
+            self._registry = Registry(self.ws.config, self.env, stored)
+        return self._registry
+
+    def _stored_names(self) -> set[str]:
+        from copa.errors import CopaError
+
+        try:
+            return set(self.ws.secrets.names())
+        except (CopaError, OSError):
+            return set()
+
+    @property
+    def client(self):
+        if self._client is None:
+            import httpx
+
+            cfg = self.ws.config
+            connect, read = cfg.get("agent.connect_timeout"), cfg.get("agent.read_timeout")
+            from copa import __version__
+
+            self._client = httpx.Client(timeout=httpx.Timeout(read, connect=connect),
+                                        headers={"user-agent": f"copa/{__version__}"})
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- naming -----------------------------------------------------------------------------
+    def get(self, name: str) -> ModelSpec:
+        return self.registry.get(name)
+
+    def default_name(self) -> str | None:
+        return self.registry.default_name()
+
+    def fast_name(self) -> str | None:
+        return self.registry.fast_name()
+
+    def api_key(self, spec: ModelSpec) -> str | None:
+        if not spec.key:
+            return None
+        value = self.env.get(spec.key)
+        if value:
+            from copa.log import redact_value
+
+            redact_value(value)
+            return value
+        from copa.errors import CopaError
+
+        try:
+            value = self.ws.secrets.get(spec.key)
+        except CopaError as e:
+            raise AttemptFailed(f"{spec.label}: cannot read the key {spec.key} ({e.message})",
+                                hint=e.hint or "") from None
+        if not value and not spec.base_url and spec.provider != "ollama":
+            raise AttemptFailed(f"{spec.label}: no API key (looked for {spec.key} in the environment and secrets)",
+                                hint=f"run 'copa secrets set {spec.key}' or export {spec.key}")
+        return value
+
+    def resolve_model_name(self, spec: ModelSpec) -> ModelSpec:
+        """Ollama with no model named: ask the server which models it has and use the first."""
+        if spec.model or spec.provider != "ollama":
+            return spec
+        from dataclasses import replace
+
+        url = spec.base_url.removesuffix("/v1") + "/api/tags"
+        try:
+            tags = self.client.get(url, timeout=5).json().get("models") or []
+        except Exception as e:
+            raise AttemptFailed(f"cannot list Ollama's models at {url} ({type(e).__name__})", retryable=True,
+                                hint="is Ollama running? ('ollama serve')") from None
+        if not tags:
+            raise AttemptFailed("Ollama has no models", hint="pull one: ollama pull llama3.2")
+        return replace(spec, model=tags[0].get("name") or tags[0].get("model"))
+
+    # -- sending ----------------------------------------------------------------------------
+    def chat(self, request: ChatRequest, model: str | None = None, *, on_event: OnEvent | None = None,
+             fallback: bool = True, retries: int | None = None) -> Reply:
+        """Send ``request``; returns the Reply (possibly partial and ``interrupted``).
+
+        Raises ProviderError when no model in the chain produced anything.
+        """
+        if model is None and not self.default_name():
+            raise ProviderError("no model is configured", hint=CONFIGURE_HINT)
+        chain = self.registry.chain(model) if fallback else [self.get(model or self.default_name() or "")]
+        cfg = self.ws.config
+        retries = cfg.get("agent.retries") if retries is None else retries
+        max_wait = cfg.get("agent.max_retry_wait")
+        failures: list[str] = []
+        last: AttemptFailed | None = None
+        for n, spec in enumerate(chain):
+            if n and on_event:
+                on_event(Event("fallback", name=spec.name, data={"reason": failures[-1] if failures else ""}))
+            for attempt in range(max(0, retries) + 1):
+                try:
+                    reply = self._attempt(spec, request, on_event)
+                except AttemptFailed as e:
+                    last = e
+                    failures.append(e.message)
+                    log.warning("attempt %d failed: %s", attempt + 1, e.message)
+                    if not e.retryable or attempt >= retries:
+                        break
+                    delay = e.retry_after if e.retry_after is not None else backoff(attempt)
+                    if delay > max_wait:
+                        failures[-1] += f" (asked to wait {delay:.0f} s, more than agent.max_retry_wait)"
+                        break
+                    if on_event:
+                        on_event(Event("retry", name=spec.name, data={"reason": e.message, "delay": delay,
+                                                                      "attempt": attempt + 1}))
+                    try:
+                        self.sleep(delay)
+                    except KeyboardInterrupt:
+                        return Reply(model=spec.name, interrupted=True, stop_reason=STOP_CANCELLED,
+                                     error="interrupted", failures=failures)
+                    continue
+                reply.failures = failures
+                return reply
+        assert last is not None
+        tried = "" if len(chain) == 1 else f" (tried {', '.join(s.name for s in chain)})"
+        hint = last.hint or "see 'copa models test NAME'"
+        if len(chain) == 1 and last.retryable:
+            hint += "; a fallback chain helps: copa config set agent.fallback NAME,NAME"
+        raise ProviderError(last.message + tried, hint=hint)
+
+    def _attempt(self, spec: ModelSpec, request: ChatRequest, on_event: OnEvent | None) -> Reply:
+        import httpx
+
+        spec = self.resolve_model_name(spec)
+        provider = provider_for(spec, self.api_key(spec), self.client, self.ws.config.get("agent.read_timeout"))
+        t0 = time.perf_counter()
+        collector = _Collector(Reply(model=spec.name), on_event, t0)
+        try:
+            if spec.tool_mode == "prompt" and request.tools:
+                from copa.providers import prompt_tools
+
+                events = prompt_tools.filter_events(provider.stream(prompt_tools.prepare(request)),
+                                                    {t.name for t in request.tools})
+            else:
+                events = provider.stream(request)
+            for ev in events:
+                collector.feed(ev)
+            if not collector.stopped:
+                raise StreamBroken("the stream ended before the answer was complete")
+        except KeyboardInterrupt:
+            return self._partial(collector, STOP_CANCELLED, "interrupted")
+        except (httpx.TransportError, StreamBroken, AttemptFailed) as e:
+            if isinstance(e, AttemptFailed):
+                failure = e
+            elif isinstance(e, StreamBroken):
+                failure = AttemptFailed(f"{spec.label}: {e}", retryable=True,
+                                        hint="retry; if it keeps happening, try another model")
+            else:
+                failure = transport_failure(e, spec.label, provider.url(), self.ws.config.get("agent.read_timeout"))
+            if collector.started:
+                return self._partial(collector, STOP_BROKEN, failure.message)
+            raise failure from None
+        return collector.finish()
+
+    @staticmethod
+    def _partial(collector: _Collector, reason: str, error: str) -> Reply:
+        collector.calls.clear()  # half a tool call is not a call
+        reply = collector.finish()
+        reply.interrupted, reply.stop_reason, reply.error = True, reason, error
+        return reply
+
+    def test(self, name: str) -> dict[str, Any]:
+        """One tiny request without fallback or retries: latency, answer and usage."""
+        t0 = time.perf_counter()
+        request = ChatRequest([Message("user", "Reply with the single word: ok")], max_tokens=16)
+        reply = self.chat(request, name, fallback=False, retries=0)
+        spec = self.get(name)
+        return {"model": name, "provider": spec.provider, "ok": not reply.interrupted, "answer": reply.text.strip(),
+                "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
+                "ttfb_ms": round(reply.ttfb_ms, 1) if reply.ttfb_ms is not None else None,
+                "usage": reply.usage.as_dict(), "error": reply.error}
