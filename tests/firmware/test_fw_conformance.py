@@ -175,6 +175,12 @@ def test_io_commands(board):
     c = paired(board.open())
     h = c.hello_info
     for ch in range(h.adc_channels):
+        if board.name == "stm32":
+            # QEMU's stm32vldiscovery has no ADC model: the bounded wait must report it
+            with pytest.raises(DeviceError) as e:
+                c.adc_read(ch)
+            assert e.value.status == Status.HW_TIMEOUT
+            continue
         v = c.adc_read(ch)
         assert 0 <= v < (1 << h.adc_bits)
     with pytest.raises(DeviceError):
