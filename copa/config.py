@@ -74,6 +74,25 @@ TABLES["models"] = {
     "max_tokens": Key(int, 4096, "Longest answer in tokens"),
 }
 
+# Skills and MCP (copa/skills; see docs/skills.md)
+SCHEMA.update({
+    "skills.dirs": Key(list, [], "Extra folders of skills (besides the built-ins, the user's and ./.copa/skills)"),
+    "skills.project": Key(bool, True, "Load skills from ./.copa/skills of the project copa runs in"),
+    "skills.memory_mb": Key(int, 512, "Address-space limit of a skill worker, in MB (0 = none)"),
+    "skills.cpu_seconds": Key(int, 30, "CPU seconds one skill call may use (0 = no limit)"),
+    "skills.timeout": Key(float, 30.0, "Seconds a skill call may take when the skill does not say"),
+})
+TABLES["mcp.servers"] = {
+    "command": Key(str, "", "Program that runs the MCP server (stdio)"),
+    "args": Key(list, [], "Its arguments"),
+    "env": Key(list, [], "Extra environment, as NAME=VALUE"),
+    "secrets": Key(list, [], "Secrets passed to it as environment variables of the same name"),
+    "cwd": Key(str, "", "Folder it runs in; empty = the current one"),
+    "enabled": Key(bool, True, "Offer its tools to the agent"),
+    "dangerous": Key(bool, True, "Its tools need approval before each call (they run outside copa's sandbox)"),
+    "timeout": Key(float, 30.0, "Seconds to start it and for each tool call"),
+}
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _LINE_RE = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from copa.memory import MemoryStore
     from copa.providers import Models
     from copa.secrets import SecretStore
+    from copa.skills import Skills
 
 
 class Workstation:
@@ -56,7 +57,15 @@ class Workstation:
         self.paths.ensure()
         return MemoryStore(self.paths.db_file)
 
+    @cached_property
+    def skills(self) -> Skills:
+        from copa.skills import Skills
+
+        return Skills(self)
+
     def close(self) -> None:
+        if "skills" in self.__dict__:
+            self.__dict__.pop("skills").close()
         if "models" in self.__dict__:
             self.models.close()
         if "memory" in self.__dict__:

@@ -1,0 +1,302 @@
+"""``ws.skills``: the live set of skills, and calls into their isolated workers.
+
+Every access re-scans the skill folders (a directory listing and a stat per file, throttled to once
+per ``min_interval``), so a new or edited file is picked up by a running TUI or daemon without a
+restart. Only changed files are re-inspected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from copa.errors import NotFoundError
+from copa.skills import discovery
+from copa.skills.permissions import PermissionSyntaxError, parse
+from copa.tools import ToolResult, ToolSpec
+
+if TYPE_CHECKING:
+    from copa.workstation import Workstation
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LOCATIONS = ("builtin", "extra", "user", "project")  # lowest precedence first
+
+
+@dataclass
+class SkillInfo:
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    permissions: list[str] = field(default_factory=list)
+    dangerous: bool = False
+    timeout: float | None = None
+    secrets: list[str] = field(default_factory=list)
+    source: str = ""
+    location: str = ""
+    kind: str = "function"  # function | instructions | mcp
+    function: str | None = None
+    status: str = "ok"  # ok | error
+    error: str | None = None
+    shadows: list[str] = field(default_factory=list)  # lower-precedence definitions this one hides
+    instructions: str | None = None
+    scripts: list[str] = field(default_factory=list)
+    fingerprint: tuple = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("fingerprint")
+        d.pop("instructions")
+        return d
+
+    @property
+    def spec(self) -> ToolSpec:
+        desc = self.description
+        if self.kind == "instructions":
+            desc = f"Read the instructions of the '{self.name}' skill: {desc}"
+        return ToolSpec(self.name, desc, self.parameters, dangerous=self.dangerous, source=f"skill:{self.name}"
+                        if self.kind != "mcp" else self.source)
+
+
+class SkillTool:
+    """A skill as a ``copa.tools.Tool``: calling it runs the skill in its worker."""
+
+    def __init__(self, registry: Skills, info: SkillInfo):
+        self._registry = registry
+        self.spec = info.spec
+
+    def call(self, arguments: dict[str, Any]) -> ToolResult:
+        return self._registry.call(self.spec.name, arguments)
+
+
+class Skills:
+    def __init__(self, ws: Workstation | None = None, *, dirs: list[tuple[str, Path]] | None = None,
+                 cwd: str | None = None, min_interval: float = 0.2, use_cache: bool = True):
+        from copa.skills.runner import Limits, WorkerPool
+
+        self.ws = ws
+        self.cwd = cwd or os.getcwd()
+        self._dirs = dirs
+        self.min_interval = min_interval
+        cfg = ws.config if ws is not None else None
+        get = (lambda k, d: cfg.get(k)) if cfg is not None else (lambda k, d: d)
+        self.limits = Limits(memory_mb=get("skills.memory_mb", 512), cpu_seconds=get("skills.cpu_seconds", 30),
+                             timeout=float(get("skills.timeout", 30.0)))
+        self.pool = WorkerPool(self.limits)
+        cache_file = ws.paths.cache_dir / "skills-index.json" if (ws is not None and use_cache) else None
+        self._cache = discovery.InspectionCache(cache_file)
+        self._skills: dict[str, SkillInfo] = {}
+        self._broken: list[SkillInfo] = []
+        self._last_scan = -1e9
+        self._fps: dict[str, tuple] = {}
+        self._mcp = None
+
+    # ---- discovery
+    def dirs(self) -> list[tuple[str, Path]]:
+        if self._dirs is not None:
+            return self._dirs
+        out: list[tuple[str, Path]] = []
+        b = discovery.builtin_dir()
+        if b is not None:
+            out.append(("builtin", b))
+        if self.ws is not None:
+            for d in self.ws.config.get("skills.dirs"):
+                out.append(("extra", Path(os.path.expanduser(d))))
+            out.append(("user", self.ws.paths.user_skills_dir))
+            if self.ws.config.get("skills.project"):
+                out.append(("project", Path(self.cwd) / ".copa" / "skills"))
+        return out
+
+    def refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_scan < self.min_interval:
+            return
+        entries = [e for loc, d in self.dirs() for e in discovery.scan_dir(d, loc)]
+        fps = {str(e.path): e.fingerprint for e in entries}
+        if fps == self._fps and not force:
+            self._last_scan = time.monotonic()
+            return
+        stale = [e for e in entries if e.kind != "instructions" and self._cache.get(e) is None]
+        if stale:
+            for path, result in discovery.inspect_files([e.path for e in stale], self.limits).items():
+                self._cache.put(next(e for e in stale if str(e.path) == path), result)
+        self._cache.prune({str(e.path) for e in entries if e.kind != "instructions"})
+        self._cache.save()
+        changed = {p for p, fp in self._fps.items() if fps.get(p) != fp}
+        if changed:  # stop idle workers still running an old version of a file
+            self.pool.discard(lambda key: key[0] in changed)
+        self._fps = fps
+        self._build(entries)
+        self._last_scan = time.monotonic()
+
+    def _build(self, entries: list[discovery.Entry]) -> None:
+        found: list[SkillInfo] = []
+        for e in entries:
+            found.extend(self._infos(e))
+        skills: dict[str, SkillInfo] = {}
+        broken: list[SkillInfo] = []
+        rank = {loc: i for i, loc in enumerate(LOCATIONS)}
+        for info in sorted(found, key=lambda i: rank.get(i.location, 0)):
+            if info.status != "ok":
+                broken.append(info)
+                continue
+            prev = skills.get(info.name)
+            if prev is not None and prev.location == info.location:
+                info.status, info.error = "error", f"duplicate skill name '{info.name}' (also in {prev.source})"
+                broken.append(info)
+                continue
+            if prev is not None:
+                info.shadows = prev.shadows + [prev.source]
+            skills[info.name] = info
+        self._skills, self._broken = skills, broken
+
+    def _infos(self, e: discovery.Entry) -> list[SkillInfo]:
+        base = {"source": str(e.path), "location": e.location, "fingerprint": e.fingerprint}
+        if e.kind == "instructions":
+            meta = discovery.read_instructions(e.path)
+            return [SkillInfo(name=meta["name"], description=meta["description"], kind="instructions",
+                              instructions=meta["instructions"], scripts=meta["scripts"],
+                              status="error" if meta["error"] else "ok", error=meta["error"], **base)]
+        result = self._cache.get(e) or {"skills": [], "error": "not inspected"}
+        if result["error"]:
+            return [SkillInfo(name=_stem(e.path), status="error", error=result["error"], **base)]
+        if not result["skills"]:
+            return [SkillInfo(name=_stem(e.path), status="error",
+                              error="defines no @skill function (decorate one with @skill from copa.skills)", **base)]
+        out = []
+        for s in result["skills"]:
+            info = SkillInfo(name=s["name"], description=s.get("description") or "", parameters=s["parameters"],
+                             permissions=s["permissions"], dangerous=s["dangerous"], timeout=s["timeout"],
+                             secrets=s["secrets"], function=s["function"], **base)
+            problem = s.get("error")
+            if not problem and not _NAME_RE.match(info.name):
+                problem = f"skill name {info.name!r} must be 1-64 letters, digits, '_' or '-'"
+            if not problem:
+                try:
+                    parse(info.permissions, cwd=self.cwd)
+                except PermissionSyntaxError as err:
+                    problem = str(err)
+            if not problem and not info.description:
+                problem = "no description: give the function a docstring saying what it does"
+            if problem:
+                info.status, info.error = "error", problem
+            out.append(info)
+        return out
+
+    # ---- public API
+    def list(self, include_mcp: bool = False) -> list[SkillInfo]:
+        """Every skill, working ones by name, then those that failed to load (with their error)."""
+        self.refresh()
+        out = sorted(self._skills.values(), key=lambda i: i.name) + sorted(self._broken, key=lambda i: i.source)
+        if include_mcp:
+            out += self.mcp.list()
+        return out
+
+    def get(self, name: str) -> SkillInfo:
+        self.refresh()
+        if name in self._skills:
+            return self._skills[name]
+        for info in self._broken:
+            if info.name == name:
+                return info
+        if self._mcp is not None or (self.ws is not None and self.ws.config.table("mcp.servers")):
+            for info in self.mcp.list():
+                if info.name == name:
+                    return info
+        close = difflib.get_close_matches(name, list(self._skills), n=1)
+        raise NotFoundError(f"no skill named '{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
+                            hint="see 'copa skills list'")
+
+    def call(self, name: str, arguments: dict[str, Any] | None = None) -> ToolResult:
+        """Run a skill as the agent does: validated arguments, its own confined worker, limits."""
+        from copa.skills.runner import WorkerDied, sandbox_config
+
+        t0 = time.perf_counter()
+        arguments = arguments or {}
+        try:
+            info = self.get(name)
+        except NotFoundError as e:
+            return ToolResult(False, error=str(e), error_type="not_found")
+        if info.kind == "instructions":
+            if info.status != "ok":
+                return ToolResult(False, error=info.error, error_type="load")
+            return ToolResult(True, content={"name": info.name, "instructions": info.instructions,
+                                             "folder": info.source, "scripts": info.scripts})
+        if info.kind == "mcp":
+            return self.mcp.call(info, arguments)
+        if info.status != "ok":
+            return ToolResult(False, error=f"skill '{name}' failed to load: {info.error}", error_type="load")
+        perms = parse(info.permissions, cwd=self.cwd)
+        secrets: dict[str, str] = {}
+        for n in info.secrets:
+            value = self._secret(n)
+            if not value:
+                return ToolResult(False, error=f"skill '{name}' needs the secret {n}, which is not set "
+                                  f"(copa secrets set {n})", error_type="secret")
+            secrets[n] = value
+        digest = hashlib.sha256("\0".join(f"{k}={v}" for k, v in sorted(secrets.items())).encode()).hexdigest()
+        key = (info.source, info.fingerprint, tuple(sorted(info.permissions)), digest)
+        config = sandbox_config(perms, Path(info.source), self.limits, self._data_dirs(perms))
+        config.update(mode="serve", file=info.source)
+        if perms.memory and self.ws is not None:
+            config["read"].append(str(self.ws.paths.config_dir))
+        timeout = info.timeout or self.limits.timeout
+        try:
+            worker = self.pool.acquire(key, config, secrets)
+        except WorkerDied as e:
+            return ToolResult(False, error=f"skill '{name}' could not start: {e}", error_type="load",
+                              duration_ms=_ms(t0))
+        except TimeoutError:
+            return ToolResult(False, error=f"skill '{name}' took too long to load", error_type="timeout",
+                              duration_ms=_ms(t0))
+        try:
+            result = worker.call(info.function or name, arguments, timeout)
+        finally:
+            self.pool.release(worker)
+        result.duration_ms = _ms(t0)
+        return result
+
+    def as_tools(self) -> list[SkillTool]:
+        """Working skills (and configured MCP servers' tools) as ``copa.tools.Tool`` objects."""
+        tools: list[Any] = [SkillTool(self, i) for i in self.list() if i.status == "ok"]
+        if self.ws is not None and self.ws.config.table("mcp.servers"):
+            names = {t.spec.name for t in tools}
+            tools += [t for t in self.mcp.tools() if t.spec.name not in names]
+        return tools
+
+    def close(self) -> None:
+        self.pool.close()
+        if self._mcp is not None:
+            self._mcp.close()
+
+    # ---- helpers
+    @property
+    def mcp(self):
+        if self._mcp is None:
+            from copa.skills.mcp_client import McpServers
+
+            self._mcp = McpServers(self.ws)
+        return self._mcp
+
+    def _secret(self, name: str) -> str | None:
+        if self.ws is None:
+            return os.environ.get(name)
+        return self.ws.secrets.resolve(name)
+
+    def _data_dirs(self, perms) -> tuple[str, ...]:
+        if not perms.memory or self.ws is None:
+            return ()
+        self.ws.paths.ensure()
+        return (str(self.ws.paths.data_dir), str(self.ws.paths.state_dir))
+
+
+def _stem(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)

@@ -1,0 +1,310 @@
+"""The parent side of isolation: worker processes, their pool, and the sandbox set-up they receive.
+
+A worker serves one skill file under one permission set, and is reused for the next call (the cold
+start, ~interpreter + imports, is paid once). A call that times out, crashes the worker (``os._exit``,
+a signal, the memory or CPU limit) or leaves it unusable gets a structured ``ToolResult`` error and
+the worker is replaced on the next call; copa's own process is never at risk.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import copa
+from copa.skills.permissions import Permissions
+from copa.tools import ToolResult
+
+_COPA_PKG = str(Path(copa.__file__).resolve().parent)
+_KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "COPA_HOME",
+             "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "SYSTEMROOT")
+_LIB_DIRS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/usr/share/zoneinfo",
+             "/etc/ld.so.cache", "/etc/localtime", "/etc/timezone", "/etc/mime.types", "/dev/urandom",
+             "/dev/random", "/dev/zero")
+_NET_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/host.conf",
+              "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates", "/usr/share/ca-certificates",
+              "/etc/pki")
+_EXEC_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt")
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 512
+    cpu_seconds: int = 30
+    timeout: float = 30.0
+    idle_seconds: float = 300.0
+
+
+def python_paths() -> list[str]:
+    """What the interpreter needs to read: its prefixes, site-packages and copa's own package."""
+    out = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, _COPA_PKG}
+    for p in sys.path:
+        if p and any(p.startswith(pre) for pre in (sys.prefix, sys.base_prefix)) and os.path.isdir(p):
+            out.add(p)
+    return sorted(out)
+
+
+def sandbox_config(perms: Permissions, source: Path, limits: Limits, data_dirs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The set-up line a worker confines itself with (absolute paths; "{tmp}" = its private temp dir)."""
+    skill_dir = str(source if source.is_dir() else source.parent)
+    read = python_paths() + [p for p in _LIB_DIRS] + [skill_dir] + list(perms.read)
+    write = list(perms.write) + ["{tmp}", "/dev/null"]
+    if perms.net != "none":
+        read += _NET_FILES
+    if perms.memory:
+        write += list(data_dirs)
+    return {
+        "read": read, "write": write, "exec": list(_EXEC_DIRS) if perms.exec else [],
+        "net": perms.net, "hosts": list(perms.hosts), "allow_exec": perms.exec,
+        "memory_mb": limits.memory_mb, "cpu_seconds": limits.cpu_seconds,
+    }
+
+
+def worker_env(tmpdir: str, secrets: dict[str, str]) -> dict[str, str]:
+    """A scrubbed environment: locale, home, copa's location, and only the declared secrets."""
+    env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(TMPDIR=tmpdir, PYTHONPATH=str(Path(_COPA_PKG).parent), PYTHONDONTWRITEBYTECODE="1",
+               PYTHONIOENCODING="utf-8")
+    env.update(secrets)
+    return env
+
+
+class WorkerDied(Exception):
+    pass
+
+
+@dataclass
+class Worker:
+    key: tuple
+    config: dict[str, Any]
+    env: dict[str, str]
+    tmpdir: str
+    proc: subprocess.Popen | None = None
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    last_used: float = 0.0
+    busy: bool = False
+    calls: int = 0
+    _buf: bytes = b""
+    _stderr: Any = None
+    _next_id: int = 0
+
+    # -- lifecycle
+    def start(self, timeout: float = 20.0) -> None:
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
+        self.proc = subprocess.Popen(
+            [sys.executable, "-s", "-B", "-m", "copa.skills.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._stderr, env=self.env, cwd=self.tmpdir, close_fds=True, start_new_session=True)
+        self._write(self.config)
+        hello = self._read(time.monotonic() + timeout)
+        if self.config.get("mode") == "inspect":
+            self._pending = hello
+            return
+        if not hello.get("ready"):
+            self.close()
+            raise WorkerDied(hello.get("error") or "the worker did not start")
+        self.sandbox = hello.get("sandbox", {})
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # the worker and anything it started
+                except (ProcessLookupError, PermissionError):
+                    self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+            for f in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(OSError):
+                    f.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def stderr_tail(self, n: int = 600) -> str:
+        if self._stderr is None:
+            return ""
+        try:
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - n))
+            return self._stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    # -- wire
+    def _write(self, obj: dict) -> None:
+        assert self.proc and self.proc.stdin
+        try:
+            self.proc.stdin.write(json.dumps(obj).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise WorkerDied(str(e)) from None
+
+    def _read(self, deadline: float) -> dict:
+        assert self.proc and self.proc.stdout
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise TimeoutError
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    raise WorkerDied("exited")
+                self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return json.loads(line)
+
+    def read_message(self, timeout: float) -> dict:
+        pending = getattr(self, "_pending", None)
+        if pending is not None:
+            self._pending = None
+            return pending
+        return self._read(time.monotonic() + timeout)
+
+    def death_reason(self) -> tuple[str, str]:
+        """(error_type, message) for a worker that has exited."""
+        assert self.proc
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "crash", "the worker stopped answering"
+        if code < 0:
+            sig = signal.Signals(-code)
+            if sig == signal.SIGXCPU:
+                return "cpu", f"the skill used more than {self.config.get('cpu_seconds')} s of CPU (stopped)"
+            if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):
+                tail = self.stderr_tail()
+                mem = "MemoryError" in tail or "memory" in tail.lower()
+                return ("memory" if mem else "crash"), f"the skill's worker died ({sig.name})" + (
+                    f": {tail.splitlines()[-1]}" if tail else "")
+            return "crash", f"the skill's worker was killed ({sig.name})"
+        tail = self.stderr_tail()
+        last = tail.splitlines()[-1] if tail else ""
+        if "MemoryError" in last:
+            return "memory", f"the skill ran out of memory (limit {self.config.get('memory_mb')} MB)"
+        return "crash", f"the skill's worker exited with code {code}" + (f": {last}" if last else "")
+
+    def call(self, function: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
+        t0 = time.perf_counter()
+        self._next_id += 1
+        rid = self._next_id
+        self.calls += 1
+        try:
+            self._write({"id": rid, "function": function, "arguments": arguments})
+            while True:
+                reply = self._read(time.monotonic() + timeout)
+                if reply.get("id") == rid:
+                    break
+        except TimeoutError:
+            self.close()
+            return ToolResult(False, error=f"the skill did not finish within {timeout:g} s (stopped)",
+                              error_type="timeout", duration_ms=_ms(t0))
+        except (WorkerDied, ValueError):
+            kind, msg = self.death_reason()
+            self.close()
+            return ToolResult(False, error=msg, error_type=kind, duration_ms=_ms(t0))
+        if reply.get("recycle"):
+            self.close()
+        if reply.get("ok"):
+            return ToolResult(True, content=reply.get("content"), duration_ms=_ms(t0))
+        err = reply.get("error") or "failed"
+        if reply.get("where"):
+            err += f" (at {reply['where']})"
+        return ToolResult(False, error=err, error_type=reply.get("error_type") or "exception", duration_ms=_ms(t0))
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+def new_tmpdir() -> str:
+    return tempfile.mkdtemp(prefix="copa-skill-")
+
+
+class WorkerPool:
+    """Reusable workers keyed by (file, version, permissions, secrets); idle ones are stopped."""
+
+    def __init__(self, limits: Limits, max_workers: int = 16):
+        self.limits = limits
+        self.max_workers = max_workers
+        self._workers: list[Worker] = []
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def acquire(self, key: tuple, config: dict[str, Any], secrets: dict[str, str]) -> Worker:
+        with self._lock:
+            self._reap()
+            for w in self._workers:
+                if w.key == key and not w.busy and w.alive:
+                    w.busy = True
+                    return w
+            tmp = new_tmpdir()
+            cfg = dict(config)
+            cfg["write"] = [tmp if p == "{tmp}" else p for p in cfg["write"]]
+            w = Worker(key=key, config=cfg, env=worker_env(tmp, secrets), tmpdir=tmp, busy=True)
+            self._workers.append(w)
+        try:
+            w.start()
+        except BaseException:
+            with self._lock:
+                self._workers.remove(w)
+            w.close()
+            raise
+        return w
+
+    def release(self, worker: Worker) -> None:
+        with self._lock:
+            worker.busy = False
+            worker.last_used = time.monotonic()
+            if not worker.alive:
+                self._workers.remove(worker)
+                worker.close()
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        limit = self.limits.idle_seconds
+        idle = [w for w in self._workers if not w.busy and (not w.alive or now - w.last_used > limit)]
+        spare = sorted((w for w in self._workers if not w.busy and w not in idle), key=lambda w: w.last_used)
+        while len(self._workers) - len(idle) >= self.max_workers and spare:
+            idle.append(spare.pop(0))
+        for w in idle:
+            self._workers.remove(w)
+            w.close()
+
+    def discard(self, predicate) -> None:
+        """Stop idle workers matching ``predicate(key)`` (e.g. after a skill file changed)."""
+        with self._lock:
+            for w in [w for w in self._workers if not w.busy and predicate(w.key)]:
+                self._workers.remove(w)
+                w.close()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"workers": len(self._workers), "busy": sum(w.busy for w in self._workers)}
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for w in workers:
+            w.close()

@@ -1,0 +1,242 @@
+"""Confinement a skill worker applies to itself before it imports the skill (Linux first).
+
+Layers, strongest first, each applied where the platform allows and reported by ``report()``:
+- filesystem: Landlock (kernel >= 5.13) allow-list: read-only for Python, copa and the skill's own
+  folder, plus declared ``fs.read``/``fs.write`` paths and a private temp dir. Without Landlock, an
+  audit hook refuses Python-level ``open`` outside those paths (bypassable by native code).
+- network, undeclared: a new, empty network namespace (``unshare(CLONE_NEWNET)``; root, or an
+  unprivileged user namespace), Landlock TCP bind/connect denial (ABI >= 4) and an audit hook on
+  Python socket calls. ``net:HOST`` skills keep the network and get the audit-hook host allow-list.
+- programs: without ``exec`` no file is executable under Landlock; the audit hook also refuses
+  ``subprocess``/``os.exec*``/``os.system``.
+- resources: RLIMIT_AS (memory), RLIMIT_CPU (per call), no core files; the parent kills on timeout.
+- signals: Landlock scoping (ABI >= 6) stops a skill from signalling copa or other processes.
+Pure stdlib + ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import resource
+import signal
+import socket
+import sys
+from collections.abc import Iterable
+
+# --- Landlock constants (include/uapi/linux/landlock.h) ---------------------------------------
+_SYS_CREATE, _SYS_ADD_RULE, _SYS_RESTRICT = 444, 445, 446  # same number on every architecture
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_REMOVE_DIR, FS_REMOVE_FILE, FS_MAKE_CHAR, FS_MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+FS_MAKE_REG, FS_MAKE_SOCK, FS_MAKE_FIFO, FS_MAKE_BLOCK = 1 << 8, 1 << 9, 1 << 10, 1 << 11
+FS_MAKE_SYM, FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 12, 1 << 13, 1 << 14, 1 << 15
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
+SCOPE_ABSTRACT_UNIX, SCOPE_SIGNAL = 1 << 0, 1 << 1
+_FILE_ONLY = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+_PR_SET_NO_NEW_PRIVS, _PR_SET_PDEATHSIG = 38, 1
+_CLONE_NEWNET, _CLONE_NEWUSER = 0x40000000, 0x10000000
+
+READ = FS_READ_FILE | FS_READ_DIR
+WRITE = (FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_DIR | FS_MAKE_REG | FS_MAKE_SOCK
+         | FS_MAKE_FIFO | FS_MAKE_SYM | FS_REFER | FS_TRUNCATE)
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+_libc = None
+
+
+def _c():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    return _libc
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version the kernel offers, 0 when none (not Linux, old kernel, disabled)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        v = _c().syscall(ctypes.c_long(_SYS_CREATE), None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION))
+    except Exception:
+        return 0
+    return max(int(v), 0)
+
+
+def _fs_mask(abi: int) -> int:
+    mask = (1 << 13) - 1
+    if abi >= 2:
+        mask |= FS_REFER
+    if abi >= 3:
+        mask |= FS_TRUNCATE
+    if abi >= 5:
+        mask |= FS_IOCTL_DEV
+    return mask
+
+
+def apply_landlock(read: Iterable[str], write: Iterable[str], execute: Iterable[str], deny_tcp: bool) -> str:
+    """Restrict this process (and its children) to the given paths; returns what was done."""
+    abi = landlock_abi()
+    if abi <= 0:
+        return "unavailable"
+    libc = _c()
+    handled = _fs_mask(abi)
+    attr = _RulesetAttr(handled_access_fs=handled)
+    size = 8
+    if abi >= 4:
+        size = 16
+        if deny_tcp:
+            attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP  # no rules added: all TCP refused
+    if abi >= 6:
+        size = 24
+        attr.scoped = SCOPE_SIGNAL | (SCOPE_ABSTRACT_UNIX if deny_tcp else 0)
+    fd = libc.syscall(ctypes.c_long(_SYS_CREATE), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if fd < 0:
+        return f"failed (create_ruleset errno {ctypes.get_errno()})"
+    try:
+        rules: dict[str, int] = {}
+        for paths, access in ((read, READ), (execute, READ | FS_EXECUTE), (write, READ | WRITE)):
+            for p in paths:
+                rules[p] = rules.get(p, 0) | (access & handled)
+        for path, access in rules.items():
+            try:
+                pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue  # a path that does not exist grants nothing
+            try:
+                if not os.path.isdir(path):
+                    access &= _FILE_ONLY
+                rule = _PathBeneath(allowed_access=access, parent_fd=pfd)
+                rc = libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH),
+                                  ctypes.byref(rule), ctypes.c_uint32(0))
+                if rc < 0:
+                    return f"failed (add_rule {path}: errno {ctypes.get_errno()})"
+            finally:
+                os.close(pfd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return f"failed (no_new_privs errno {ctypes.get_errno()})"
+        if libc.syscall(ctypes.c_long(_SYS_RESTRICT), ctypes.c_int(fd), ctypes.c_uint32(0)) < 0:
+            return f"failed (restrict_self errno {ctypes.get_errno()})"
+    finally:
+        os.close(fd)
+    return f"landlock ABI {abi}" + (", TCP denied" if deny_tcp and abi >= 4 else "")
+
+
+def isolate_network() -> str:
+    """Move into an empty network namespace: 'netns', 'userns+netns', or 'unavailable'."""
+    if not sys.platform.startswith("linux"):
+        return "unavailable"
+    libc = _c()
+    if libc.unshare(_CLONE_NEWNET) == 0:
+        return "netns"
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
+        return "userns+netns"
+    return "unavailable"
+
+
+def set_limits(memory_mb: int, cpu_seconds: int) -> None:
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if cpu_seconds > 0:
+        # the hard limit is a lifetime budget (SIGKILL); the soft limit is moved per call (SIGXCPU)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds * 20))
+    if sys.platform.startswith("linux"):
+        _c().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with copa
+
+
+def cpu_used() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def arm_cpu_limit(cpu_seconds: int) -> bool:
+    """Allow ``cpu_seconds`` more CPU for the next call; False when the lifetime budget is spent."""
+    if cpu_seconds <= 0:
+        return True
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(cpu_used()) + cpu_seconds
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return False
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    return True
+
+
+def install_audit_hook(*, net: str, hosts: tuple[str, ...], allow_exec: bool,
+                       fs_roots: tuple[tuple[str, ...], tuple[str, ...]] | None) -> None:
+    """Python-level refusals: the fallback where the kernel offers nothing, and defence in depth.
+
+    ``fs_roots`` = (readable roots, writable roots) enforces paths for ``open`` (None: not used).
+    """
+    from copa.skills.permissions import host_allowed
+
+    resolved: set[str] = set()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):  # remember the addresses of allowed hosts
+        out = real_getaddrinfo(host, *args, **kwargs)
+        if net == "hosts" and isinstance(host, str | bytes):
+            name = host.decode() if isinstance(host, bytes) else host
+            if host_allowed(name, hosts):
+                resolved.update(str(ai[4][0]) for ai in out)
+        return out
+
+    socket.getaddrinfo = getaddrinfo
+    read_roots, write_roots = fs_roots or ((), ())
+
+    def under(path: str, roots: tuple[str, ...]) -> bool:
+        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+    def hook(event: str, args: tuple) -> None:
+        if event.startswith("socket.") and net != "any":
+            if event == "socket.getaddrinfo" or event == "socket.gethostbyname":
+                host = args[0]
+                if isinstance(host, bytes):
+                    host = host.decode(errors="replace")
+                if net == "none":
+                    raise PermissionError("network access was not declared (add permissions=['net:HOST'])")
+                if not (host_allowed(str(host), hosts) or str(host) in resolved):
+                    raise PermissionError(f"network access to {host!r} was not declared (add 'net:{host}')")
+            elif event in ("socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind"):
+                sock, address = args[0], args[1] if len(args) > 1 else None
+                family = getattr(sock, "family", None)
+                if family == socket.AF_UNIX and event != "socket.bind":
+                    if net == "none":
+                        raise PermissionError("socket connections were not declared (add permissions=['net'])")
+                    return
+                if net == "none":
+                    raise PermissionError("network access was not declared (add permissions=['net:HOST'])")
+                ip = address[0] if isinstance(address, tuple) and address else None
+                if event != "socket.bind" and ip is not None and str(ip) not in resolved \
+                        and not host_allowed(str(ip), hosts):
+                    raise PermissionError(f"network access to {ip} was not declared")
+        elif not allow_exec and event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
+                                          "os.spawn", "os.fork", "os.forkpty", "pty.spawn"):
+            raise PermissionError("running programs was not declared (add permissions=['exec'])")
+        elif fs_roots is not None and event == "open":
+            path, mode, flags = args[0], args[1], args[2]
+            if not isinstance(path, str | bytes):
+                return
+            p = os.path.realpath(os.fsdecode(path))
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC))
+            if writing and not under(p, write_roots):
+                raise PermissionError(f"writing {p} was not declared (add 'fs.write:{os.path.dirname(p)}')")
+            if not writing and not under(p, read_roots + write_roots):
+                raise PermissionError(f"reading {p} was not declared (add 'fs.read:{os.path.dirname(p)}')")
+
+    sys.addaudithook(hook)

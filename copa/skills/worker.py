@@ -1,0 +1,205 @@
+"""The skill worker: a child process that confines itself, imports one skill file and serves calls.
+
+Started by ``runner.py`` as ``python -m copa.skills.worker``. The first line on stdin is the set-up
+(JSON: mode, file, paths, limits); then one JSON request per line, one JSON reply per line. Replies go
+to a private copy of the original stdout; fd 1 is pointed at stderr so a skill's ``print`` cannot
+corrupt the protocol. Mode "inspect" imports a list of files and describes their skills (discovery
+runs here, confined, so copa's own process never executes skill code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+MAX_REPLY = 4 * 1024 * 1024
+
+
+def _send(out, obj: dict) -> None:
+    data = json.dumps(obj, ensure_ascii=False, default=str).encode()
+    if len(data) > MAX_REPLY:
+        data = json.dumps({k: obj[k] for k in ("id",) if k in obj} | {
+            "ok": False, "error_type": "result",
+            "error": f"the result is too large ({len(data) // 1024} KB; the limit is {MAX_REPLY // 1024} KB)"}).encode()
+    out.write(data + b"\n")
+    out.flush()
+
+
+def _confine(cfg: dict) -> dict:
+    from copa.skills import sandbox
+
+    report: dict[str, Any] = {}
+    sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)))
+    net = cfg.get("net", "none")
+    report["network"] = sandbox.isolate_network() if net == "none" else "allowed" if net == "any" else "hosts"
+    report["filesystem"] = sandbox.apply_landlock(cfg.get("read", []), cfg.get("write", []),
+                                                  cfg.get("exec", []), deny_tcp=net == "none")
+    landlocked = report["filesystem"].startswith("landlock")
+    roots = None if landlocked else (tuple(cfg.get("read", []) + cfg.get("exec", [])), tuple(cfg.get("write", [])))
+    sandbox.install_audit_hook(net=net, hosts=tuple(cfg.get("hosts", [])), allow_exec=bool(cfg.get("allow_exec")),
+                               fs_roots=roots)
+    report["audit_hook"] = "net+exec" + ("" if landlocked else "+open")
+    return report
+
+
+def module_name(path: str) -> str:
+    digest = hashlib.sha1(path.encode()).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() else "_" for c in Path(path).stem)
+    return f"copa_skill_{stem}_{digest}"
+
+
+def load_module(path: str):
+    """Import a skill file or package folder under a private module name."""
+    p = Path(path)
+    name = module_name(path)
+    if p.is_dir():
+        spec = importlib.util.spec_from_file_location(name, p / "__init__.py", submodule_search_locations=[str(p)])
+    else:
+        spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    parent = str(p.parent)
+    sys.path.append(parent)  # helpers next to the skill file can be imported
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        if parent in sys.path:
+            sys.path.remove(parent)
+    return module
+
+
+def _error_text(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    return text if len(text) < 2000 else text[:2000] + "..."
+
+
+def _where(e: BaseException, path: str) -> str:
+    """The last frame of the traceback that is inside the skill file (file:line)."""
+    for frame in reversed(traceback.extract_tb(e.__traceback__)):
+        if frame.filename.startswith(path):
+            return f"{Path(frame.filename).name}:{frame.lineno}"
+    return ""
+
+
+def describe(module) -> list[dict]:
+    from copa.skills.decorator import meta_of
+    from copa.skills.schema import function_schema
+
+    out = []
+    for attr, obj in vars(module).items():
+        meta = meta_of(obj)
+        owner = getattr(obj, "__module__", None) or ""
+        if meta is None or not (owner == module.__name__ or owner.startswith(module.__name__ + ".")):
+            continue  # imported from elsewhere: that file is its home
+        entry = {"function": attr, "name": meta.name, "permissions": list(meta.permissions),
+                 "dangerous": meta.dangerous, "timeout": meta.timeout, "secrets": list(meta.secrets)}
+        try:
+            desc, params = function_schema(obj)
+            entry.update(description=meta.description or desc, parameters=params, error=None)
+        except Exception as e:
+            entry.update(description=meta.description or "", parameters={}, error=_error_text(e))
+        out.append(entry)
+    return out
+
+
+def inspect_files(cfg: dict, out) -> None:
+    for path in cfg["files"]:
+        _send(out, {"started": path})
+        try:
+            module = load_module(path)
+            _send(out, {"path": path, "skills": describe(module), "error": None})
+        except BaseException as e:  # noqa: BLE001 - any failure of a skill's import is its own
+            where = _where(e, path)
+            _send(out, {"path": path, "skills": [], "error": _error_text(e) + (f" ({where})" if where else "")})
+    _send(out, {"done": True})
+
+
+def _classify(e: BaseException) -> str:
+    if isinstance(e, MemoryError):
+        return "memory"
+    if isinstance(e, PermissionError):
+        return "permission"
+    return "exception"
+
+
+def serve(cfg: dict, out, report: dict) -> None:
+    from copa.skills import sandbox
+    from copa.skills.decorator import meta_of
+    from copa.skills.schema import ArgumentError, coerce_arguments, to_json
+
+    path = cfg["file"]
+    try:
+        module = load_module(path)
+    except BaseException as e:  # noqa: BLE001
+        _send(out, {"ready": False, "error_type": "load", "error": _error_text(e)})
+        return
+    _send(out, {"ready": True, "sandbox": report})
+    cpu = int(cfg.get("cpu_seconds", 0))
+    for line in sys.stdin.buffer:
+        req = json.loads(line)
+        rid = req.get("id")
+        func = getattr(module, req.get("function", ""), None)
+        if func is None or meta_of(func) is None:
+            _send(out, {"id": rid, "ok": False, "error_type": "not_found",
+                        "error": f"{Path(path).name} has no skill function {req.get('function')!r}"})
+            continue
+        if not sandbox.arm_cpu_limit(cpu):
+            _send(out, {"id": rid, "ok": False, "error_type": "cpu", "error": "worker CPU budget spent",
+                        "recycle": True})
+            return
+        try:
+            kwargs = coerce_arguments(func, req.get("arguments") or {})
+        except ArgumentError as e:
+            _send(out, {"id": rid, "ok": False, "error_type": "invalid_arguments", "error": str(e)})
+            continue
+        recycle = False
+        try:
+            reply = {"id": rid, "ok": True, "content": to_json(func(**kwargs))}
+        except TypeError as e:
+            if "into JSON" in str(e):
+                reply = {"id": rid, "ok": False, "error_type": "result", "error": str(e)}
+            else:
+                reply = {"id": rid, "ok": False, "error_type": "exception", "error": _error_text(e),
+                         "where": _where(e, path)}
+        except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
+            kind = _classify(e)
+            if kind == "memory":
+                e = MemoryError(f"the skill ran out of memory (limit {cfg.get('memory_mb')} MB)")
+            recycle = kind == "memory" or isinstance(e, SystemExit | KeyboardInterrupt)
+            reply = {"id": rid, "ok": False, "error_type": kind, "error": _error_text(e), "where": _where(e, path)}
+        if recycle:
+            reply["recycle"] = True
+        _send(out, reply)
+        if recycle:
+            return
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # print() in a skill goes to the worker's stderr, never into the protocol
+    sys.stdout = sys.stderr
+    cfg = json.loads(sys.stdin.buffer.readline())
+    try:
+        report = _confine(cfg)
+    except Exception as e:
+        _send(out, {"ready": False, "error_type": "sandbox", "error": f"cannot confine the worker: {_error_text(e)}"})
+        return
+    if cfg.get("mode") == "inspect":
+        inspect_files(cfg, out)
+    else:
+        serve(cfg, out, report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Misbehaving skills in real worker processes: each failure is a structured error, and the next call works."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+
+from copa.skills.sandbox import landlock_abi
+
+MISBEHAVING = '''
+import os, time
+from copa.skills import skill
+
+@skill
+def ok(x: int = 1) -> dict:
+    """Works."""
+    return {"x": x, "pid": os.getpid()}
+
+@skill
+def raises() -> str:
+    """Raises."""
+    raise ValueError("bad input here")
+
+@skill(timeout=1)
+def hangs() -> str:
+    """Hangs."""
+    while True:
+        time.sleep(0.05)
+
+@skill
+def hog() -> int:
+    """Allocates far more than the limit."""
+    blocks = []
+    for _ in range(10_000):
+        blocks.append(bytearray(16 * 1024 * 1024))
+    return len(blocks)
+
+@skill
+def exits() -> str:
+    """Exits the process."""
+    os._exit(7)
+
+@skill
+def peek(path: str) -> str:
+    """Reads a file."""
+    with open(path) as f:
+        return f.read()
+
+@skill
+def scribble(path: str) -> str:
+    """Writes a file."""
+    with open(path, "w") as f:
+        f.write("x")
+    return "written"
+
+@skill
+def env() -> dict:
+    """The environment it sees."""
+    return dict(os.environ)
+
+@skill
+def spins() -> int:
+    """Burns CPU."""
+    n = 0
+    while True:
+        n += 1
+'''
+
+
+@pytest.fixture
+def bad(write_skill, registry):
+    write_skill("bad.py", MISBEHAVING)
+    return registry
+
+
+def _recovers(reg) -> int:
+    r = reg.call("ok", {"x": 5})
+    assert r.ok, r.error
+    assert r.content["x"] == 5
+    return r.content["pid"]
+
+
+def test_exception_is_structured_and_worker_survives(bad):
+    pid = _recovers(bad)
+    r = bad.call("raises")
+    assert not r.ok and r.error_type == "exception"
+    assert "ValueError: bad input here" in r.error and "bad.py:" in r.error
+    assert _recovers(bad) == pid  # the same worker kept serving
+    assert pid != os.getpid()
+
+
+def test_timeout_kills_the_worker_and_the_next_call_works(bad):
+    pid = _recovers(bad)
+    r = bad.call("hangs")
+    assert not r.ok and r.error_type == "timeout" and "1 s" in r.error
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the hung worker is gone
+    assert _recovers(bad) != pid
+
+
+def test_memory_limit(write_skill, skill_dir):
+    from copa.skills import Skills
+    from copa.skills.runner import Limits
+
+    write_skill("bad.py", MISBEHAVING)
+    reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
+    reg.limits = Limits(memory_mb=256, cpu_seconds=30, timeout=30)
+    reg.pool.limits = reg.limits
+    try:
+        r = reg.call("hog")
+        assert not r.ok and r.error_type == "memory", r
+        assert "256 MB" in r.error
+        _recovers(reg)
+    finally:
+        reg.close()
+
+
+def test_cpu_limit(write_skill, skill_dir):
+    from copa.skills import Skills
+    from copa.skills.runner import Limits
+
+    write_skill("bad.py", MISBEHAVING)
+    reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
+    reg.limits = reg.pool.limits = Limits(memory_mb=512, cpu_seconds=1, timeout=20)
+    try:
+        r = reg.call("spins")
+        assert not r.ok and r.error_type == "cpu", r
+        _recovers(reg)
+    finally:
+        reg.close()
+
+
+def test_os_exit_is_a_crash(bad):
+    r = bad.call("exits")
+    assert not r.ok and r.error_type == "crash" and "code 7" in r.error
+    _recovers(bad)
+
+
+def test_reading_outside_allowed_paths(bad, tmp_path):
+    secret = tmp_path / "private.txt"
+    secret.write_text("top secret")
+    r = bad.call("peek", {"path": str(secret)})
+    assert not r.ok and r.error_type == "permission", r
+    assert "top secret" not in (r.error or "")
+    r = bad.call("scribble", {"path": str(tmp_path / "new.txt")})
+    assert not r.ok and r.error_type == "permission"
+    assert not (tmp_path / "new.txt").exists()
+    _recovers(bad)
+
+
+def test_declared_paths_are_allowed(write_skill, registry, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("hello")
+    write_skill("reader.py", f'''
+        from copa.skills import skill
+
+        @skill(permissions=["fs.read:{docs}", "fs.write:{tmp_path / 'out'}"])
+        def read_and_copy(name: str) -> str:
+            """Copies a document."""
+            text = open("{docs}/" + name).read()
+            open("{tmp_path / 'out'}/" + name, "w").write(text.upper())
+            return text
+    ''')
+    (tmp_path / "out").mkdir()
+    r = registry.call("read_and_copy", {"name": "a.txt"})
+    assert r.ok, r.error
+    assert r.content == "hello" and (tmp_path / "out" / "a.txt").read_text() == "HELLO"
+    r2 = registry.call("read_and_copy", {"name": "../../etc/passwd"})
+    assert not r2.ok
+
+
+def test_environment_is_scrubbed_and_secrets_injected(write_skill, registry, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak-000000")
+    monkeypatch.setenv("WEATHER_KEY", "w-123456")
+    write_skill("envs.py", '''
+        import os
+        from copa.skills import skill
+
+        @skill(secrets=["WEATHER_KEY"])
+        def with_secret() -> dict:
+            """Sees its secret."""
+            return dict(os.environ)
+
+        @skill
+        def without() -> dict:
+            """Sees none."""
+            return dict(os.environ)
+    ''')
+    a = registry.call("with_secret").content
+    b = registry.call("without").content
+    assert a["WEATHER_KEY"] == "w-123456" and "OPENAI_API_KEY" not in a
+    assert "WEATHER_KEY" not in b and "OPENAI_API_KEY" not in b
+    monkeypatch.delenv("WEATHER_KEY")
+    registry.pool.close()
+    r = registry.call("with_secret")
+    assert not r.ok and r.error_type == "secret" and "copa secrets set WEATHER_KEY" in r.error
+
+
+@pytest.fixture
+def local_server():
+    """A real TCP server on 127.0.0.1 that answers 'pong' to each connection."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"pong")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join(2)
+    srv.close()
+
+
+NET_SKILL = '''
+import ctypes, socket, struct
+from copa.skills import skill
+
+@skill{decl}
+def ping(port: int) -> str:
+    """Connects to a local port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        return s.recv(4).decode()
+
+@skill{decl}
+def raw_ping(port: int) -> int:
+    """Connects with libc directly, below Python's audit hooks; returns errno (0 = connected)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.socket(2, 1, 0)
+    addr = struct.pack("<HH4s8x", 2, socket.htons(port), socket.inet_aton("127.0.0.1"))
+    rc = libc.connect(fd, addr, len(addr))
+    err = ctypes.get_errno() if rc else 0
+    libc.close(fd)
+    return err
+'''
+
+
+def test_network_refused_unless_declared(write_skill, registry, local_server):
+    write_skill("nonet.py", NET_SKILL.format(decl=""))
+    write_skill("withnet.py", NET_SKILL.format(decl='(permissions=["net:127.0.0.1"])').replace(
+        "def ping", "def ping_ok").replace("def raw_ping", "def raw_ping_ok"))
+    r = registry.call("ping", {"port": local_server})
+    assert not r.ok and r.error_type == "permission", r
+    raw = registry.call("raw_ping", {"port": local_server})
+    assert raw.ok and raw.content != 0, "a raw connect below the audit hook must fail too"
+    ok = registry.call("ping_ok", {"port": local_server})
+    assert ok.ok and ok.content == "pong", ok
+
+
+@pytest.mark.skipif(landlock_abi() < 1, reason="the kernel offers no Landlock")
+def test_sandbox_report_names_enforcement(bad):
+    _recovers(bad)
+    (w,) = bad.pool._workers
+    assert w.sandbox["filesystem"].startswith("landlock ABI")
+    assert w.sandbox["network"] in ("netns", "userns+netns", "unavailable")
