@@ -38,10 +38,39 @@ SCHEMA: dict[str, Key] = {
         str, "auto", "Where secrets are kept: the OS keyring, an encrypted file, or auto",
         ("auto", "keyring", "file"),
     ),
+    # scheduler, daemon and reports (issue 6; docs/scheduler.md)
+    "scheduler.timezone": Key(str, "", "Default zone of new jobs; empty = general.timezone, then the system's"),
+    "scheduler.misfire_grace": Key(int, 300, "Seconds a late run may still start (suspend, busy workers)"),
+    "scheduler.catch_up": Key(bool, True, "After downtime, run a job whose time passed once, at daemon start"),
+    "scheduler.retries": Key(int, 2, "Extra attempts when a job fails (per job: schedule add --retries)"),
+    "scheduler.retry_delay": Key(float, 60.0, "Seconds between attempts of a failed job"),
+    "scheduler.delivery_retries": Key(int, 2, "Extra attempts when a delivery fails"),
+    "scheduler.delivery_retry_delay": Key(float, 2.0, "Seconds before the first delivery retry (doubles)"),
+    "scheduler.stop_timeout": Key(float, 10.0, "On SIGTERM, seconds to let running jobs finish"),
+    "scheduler.poll_interval": Key(float, 0.5, "Seconds between the daemon's checks for job changes"),
+    "scheduler.max_workers": Key(int, 4, "Jobs the daemon runs at the same time"),
+    "reports.summary_model": Key(str, "fast", "Model for the summary paragraph atop a report; empty = none"),
+    "reports.skills": Key(list, [], "Skills whose results the {{skills}} section shows ('name k=v ...')"),
+    "smtp.host": Key(str, "", "SMTP server for email delivery"),
+    "smtp.port": Key(int, 587, "SMTP port (587 = submission with STARTTLS)"),
+    "smtp.starttls": Key(bool, True, "Upgrade the SMTP connection with STARTTLS (refuse if not offered)"),
+    "smtp.username": Key(str, "", "SMTP login; empty = no login"),
+    "smtp.password_secret": Key(str, "SMTP_PASSWORD", "Name of the secret holding the SMTP password"),
+    "smtp.sender": Key(str, "", "From address of report emails; empty = smtp.username"),
+    "smtp.ca_file": Key(str, "", "CA bundle to verify the SMTP server; empty = the system's"),
+    "smtp.timeout": Key(float, 30.0, "Seconds before an SMTP operation gives up"),
 }
 
 # Named sub-tables: "[prefix.NAME]" holding these fields.
 TABLES: dict[str, dict[str, Key]] = {}
+# [delivery.NAME]: a named target for reports and jobs (`--to NAME`); see docs/scheduler.md
+TABLES["delivery"] = {
+    "kind": Key(str, "file", "Where it goes",
+                ("file", "stdout", "notify", "email", "webhook", "slack", "discord", "ntfy", "telegram")),
+    "to": Key(str, "", "Path (file), address (email), chat id (telegram) or topic (ntfy)"),
+    "url": Key(str, "", "Webhook URL, or the server/API base (ntfy, telegram)"),
+    "secret": Key(str, "", "Name of a secret: telegram bot token, ntfy token, webhook bearer token"),
+}
 
 # Models and the agent loop (copa/providers, copa/agent; see docs/agent.md).
 SCHEMA.update({

@@ -1,0 +1,1 @@
+"""The daemon: the long-running face that runs scheduled jobs (see ``service.Daemon``)."""

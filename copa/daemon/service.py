@@ -1,0 +1,249 @@
+"""`copa daemon`: the long-running face that owns the APScheduler 3.x scheduler.
+
+Job definitions live in the database; the daemon mirrors them into an in-memory APScheduler
+job store and re-reads them whenever the ``jobs_version`` counter moves (checked every
+``scheduler.poll_interval`` seconds: one indexed read, so an idle daemon stays near 0 % CPU).
+Each run gets its own database connection in a worker thread; a job can fail, hang in a delivery
+retry or raise anything without taking the daemon down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from copa.daemon.lock import DaemonLock
+from copa.paths import Paths
+from copa.scheduler import runner, triggers
+from copa.scheduler.store import AlreadyRunning, Job, JobStore, iso
+from copa.workstation import Workstation
+
+log = logging.getLogger("copa.daemon")
+HEARTBEAT_SECONDS = 10.0
+
+
+class Daemon:
+    def __init__(self, paths: Paths | None = None):
+        self.paths = paths or Paths.from_env()
+        self.stopping = threading.Event()
+        self.reload = threading.Event()
+        self.active: dict[int, str] = {}  # run id -> job name
+        self.active_lock = threading.Lock()
+        self.signatures: dict[int, tuple[Any, ...]] = {}
+        self.written_next: dict[int, datetime | None] = {}
+        self.version = -1
+        self.scheduler: Any = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def run(self) -> int:
+        self.paths.ensure()
+        lock = DaemonLock(self.paths.daemon_lock_file).acquire()
+        ws = Workstation(self.paths)
+        try:
+            return self._serve(ws, lock)
+        finally:
+            ws.close()
+            lock.release()
+
+    def _serve(self, ws: Workstation, lock: DaemonLock) -> int:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        cfg = ws.config
+        self.store = JobStore(ws.db.conn)
+        stale = self.store.mark_stale_interrupted()
+        if stale:
+            log.warning("marked %d run(s) interrupted: their process had stopped mid-run", stale)
+        self.store.set_meta("daemon_pid", str(os.getpid()))
+        self.store.set_meta("daemon_started", iso(lock.started))
+        self.store.set_meta("daemon_stopped", None)
+        self._heartbeat()
+        self.default_grace = int(cfg.get("scheduler.misfire_grace"))
+        self.scheduler = BackgroundScheduler(
+            timezone=triggers.default_zone(cfg),
+            executors={"default": ThreadPoolExecutor(max_workers=max(1, int(cfg.get("scheduler.max_workers"))))},
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": self.default_grace},
+        )
+        self.scheduler.start()
+        self._install_signals()
+        self.sync(initial=True)
+        say(f"copa daemon: running (pid {os.getpid()}), {len(self.scheduler.get_jobs())} job(s) scheduled")
+        poll = max(0.05, float(cfg.get("scheduler.poll_interval")))
+        last_beat = time.monotonic()
+        while not self.stopping.wait(poll):
+            try:
+                if self.reload.is_set() or self.store.version() != self.version:
+                    self.reload.clear()
+                    self.sync()
+                self._write_next_runs()
+                if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                    self._heartbeat()
+                    last_beat = time.monotonic()
+            except Exception:  # a locked database, a bad row: log it and keep serving
+                log.exception("daemon loop error")
+        return self._shutdown(float(cfg.get("scheduler.stop_timeout")))
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+
+    def _shutdown(self, timeout: float) -> int:
+        self.scheduler.shutdown(wait=False)  # no new runs; running ones continue for now
+        deadline = time.monotonic() + max(0.0, timeout)
+        while self._active_ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = self._active_ids()
+        if left:
+            n = self.store.mark_interrupted(left, "the daemon was stopped before the run finished")
+            log.warning("stopped with %d run(s) unfinished; marked interrupted", n)
+        self.store.set_meta("daemon_stopped", iso(datetime.now(UTC)))
+        say(f"copa daemon: stopped ({len(left)} run(s) interrupted)")
+        if left:  # worker threads cannot be killed; leave without waiting for them
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.store.conn.close()
+            self.paths.daemon_lock_file.unlink(missing_ok=True)  # the finally in run() will not get to it
+            os._exit(0)
+        return 0
+
+    def _active_ids(self) -> list[int]:
+        with self.active_lock:
+            return list(self.active)
+
+    def _heartbeat(self) -> None:
+        self.store.set_meta("daemon_heartbeat", iso(datetime.now(UTC)))
+
+    # --- mirroring the database into APScheduler ---------------------------------------------
+    @staticmethod
+    def _signature(job: Job) -> tuple[Any, ...]:
+        return (job.trigger_kind, job.trigger_spec, job.timezone, job.misfire_grace, job.paused, job.done,
+                job.updated_at)
+
+    def sync(self, initial: bool = False) -> None:
+        self.version = self.store.version()
+        jobs = {j.id: j for j in self.store.list()}
+        for aps in self.scheduler.get_jobs():
+            if aps.id.endswith("-catch-up"):
+                continue
+            jid = int(aps.id)
+            job = jobs.get(jid)
+            if job is None or self._signature(job) != self.signatures.get(jid):
+                aps.remove()
+                self.signatures.pop(jid, None)
+                self.written_next.pop(jid, None)
+        present = {a.id for a in self.scheduler.get_jobs()}
+        for job in jobs.values():
+            if job.paused or job.done or str(job.id) in present:
+                continue
+            try:
+                self._schedule(job)
+            except Exception as e:  # a row the trigger code rejects: skip it, say why
+                log.error("cannot schedule job %s: %s", job.name, e)
+        if not initial:
+            log.info("reloaded %d job(s) (version %d)", len(jobs), self.version)
+
+    def _schedule(self, job: Job) -> None:
+        grace = job.misfire_grace or self.default_grace
+        now = datetime.now(UTC)
+        missed = job.next_run_at is not None and job.next_run_at < now - timedelta(seconds=1)
+        catch_up = missed and self._catch_up_enabled()
+        if catch_up:
+            log.info("job %s missed its run at %s while the daemon was down; running it once now",
+                     job.name, iso(job.next_run_at))
+            self.scheduler.add_job(self._fire, "date", run_date=now, args=[job.id, "catch-up"],
+                                   id=f"{job.id}-catch-up", replace_existing=True, misfire_grace_time=None)
+        if job.trigger_kind == "at" and missed:
+            self.store.set_next_run(job.id, None, done=True)
+            if not catch_up:
+                self.store.finish_run(self.store.begin_run(job, origin="schedule"), "skipped",
+                                      error="missed while the daemon was down (scheduler.catch_up is off)")
+            return
+        trigger = triggers.build(job.trigger_kind, job.trigger_spec, job.timezone, anchor=job.created_at)
+        self.scheduler.add_job(self._fire, trigger, args=[job.id, "schedule"], id=str(job.id), name=job.name,
+                               misfire_grace_time=grace, coalesce=True, max_instances=1)
+        self.signatures[job.id] = self._signature(job)
+
+    def _catch_up_enabled(self) -> bool:
+        try:
+            return bool(Workstation(self.paths).config.get("scheduler.catch_up"))
+        except Exception:
+            return True
+
+    def _write_next_runs(self) -> None:
+        for aps in self.scheduler.get_jobs():
+            if aps.id.endswith("-catch-up"):
+                continue
+            jid = int(aps.id)
+            nxt = aps.next_run_time
+            if self.written_next.get(jid, "unset") != nxt:
+                self.store.set_next_run(jid, nxt)
+                self.written_next[jid] = nxt
+
+    # --- running ------------------------------------------------------------------------------
+    def _fire(self, job_id: int, origin: str) -> None:
+        """Called by APScheduler in a worker thread. Never raises."""
+        try:
+            ws = Workstation(self.paths)
+            try:
+                store = JobStore(ws.db.conn)
+                job = store.get_by_id(job_id)
+                if job is None or job.paused or (job.done and origin != "catch-up"):
+                    return
+                if job.trigger_kind == "at":
+                    store.set_next_run(job.id, None, done=True)
+                try:
+                    run = runner.execute(ws, job, origin=origin, stop=self.stopping,
+                                         on_start=lambda rid: self._track(rid, job.name),
+                                         on_finish=self._untrack)
+                    log.info("job %s: %s%s", job.name, run.status, f" ({run.error})" if run.error else "")
+                except AlreadyRunning as e:
+                    store.record_skipped(job, str(e.message), origin=origin)
+                    log.info("job %s skipped: %s", job.name, e.message)
+            finally:
+                ws.close()
+        except BaseException:  # the daemon never dies of a job
+            log.exception("job %s crashed in the daemon", job_id)
+
+    def _track(self, run_id: int, name: str) -> None:
+        with self.active_lock:
+            self.active[run_id] = name
+
+    def _untrack(self, run_id: int) -> None:
+        with self.active_lock:
+            self.active.pop(run_id, None)
+
+
+def say(text: str) -> None:
+    """A line for the service manager's journal (stderr) and the log file."""
+    log.info(text)
+
+
+def _log_to_stderr() -> None:
+    """Besides the log file, every daemon record goes to stderr: the journal of a service manager."""
+    from copa.log import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger("copa")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def run_daemon() -> int:
+    _log_to_stderr()
+    return Daemon().run()

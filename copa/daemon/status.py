@@ -1,0 +1,54 @@
+"""What `copa daemon status` and `copa doctor` say about the daemon."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from copa.daemon.lock import holder
+from copa.scheduler.store import JobStore, iso, parse_iso
+
+if TYPE_CHECKING:
+    from copa.doctor import Check
+    from copa.workstation import Workstation
+
+STALE_HEARTBEAT = 60.0  # seconds: the daemon writes one every 10
+
+
+def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
+    info = holder(ws.paths.daemon_lock_file)
+    out: dict[str, Any] = {"running": info is not None, "pid": (info or {}).get("pid"),
+                           "since": (info or {}).get("started"), "heartbeat": None, "heartbeat_age_s": None,
+                           "stopped_at": None, "jobs": 0, "next_runs": [], "active_runs": []}
+    if not ws.paths.db_file.exists():
+        return out
+    store = JobStore(ws.db.conn)
+    beat = parse_iso(store.meta("daemon_heartbeat"))
+    if beat:
+        out["heartbeat"] = iso(beat)
+        out["heartbeat_age_s"] = round((datetime.now(UTC) - beat).total_seconds(), 1)
+    out["stopped_at"] = store.meta("daemon_stopped")
+    jobs = store.list()
+    out["jobs"] = len(jobs)
+    upcoming = sorted((j for j in jobs if j.next_run_at and not j.paused and not j.done),
+                      key=lambda j: j.next_run_at)
+    out["next_runs"] = [{"job": j.name, "at": iso(j.next_run_at)} for j in upcoming[:next_limit]]
+    out["active_runs"] = [{"run": r.id, "job": r.job_name, "started_at": iso(r.started_at), "pid": r.pid}
+                          for r in store.running()]
+    return out
+
+
+def check_daemon(ws: Workstation) -> Check:
+    from copa.doctor import INFO, OK, WARN, Check
+
+    st = status(ws)
+    if st["running"]:
+        age = st["heartbeat_age_s"]
+        if age is not None and age > STALE_HEARTBEAT:
+            return Check("daemon", WARN, f"pid {st['pid']} holds the lock but its last heartbeat was {age:.0f}s ago",
+                         "it may be stuck: 'copa daemon stop', then start it again")
+        return Check("daemon", OK, f"running, pid {st['pid']}, since {st['since']}, {st['jobs']} job(s)")
+    if st["jobs"]:
+        return Check("daemon", WARN, f"not running, and {st['jobs']} job(s) are scheduled",
+                     "run 'copa daemon' (or 'copa daemon install' to start it with your session)")
+    return Check("daemon", INFO, "not running (no jobs)", "run 'copa daemon' (or 'copa daemon install')")

@@ -1,0 +1,102 @@
+"""Creating and changing jobs: every check happens before anything is written."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from copa.errors import NotFoundError, UsageError
+from copa.scheduler import triggers
+from copa.scheduler.store import Job, JobStore
+
+if TYPE_CHECKING:
+    from copa.workstation import Workstation
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def store(ws: Workstation) -> JobStore:
+    return JobStore(ws.db.conn)
+
+
+def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str | None = None,
+            at: str | None = None, tz: str | None = None, report: str | None = None, skill: str | None = None,
+            args: dict[str, Any] | None = None, prompt: str | None = None, deliver: list[str] | None = None,
+            retries: int | None = None, misfire_grace: int | None = None, paused: bool = False) -> Job:
+    if not NAME_RE.match(name):
+        raise UsageError(f"invalid job name {name!r}", hint="letters, digits, '_', '.', '-' (up to 64), e.g. morning")
+    given = {k: v for k, v in (("cron", cron), ("every", every), ("at", at)) if v is not None}
+    if len(given) != 1:
+        raise UsageError("give exactly one of --cron, --every or --at",
+                         hint="e.g. --cron '0 8 * * 1-5', --every 30m or --at 2026-12-01T09:00")
+    actions = {k: v for k, v in (("report", report), ("skill", skill), ("prompt", prompt)) if v is not None}
+    if len(actions) != 1:
+        raise UsageError("give exactly one action: --report NAME, --skill NAME or --prompt TEXT")
+    if args and "skill" not in actions:
+        raise UsageError("--arg goes with --skill")
+    if retries is not None and retries < 0:
+        raise UsageError("--retries cannot be negative")
+    if misfire_grace is not None and misfire_grace < 1:
+        raise UsageError("--misfire-grace must be at least 1 second")
+    kind, spec = next(iter(given.items()))
+    zone = triggers.check_zone(tz) if tz else triggers.default_zone(ws.config)
+    spec = triggers.validate(kind, spec, zone)
+    action, target = next(iter(actions.items()))
+    if not target.strip():
+        raise UsageError(f"--{action} needs a value")
+    if action == "report":
+        from copa.scheduler.reports import check_name
+
+        check_name(ws, target)
+    elif action == "skill":
+        _check_skill(ws, target)
+    from copa.scheduler.delivery import resolve_target
+
+    for d in deliver or []:
+        resolve_target(ws, d)
+    created = datetime.now(UTC)
+    nxt = None if paused else triggers.next_fire(kind, spec, zone, anchor=created)
+    st = store(ws)
+    job = st.add(name=name, trigger_kind=kind, trigger_spec=spec, timezone=zone, action_kind=action,
+                 action_target=target, action_args=args or {}, deliver=list(deliver or []), retries=retries,
+                 misfire_grace=misfire_grace, paused=paused, next_run_at=nxt)
+    # the grid of --every starts at the stored creation time, so the daemon computes the same times
+    if kind == "every" and job.created_at and not paused:
+        st.set_next_run(job.id, triggers.next_fire(kind, spec, zone, anchor=job.created_at))
+        job = st.get(name)
+    return job
+
+
+def _check_skill(ws: Workstation, name: str) -> None:
+    try:
+        skills = ws.skills
+    except AttributeError:
+        return  # the skills part is not installed here; the run will say so
+    try:
+        found = skills.get(name)
+    except NotFoundError:
+        found = None
+    except Exception:  # the registry could not load: the run will report the real error
+        return
+    if found is None:
+        names = ", ".join(s.name for s in skills.list())
+        raise NotFoundError(f"no skill named {name!r}", hint=f"skills: {names or 'none'} (copa skills list)")
+
+
+def pause(ws: Workstation, name: str) -> Job:
+    return store(ws).set_paused(name, True)
+
+
+def resume(ws: Workstation, name: str) -> Job:
+    st = store(ws)
+    job = st.get(name)
+    if job.done:
+        raise UsageError(f"job {name!r} has already fired (it was --at {job.trigger_spec})",
+                         hint="add a new job with another --at")
+    nxt = triggers.next_fire(job.trigger_kind, job.trigger_spec, job.timezone, anchor=job.created_at)
+    return st.set_paused(name, False, next_run_at=nxt)
+
+
+def remove(ws: Workstation, name: str) -> None:
+    store(ws).remove(name)

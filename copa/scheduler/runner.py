@@ -1,0 +1,135 @@
+"""Running one job: the same code path for the daemon and for `copa schedule run NAME`.
+
+A run is recorded before it starts (status ``running`` with the pid), then finished as ``ok``,
+``partial`` (the action worked, a delivery did not), ``failed`` or ``interrupted``. A failed action
+is retried per the job's policy, each attempt its own row; nothing a job does can raise out of
+``execute`` except a refusal to start (``AlreadyRunning``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from copa.errors import CopaError
+from copa.scheduler.store import Job, JobStore, Run
+
+if TYPE_CHECKING:
+    from copa.workstation import Workstation
+
+log = logging.getLogger("copa.scheduler")
+
+
+class JobFailed(Exception):
+    """The action failed in a way the user can read (recorded as the run's error)."""
+
+
+@dataclass
+class Output:
+    title: str
+    body: str
+    path: str | None = None
+    report_id: str | None = None
+
+
+def execute(ws: Workstation, job: Job, *, origin: str, scheduled_for: datetime | None = None,
+            stop: threading.Event | None = None, on_start: Callable[[int], None] | None = None,
+            on_finish: Callable[[int], None] | None = None) -> Run:
+    """Run ``job`` with retries; returns the last attempt's run."""
+    store = JobStore(ws.db.conn)
+    retries = job.retries if job.retries is not None else int(ws.config.get("scheduler.retries"))
+    delay = float(ws.config.get("scheduler.retry_delay"))
+    attempt = 0
+    while True:
+        attempt += 1
+        run_id = store.begin_run(job, origin=origin if attempt == 1 else "retry", attempt=attempt,
+                                 scheduled_for=scheduled_for)
+        if on_start:
+            on_start(run_id)
+        try:
+            run = _attempt(ws, store, job, run_id, stop)
+        finally:
+            if on_finish:
+                on_finish(run_id)
+        if run.status != "failed" or attempt > retries:
+            return run
+        log.info("job %s failed (attempt %d of %d), retrying in %.0fs: %s", job.name, attempt, retries + 1,
+                 delay, run.error)
+        if (stop or threading.Event()).wait(delay):
+            return run  # stopping: the failure stands, no further attempt
+
+
+def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: threading.Event | None) -> Run:
+    from copa.scheduler.delivery import deliver_all
+
+    try:
+        out = perform(ws, job, run_id)
+    except (JobFailed, CopaError) as e:
+        return store.finish_run(run_id, "failed", error=str(e))
+    except Exception as e:  # a bug in a part: record it, never crash the caller
+        log.exception("job %s crashed", job.name)
+        return store.finish_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
+    errors = []
+    if job.deliver:
+        results = deliver_all(ws, job.deliver, out.title, out.body, run_id=run_id, report_id=out.report_id,
+                              stop=stop)
+        errors = [f"delivery to {r.target} failed after {r.attempts} attempt(s): {r.error}"
+                  for r in results if not r.ok]
+    return store.finish_run(run_id, "partial" if errors else "ok", output_path=out.path,
+                            report_id=out.report_id, error="; ".join(errors) or None)
+
+
+def perform(ws: Workstation, job: Job, run_id: int | None = None) -> Output:
+    """Do the job's action and return its output (a report, a skill's result, an agent's answer)."""
+    if job.action_kind == "report":
+        from copa.scheduler import reports
+
+        rep = reports.create(ws, job.action_target, run_id=run_id)
+        return Output(rep.title, rep.body, rep.path, rep.id)
+    if job.action_kind == "skill":
+        body = _skill(ws, job.action_target, job.action_args)
+    elif job.action_kind == "prompt":
+        body = _prompt(ws, job.action_target)
+    else:
+        raise JobFailed(f"unknown action {job.action_kind!r}")
+    title = f"copa: {job.name}"
+    return Output(title, body, _save_output(ws, job, run_id, body))
+
+
+def _skill(ws: Workstation, name: str, args: dict) -> str:
+    try:
+        skills = ws.skills
+    except AttributeError:
+        raise JobFailed("skills are not available in this copa install") from None
+    result = skills.call(name, dict(args))
+    if not result.ok:
+        raise JobFailed(f"skill {name} failed ({result.error_type or 'error'}): {result.error}")
+    content = result.content
+    return content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False, default=str)
+
+
+def _prompt(ws: Workstation, prompt: str) -> str:
+    try:
+        from copa.agent import available_model, run_turn
+    except ImportError:
+        raise JobFailed("the agent is not available in this copa install") from None
+    if available_model(ws) is None:
+        raise JobFailed("no model is configured, and a --prompt job needs one (set OPENAI_API_KEY or another "
+                        "provider key, or run 'copa models add')")
+    # Unattended: nobody can approve a dangerous tool, so every such call is denied.
+    result = run_turn(ws, prompt, approve=lambda *_: False)
+    return result.text or ""
+
+
+def _save_output(ws: Workstation, job: Job, run_id: int | None, body: str) -> str:
+    from copa.paths import atomic_write
+
+    stamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    path = ws.paths.data_dir / "runs" / job.name / f"{stamp}-{run_id or 0}.md"
+    atomic_write(path, body.encode("utf-8"), mode=0o600)
+    return str(path)

@@ -1,0 +1,236 @@
+"""The sections a report template can include, each a function returning Markdown.
+
+A section never sinks the report: if its part of copa is missing (no memory, no skills, no devices)
+it says so in one line, and if it crashes the report shows the error in place of that section.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from copa.workstation import Workstation
+
+log = logging.getLogger("copa.scheduler")
+SPARK = "▁▂▃▄▅▆▇█"
+NOISE_KINDS = {"episode", "report"}  # conversation turns and earlier reports are not "learned"
+
+
+class Context:
+    """What a section may use: the workstation, the report's time, the last report of this name."""
+
+    def __init__(self, ws: Workstation, name: str, now: datetime, last_report_at: datetime | None, tz: Any):
+        self.ws, self.name, self.now, self.last_report_at, self.tz = ws, name, now, last_report_at, tz
+
+    def local(self, dt: datetime | None) -> str:
+        return dt.astimezone(self.tz).strftime("%a %d %b %H:%M") if dt else "?"
+
+
+def _memory(ws: Workstation) -> Any | None:
+    try:
+        return ws.memory
+    except AttributeError:  # the memory part is not installed
+        return None
+
+
+def _skills(ws: Workstation) -> Any | None:
+    try:
+        return ws.skills
+    except AttributeError:
+        return None
+
+
+def tasks(ctx: Context, **_: str) -> str:
+    mem = _memory(ctx.ws)
+    if mem is None:
+        return "_Memory is not available, so no tasks._"
+    items = mem.tasks()
+    if not items:
+        return "No open tasks."
+    end_of_day = ctx.now.astimezone(ctx.tz).replace(hour=23, minute=59, second=59)
+    lines = []
+    for t in items:
+        due = t.due_at
+        mark = ""
+        if due is not None:
+            mark = " **overdue**" if due < ctx.now else " (due today)" if due <= end_of_day else ""
+            mark = f" — due {ctx.local(due)}{mark}"
+        status = " [in progress]" if getattr(t, "status", "") == "in_progress" else ""
+        lines.append(f"- {t.text}{status}{mark}")
+    overdue = sum(1 for t in items if t.due_at and t.due_at < ctx.now)
+    head = f"{len(items)} open" + (f", {overdue} overdue" if overdue else "") + ":"
+    return head + "\n\n" + "\n".join(lines)
+
+
+def _calendar_skill(skills: Any) -> str | None:
+    names = [s.name for s in skills.list() if getattr(s, "status", "ok") == "ok"]
+    for pref in ("calendar_upcoming", "upcoming_events", "calendar"):
+        if pref in names:
+            return pref
+    return next((n for n in names if n.startswith("calendar")), None)
+
+
+def calendar(ctx: Context, days: str = "7", **_: str) -> str:
+    skills = _skills(ctx.ws)
+    name = _calendar_skill(skills) if skills is not None else None
+    if name is None:
+        return "_No calendar skill is available._"
+    result = skills.call(name, {"days": int(days)})
+    if not result.ok:
+        return f"_The calendar skill failed: {result.error}_"
+    content = result.content
+    if isinstance(content, dict):
+        content = content.get("events", content)
+    if isinstance(content, list):
+        if not content:
+            return f"No events in the next {days} day(s)."
+        rows = []
+        for ev in content[:50]:
+            if isinstance(ev, dict):
+                when = ev.get("start") or ev.get("when") or ""
+                what = ev.get("summary") or ev.get("title") or ev.get("name") or ""
+                where = f" ({ev['location']})" if ev.get("location") else ""
+                rows.append(f"- {when} {what}{where}".rstrip())
+            else:
+                rows.append(f"- {ev}")
+        return "\n".join(rows)
+    return str(content)
+
+
+def learned(ctx: Context, days: str = "1", **_: str) -> str:
+    mem = _memory(ctx.ws)
+    if mem is None:
+        return "_Memory is not available._"
+    since = ctx.last_report_at or ctx.now - timedelta(days=float(days))
+    changes = [m for m in mem.changes_since(since) if m.kind not in NOISE_KINDS]
+    new = [m for m in changes if m.created_at and m.created_at >= since and not m.superseded_by and not m.valid_to]
+    ended = [m for m in changes if m.superseded_by or m.valid_to]
+    if not new and not ended:
+        return f"Nothing new since {ctx.local(since)}."
+    out = []
+    if new:
+        out.append(f"New since {ctx.local(since)}:\n")
+        out += [f"- {m.text}" + (f" _({m.kind})_" if m.kind not in ("note", "fact") else "") for m in new[:40]]
+    if ended:
+        out.append("\nNo longer true (superseded or ended):\n")
+        out += [f"- ~~{m.text}~~" for m in ended[:40]]
+    return "\n".join(out)
+
+
+def _table_exists(ws: Workstation, name: str) -> bool:
+    return ws.db.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
+        is not None
+
+
+def sparkline(values: list[float], width: int = 16) -> str:
+    """Mean of each of ``width`` equal slices, scaled to eight block characters."""
+    if not values:
+        return ""
+    n = min(width, len(values))
+    buckets = [values[i * len(values) // n:(i + 1) * len(values) // n] for i in range(n)]
+    means = [sum(b) / len(b) for b in buckets if b]
+    lo, hi = min(means), max(means)
+    if hi == lo:
+        return SPARK[3] * len(means)
+    return "".join(SPARK[min(7, int((v - lo) / (hi - lo) * 8))] for v in means)
+
+
+def telemetry(ctx: Context, hours: str = "24", **_: str) -> str:
+    if not _table_exists(ctx.ws, "device_readings"):
+        return "No devices."
+    since = (ctx.now - timedelta(hours=float(hours))).astimezone(UTC).isoformat()
+    rows = ctx.ws.db.conn.execute(
+        "SELECT device, channel, at, value FROM device_readings WHERE at >= ? AND value IS NOT NULL "
+        "ORDER BY device, channel, at", (since,)).fetchall()
+    if not rows:
+        return f"No device readings in the last {hours} h."
+    series: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    for device, channel, at, value in rows:
+        series.setdefault((device, channel), []).append((at, float(value)))
+    lines = ["| device | sensor | min | max | mean | last | trend |", "|---|---|---|---|---|---|---|"]
+    for (device, channel), pts in series.items():
+        vals = [v for _, v in pts]
+        lines.append(f"| {device} | {channel} | {_num(min(vals))} | {_num(max(vals))} | "
+                     f"{_num(sum(vals) / len(vals))} | {_num(vals[-1])} | {sparkline(vals)} |")
+    return f"Last {hours} h, {len(rows)} readings:\n\n" + "\n".join(lines)
+
+
+def _num(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def health(ctx: Context, **_: str) -> str:
+    from copa.doctor import run_checks
+
+    checks = run_checks(ctx.ws)
+    bad = [c for c in checks if c.status in ("warn", "fail")]
+    head = f"{len(checks)} checks, {len(bad)} need attention." if bad else f"All {len(checks)} checks pass."
+    return head + ("\n\n" + "\n".join(f"- **{c.status}** {c.name}: {c.detail}" + (f" — {c.fix}" if c.fix else "")
+                                      for c in bad) if bad else "")
+
+
+def runs(ctx: Context, days: str = "7", **_: str) -> str:
+    since = (ctx.now - timedelta(days=float(days))).astimezone(UTC).isoformat()
+    rows = ctx.ws.db.conn.execute(
+        "SELECT job_name, status, COUNT(*), MAX(started_at) FROM sched_runs WHERE started_at >= ? "
+        "GROUP BY job_name, status ORDER BY job_name", (since,)).fetchall()
+    if not rows:
+        return f"No scheduled runs in the last {days} day(s)."
+    return "\n".join(f"- {job}: {n} {status}" for job, status, n, _ in rows)
+
+
+def skill(ctx: Context, name: str = "", **args: str) -> str:
+    skills = _skills(ctx.ws)
+    if skills is None:
+        return f"_Skills are not available, so no result from {name}._"
+    result = skills.call(name, dict(args))
+    if not result.ok:
+        return f"_{name} failed: {result.error}_"
+    content = result.content
+    if isinstance(content, str):
+        return content
+    return "```json\n" + json.dumps(content, indent=2, ensure_ascii=False, default=str)[:4000] + "\n```"
+
+
+def chosen_skills(ctx: Context, **_: str) -> str:
+    chosen = ctx.ws.config.get("reports.skills")
+    if not chosen:
+        return ""
+    parts = []
+    for entry in chosen:
+        name, args = parse_call(entry)
+        parts.append(f"### {name}\n\n{skill(ctx, name=name, **args)}")
+    return "\n\n".join(parts)
+
+
+def parse_call(text: str) -> tuple[str, dict[str, Any]]:
+    """'weather city=Paris days=2' -> ('weather', {'city': 'Paris', 'days': 2}); values that read as
+    JSON (numbers, true/false) become those, the rest stay text."""
+    import shlex
+
+    words = shlex.split(text)
+    if not words:
+        return "", {}
+    args = {}
+    for w in words[1:]:
+        k, sep, v = w.partition("=")
+        if sep:
+            args[k] = _value(v)
+    return words[0], args
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+SECTIONS: dict[str, Callable[..., str]] = {
+    "tasks": tasks, "calendar": calendar, "learned": learned, "telemetry": telemetry, "health": health,
+    "runs": runs, "skills": chosen_skills,
+}

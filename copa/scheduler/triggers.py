@@ -1,0 +1,163 @@
+"""When jobs fire: parsing and checking `--cron`, `--every` and `--at`, time zones, and building the
+APScheduler 3.x trigger (imported only here, inside functions, so listing jobs never loads it).
+
+Crontab weekdays follow crontab (0 or 7 = Sunday, 1 = Monday): APScheduler 3 numbers them from
+Monday = 0, so numeric weekdays are translated to names before they reach it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from copa.errors import UsageError
+
+if TYPE_CHECKING:
+    from copa.config import Config
+
+KINDS = ("cron", "every", "at")
+_EVERY_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+
+def parse_every(text: str) -> int:
+    """'30m' -> 1800; accepts w, d, h, m, s in that order ('1h30m', '2s')."""
+    m = _EVERY_RE.match(text.strip().lower())
+    if not text.strip() or not m or not any(m.groups()):
+        raise UsageError(f"cannot read the interval {text!r}", hint="use e.g. 30s, 5m, 1h30m, 2d or 1w")
+    w, d, h, mi, s = (int(g or 0) for g in m.groups())
+    seconds = (((w * 7 + d) * 24 + h) * 60 + mi) * 60 + s
+    if seconds < 1:
+        raise UsageError("the interval must be at least 1 second", hint="use e.g. 30s or 5m")
+    return seconds
+
+
+def check_zone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r}", hint="use an IANA name such as Europe/Paris or UTC") from None
+    return name
+
+
+def system_zone() -> str:
+    """The machine's IANA zone name (tzlocal, a dependency of APScheduler), or UTC."""
+    try:
+        import tzlocal
+
+        name = tzlocal.get_localzone_name()
+    except Exception:  # no /etc/localtime, odd TZ: UTC is a defined, documented fallback
+        name = None
+    return name or "UTC"
+
+
+def default_zone(config: Config) -> str:
+    """scheduler.timezone, then general.timezone, then the system's zone."""
+    name = config.get("scheduler.timezone") or config.get("general.timezone") or system_zone()
+    return check_zone(name)
+
+
+def _crontab_dow(field: str) -> str:
+    """Crontab weekday numbers (0/7 = Sunday) to APScheduler names; names pass through."""
+    if field in ("*", "?") or re.search(r"[a-zA-Z]", field):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        base, _, step_txt = part.partition("/")
+        step = int(step_txt) if step_txt else 1
+        if base == "*":
+            lo, hi = 0, 6
+        elif "-" in base:
+            a, _, b = base.partition("-")
+            lo, hi = int(a), int(b)
+        else:
+            lo = int(base)
+            hi = 7 if step_txt else lo
+        if not (0 <= lo <= 7 and 0 <= hi <= 7 and lo <= hi and step >= 1):
+            raise ValueError(f"bad weekday field {field!r}")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(_DAY_NAMES[d] for d in sorted(days))
+
+
+def _cron_trigger(spec: str, tz: str) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = spec.split()
+    if len(fields) == 5:
+        minute, hour, day, month, dow = fields
+        second = "0"
+    elif len(fields) == 6:  # a seconds field first, as in some cron dialects
+        second, minute, hour, day, month, dow = fields
+    else:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_crontab_dow(dow), timezone=tz)
+
+
+def parse_at(text: str, tz: str) -> datetime:
+    """An ISO date-time; without an offset it is read in the job's zone. Returned in UTC."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"cannot read the date-time {text!r}", hint="use ISO 8601, e.g. 2026-12-01T09:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(tz))
+    return when.astimezone(UTC)
+
+
+def validate(kind: str, spec: str, tz: str, *, now: datetime | None = None) -> str:
+    """Check a trigger; returns its normalized spec. Imports APScheduler for cron expressions."""
+    check_zone(tz)
+    if kind == "every":
+        parse_every(spec)
+        return spec.strip().lower()
+    if kind == "at":
+        when = parse_at(spec, tz)
+        if when <= (now or datetime.now(UTC)):
+            raise UsageError(f"{spec} has already passed", hint="give a future date-time, or use --every/--cron")
+        return when.isoformat()
+    if kind == "cron":
+        spec = " ".join(spec.split())
+        try:
+            _cron_trigger(spec, tz)
+        except ValueError as e:
+            raise UsageError(f"bad cron expression {spec!r}: {e}", hint="five fields: minute hour "
+                             "day-of-month month day-of-week, e.g. '0 8 * * 1-5'") from None
+        return spec
+    raise UsageError(f"unknown trigger kind {kind!r}", hint="use --cron, --every or --at")
+
+
+def build(kind: str, spec: str, tz: str, anchor: datetime | None = None) -> Any:
+    """The APScheduler trigger. ``anchor`` (the job's creation time) keeps --every on a fixed grid
+    across daemon restarts instead of restarting the interval each time."""
+    if kind == "cron":
+        return _cron_trigger(spec, tz)
+    if kind == "every":
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        seconds = parse_every(spec)
+        start = (anchor or datetime.now(UTC)) + timedelta(seconds=seconds)
+        return IntervalTrigger(seconds=seconds, start_date=start, timezone=tz)
+    if kind == "at":
+        from apscheduler.triggers.date import DateTrigger
+
+        return DateTrigger(run_date=datetime.fromisoformat(spec), timezone=tz)
+    raise UsageError(f"unknown trigger kind {kind!r}")
+
+
+def next_fire(kind: str, spec: str, tz: str, *, after: datetime | None = None,
+              anchor: datetime | None = None, previous: datetime | None = None) -> datetime | None:
+    """The first fire time at or after ``after`` (UTC), or None when the trigger is exhausted."""
+    now = (after or datetime.now(UTC)).astimezone(UTC)
+    trigger = build(kind, spec, tz, anchor)
+    when = trigger.get_next_fire_time(previous, now)
+    return when.astimezone(UTC) if when else None
+
+
+def describe(kind: str, spec: str) -> str:
+    return {"cron": f"cron '{spec}'", "every": f"every {spec}", "at": f"at {spec}"}.get(kind, spec)
