@@ -1,0 +1,255 @@
+"""Paired boards under the names users chose: pairing, lookup, sessions, forgetting.
+
+A row in ``devices`` says which board (its 8-byte id), where it was last seen and what the host's
+message counter has reached; the 16-byte pairing key lives only in copa's secrets store, under
+``copa.device.<id>``, never in the database or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets as _secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from copa.device.protocol import Board, DeviceError, Hello, Status
+from copa.errors import CopaError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from copa.device.session import DeviceSession
+    from copa.workstation import Workstation
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+BOARD_NAMES = {Board.HOST: "host", Board.UNO: "uno", Board.STM32F103: "stm32f103"}
+
+
+def board_name(code: int) -> str:
+    return BOARD_NAMES.get(code, f"board-{code}")  # type: ignore[call-overload]
+
+
+def secret_name(device_id: str) -> str:
+    return f"copa.device.{device_id}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class DeviceRecord:
+    name: str
+    device_id: str
+    board: str
+    port: str
+    paired_at: str
+    last_seen: str | None = None
+    usb_serial: str | None = None
+    firmware: str | None = None
+    counter: int = 0
+    watch: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_device_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise UsageError(f"invalid device name {name!r}",
+                         hint="use 1-32 lower-case letters, digits, '-' or '_' (e.g. greenhouse)")
+    return name
+
+
+def stable_path(port: str) -> str:
+    """Prefer a /dev/serial/by-id link (it survives re-enumeration as ttyACM1 and the like)."""
+    by_id = "/dev/serial/by-id"
+    if port.startswith("/dev/") and os.path.isdir(by_id):
+        real = os.path.realpath(port)
+        for entry in sorted(os.listdir(by_id)):
+            link = os.path.join(by_id, entry)
+            if os.path.realpath(link) == real:
+                return link
+    return port
+
+
+def usb_serial_of(port: str) -> str | None:
+    try:
+        from serial.tools import list_ports
+    except ImportError:  # pragma: no cover
+        return None
+    real = os.path.realpath(port)
+    for p in list_ports.comports():
+        if os.path.realpath(p.device) == real:
+            return p.serial_number
+    return None
+
+
+class DeviceRegistry:
+    def __init__(self, ws: Workstation):
+        self.ws = ws
+
+    # ------------------------------------------------------------------ rows
+    @property
+    def db(self):
+        return self.ws.db
+
+    def list(self) -> list[DeviceRecord]:
+        return [self._record(r) for r in self.db.query("SELECT * FROM devices ORDER BY name")]
+
+    def names(self) -> list[str]:
+        return [r["name"] for r in self.db.query("SELECT name FROM devices ORDER BY name")]
+
+    def get(self, name: str) -> DeviceRecord:
+        rows = list(self.db.query("SELECT * FROM devices WHERE name = ?", [name]))
+        if not rows:
+            known = self.names()
+            raise NotFoundError(
+                f"no paired board named {name!r}",
+                hint=("known boards: " + ", ".join(known)) if known
+                else "pair one first: copa device pair PORT --name NAME")
+        return self._record(rows[0])
+
+    @staticmethod
+    def _record(r: dict[str, Any]) -> DeviceRecord:
+        return DeviceRecord(r["name"], r["device_id"], r["board"], r["port"], r["paired_at"],
+                            r["last_seen"], r["usb_serial"], r["firmware"], r["counter"],
+                            json.loads(r["watch"] or "{}"), json.loads(r["info"] or "{}"))
+
+    def key(self, rec: DeviceRecord) -> bytes:
+        value = self.ws.secrets.resolve(secret_name(rec.device_id))
+        if not value:
+            raise CopaError(f"the pairing key of {rec.name} is missing from the secrets store",
+                            hint=f"pair it again: hold its pairing jumper, reset it, then "
+                            f"'copa device forget {rec.name}' and 'copa device pair {rec.port} --name {rec.name}'")
+        return bytes.fromhex(value)
+
+    def touch(self, name: str, *, port: str | None = None, hello: Hello | None = None) -> None:
+        fields: dict[str, Any] = {"last_seen": now_iso()}
+        if port:
+            fields["port"] = port
+        if hello is not None:
+            fields["firmware"] = f"{hello.firmware[0]}.{hello.firmware[1]}"
+            fields["info"] = json.dumps(hello_info(hello))
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE devices SET {sets} WHERE name = ?", [*fields.values(), name])
+
+    def set_watch(self, name: str, watch: dict[str, Any]) -> None:
+        self.get(name)
+        self.db.execute("UPDATE devices SET watch = ? WHERE name = ?", [json.dumps(watch), name])
+
+    def _counter_store(self, name: str):
+        def load() -> int:
+            rows = list(self.db.query("SELECT counter FROM devices WHERE name = ?", [name]))
+            return int(rows[0]["counter"]) if rows else 0
+
+        def save(value: int) -> None:
+            self.db.execute("UPDATE devices SET counter = MAX(counter, ?) WHERE name = ?", [value, name])
+
+        return load, save
+
+    # ------------------------------------------------------------------ sessions
+    def session(self, name: str, *, connect: bool = True, port: str | None = None,
+                timeout: float | None = None, reconnect: bool = True, **kw: Any) -> DeviceSession:
+        """A session with a paired board: HELLO, identity check, mutual authentication."""
+        from copa.device.session import DeviceSession
+
+        rec = self.get(name)
+        key = self.key(rec)
+        s = DeviceSession(port or rec.port, key=key, device_id=bytes.fromhex(rec.device_id), name=name,
+                          resolve=lambda: self.resolve(name), counters=self._counter_store(name),
+                          timeout=timeout or self.ws.config.get("device.timeout"),
+                          reconnect=reconnect, **kw)
+        if connect:
+            try:
+                h = s.connect()
+            except DeviceError as e:
+                s.close()
+                raise e
+            except BaseException:
+                s.close()
+                raise
+            self.touch(name, hello=h)
+        return s
+
+    def resolve(self, name: str) -> str | None:
+        """Where the board is now: its stored (stable) path, else the USB port with its serial."""
+        rec = self.get(name)
+        if "://" in rec.port or os.path.exists(rec.port):
+            return rec.port
+        if rec.usb_serial:
+            try:
+                from serial.tools import list_ports
+            except ImportError:  # pragma: no cover
+                return None
+            for p in list_ports.comports():
+                if p.serial_number == rec.usb_serial:
+                    return p.device
+        return None
+
+    # ------------------------------------------------------------------ pairing
+    def pair(self, port: str, name: str, *, timeout: float | None = None) -> DeviceRecord:
+        """Pair the board on ``port`` under ``name``; the key goes to the secrets store first, so
+        a crash after the board stored it never leaves a board nobody holds the key of."""
+        from copa.device.session import DeviceSession
+
+        check_device_name(name)
+        if name in self.names():
+            raise UsageError(f"a board named {name!r} is already paired",
+                             hint=f"choose another name, or 'copa device forget {name}' first")
+        s = DeviceSession(port, name=name, reconnect=False,
+                          timeout=timeout or self.ws.config.get("device.timeout"))
+        try:
+            h = s.connect()
+            dev = h.device_id.hex()
+            clash = list(self.db.query("SELECT name FROM devices WHERE device_id = ?", [dev]))
+            if clash:
+                raise UsageError(f"this board is already paired as {clash[0]['name']!r}",
+                                 hint=f"use that name, or 'copa device forget {clash[0]['name']}' first")
+            if not h.pair_open:
+                raise CopaError("this board is paired with another host and refuses a new key",
+                                hint="hold its pairing jumper while it starts (or reset it with the "
+                                "jumper on), then pair again")
+            key = _secrets.token_bytes(16)
+            sname = secret_name(dev)
+            self.ws.secrets.set(sname, key.hex())
+            try:
+                s.pair(key)
+            except DeviceError as e:
+                self.ws.secrets.delete(sname)
+                if e.status == Status.NOT_PAIRABLE:
+                    raise CopaError("the board refused the new key (pairing is closed)",
+                                    hint="hold its pairing jumper while it starts, then pair again") from None
+                raise
+            except BaseException:
+                self.ws.secrets.delete(sname)
+                raise
+            rec = DeviceRecord(name=name, device_id=dev, board=board_name(h.board),
+                               port=stable_path(port), paired_at=now_iso(), last_seen=now_iso(),
+                               usb_serial=None if "://" in port else usb_serial_of(port),
+                               firmware=f"{h.firmware[0]}.{h.firmware[1]}",
+                               counter=s.auth.counter + 256 if s.auth else 0, info=hello_info(h))
+            self.db["devices"].insert({**rec.as_dict(), "watch": "{}", "info": json.dumps(rec.info)})
+            return rec
+        finally:
+            s.close()
+
+    def forget(self, name: str) -> DeviceRecord:
+        rec = self.get(name)
+        self.ws.secrets.delete(secret_name(rec.device_id))
+        self.db.execute("DELETE FROM devices WHERE name = ?", [name])
+        return rec
+
+
+def hello_info(h: Hello) -> dict[str, Any]:
+    from copa.device.protocol import Cap
+
+    return {
+        "protocol": h.protocol, "firmware": f"{h.firmware[0]}.{h.firmware[1]}", "board": board_name(h.board),
+        "device_id": h.device_id.hex(), "paired": h.paired, "pins": len(h.pins),
+        "outputs": h.pins_with(Cap.OUT), "pwm": h.pins_with(Cap.PWM), "adc_channels": h.adc_channels,
+        "adc_bits": h.adc_bits, "i2c": h.i2c, "max_rules": h.max_rules, "max_subs": h.max_subs,
+        "max_body": h.max_body,
+    }

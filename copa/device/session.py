@@ -1,0 +1,530 @@
+"""A long-lived, thread-safe session with one board: the bridge's core.
+
+One reader thread owns the port: it decodes frames, hands responses to the waiting request (by id)
+and queues events for a dispatcher thread that calls subscribers, so a slow subscriber never stalls
+the link and queued events survive a reconnect. Requests are pipelined (up to 254 in flight), each
+with a deadline; idempotent ones are retried on timeout. After HELLO the session authenticates with
+the paired key (mutual challenge-response, docs/protocol.md); state-changing commands carry a
+counter and a MAC. The host counter is persisted in blocks, so a new session never reuses one.
+
+When the link drops (unplug, emulator killed, EIO on the pty) the session tells its listeners,
+fails the requests in flight at once, and reconnects in the background with backoff: it reopens the
+port (asking ``resolve`` for a new path if one is given), checks the board's id, re-authenticates and
+re-subscribes. A request made meanwhile waits for the reconnection no longer than its timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from copa.device.client import NoAnswer
+from copa.device.protocol import (
+    AUTHENTICATED,
+    RULE_WIRE,
+    Cmd,
+    DeviceError,
+    Frame,
+    FrameDecoder,
+    Hello,
+    ProtocolError,
+    Rule,
+    RuleEntry,
+    Session,
+    Stats,
+    Status,
+    encode_frame,
+    parse_event,
+    subscribe_body,
+)
+from copa.device.transport import open_port
+from copa.errors import CopaError
+
+log = logging.getLogger("copa.device")
+
+#: commands safe to send twice (a retry after a lost answer must not do something twice)
+IDEMPOTENT = frozenset({
+    Cmd.PING, Cmd.HELLO, Cmd.GPIO_MODE, Cmd.GPIO_READ, Cmd.GPIO_WRITE, Cmd.ADC_READ, Cmd.PWM_WRITE,
+    Cmd.I2C_SCAN, Cmd.SUBSCRIBE, Cmd.RULE_LIST, Cmd.RULE_CLEAR, Cmd.STATS,
+})
+COUNTER_BLOCK = 256  # host counters are reserved (persisted) this many at a time
+
+
+class DeviceUnavailable(NoAnswer):
+    """The board is not connected (unplugged, or still reconnecting)."""
+
+
+class RequestTimeout(NoAnswer):
+    """A request got no answer in time (after its retries)."""
+
+
+@dataclass
+class ReceivedEvent:
+    """An event from the board with the host time it arrived."""
+
+    at: datetime
+    event: Any  # SampleEvent | RuleEvent | Frame
+
+
+CounterStore = tuple[Callable[[], int], Callable[[int], None]]  # (load, save)
+
+
+class DeviceSession:
+    def __init__(self, port: str, *, key: bytes | None = None, device_id: bytes | None = None,
+                 name: str = "", resolve: Callable[[], str | None] | None = None,
+                 counters: CounterStore | None = None, timeout: float = 2.0, retries: int = 2,
+                 reconnect: bool = True, hello_attempts: int = 15, hello_interval: float = 0.2,
+                 opener: Callable[[str], Any] | None = None):
+        self.port_path = port
+        self.key = key
+        self.device_id = device_id  # expected id; learned at the first HELLO when None
+        self.name = name or port
+        self.resolve = resolve
+        self.counters = counters
+        self.timeout = timeout
+        self.retries = retries
+        self.auto_reconnect = reconnect
+        self.hello_attempts = hello_attempts
+        self.hello_interval = hello_interval
+        self._opener = opener or open_port
+        self.hello_info: Hello | None = None
+        self.auth: Session | None = None
+        self.stats = {"sent": 0, "answered": 0, "timeouts": 0, "retries": 0, "stray": 0,
+                      "reconnects": 0, "events": 0, "reauth": 0}
+        self._port: Any = None
+        self._gen = 0  # bumped on every (re)connect; a reader of an old generation exits
+        self._lock = threading.RLock()  # id allocation, signing and writing happen in one order
+        self._pending: dict[int, tuple[int, Future[Frame]]] = {}
+        self._next_id = 0
+        self._connected = threading.Event()
+        self._closed = False
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._subscribers: list[Callable[[ReceivedEvent], None]] = []
+        self._events: deque[ReceivedEvent] = deque(maxlen=10_000)
+        self._events_cv = threading.Condition()
+        self._subscription: tuple[int, list[tuple[int, int]]] | None = None
+        self._counter_limit = 0
+        self._reconnecting = threading.Lock()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
+                                            name=f"copa-device-events-{self.name}")
+        self._dispatcher.start()
+
+    # ------------------------------------------------------------------ public: life cycle
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def connect(self) -> Hello:
+        """Open the port, HELLO (with retries) and authenticate; raises on failure."""
+        self._open_and_start(self.port_path)
+        try:
+            h = self._handshake()
+        except BaseException:
+            self._drop_port()
+            raise
+        self._notify("connected", {"port": self.port_path, "device_id": h.device_id.hex()})
+        return h
+
+    def close(self) -> None:
+        self._closed = True
+        self._connected.clear()
+        self._drop_port()
+        self._fail_pending(DeviceUnavailable(f"{self.name}: session closed"))
+        with self._events_cv:
+            self._events_cv.notify_all()
+        self._save_counter()
+
+    def __enter__(self) -> DeviceSession:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def add_listener(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
+        """``fn(kind, info)`` on "connected", "lost", "reconnected" and "reconnect_failed"."""
+        self._listeners.append(fn)
+
+    def subscribe_events(self, fn: Callable[[ReceivedEvent], None]) -> None:
+        """``fn(event)`` for every event, in order, on the dispatcher thread."""
+        self._subscribers.append(fn)
+
+    # ------------------------------------------------------------------ public: requests
+    def submit(self, cmd: int, body: bytes = b"") -> Future[Frame]:
+        """Send one request now and return a future for its answer (pipelining)."""
+        fut: Future[Frame] = Future()
+        with self._lock:
+            port = self._port
+            if port is None:
+                raise DeviceUnavailable(f"{self.name} is not connected",
+                                        hint="check the cable; copa reconnects by itself when it is back")
+            rid = self._alloc_id()
+            payload = body
+            if cmd in AUTHENTICATED and self.auth is not None and self.auth.established:
+                self._reserve_counter()
+                payload = self.auth.sign(cmd, rid, body)
+            self._pending[rid] = (cmd, fut)
+            try:
+                port.write(encode_frame(cmd, rid, payload))
+            except Exception as e:  # the port died under us
+                self._pending.pop(rid, None)
+                self._on_lost(f"write failed: {e}")
+                raise DeviceUnavailable(f"{self.name}: the link dropped while sending") from None
+            self.stats["sent"] += 1
+        fut.rid = rid  # type: ignore[attr-defined]
+        return fut
+
+    def result(self, fut: Future[Frame], timeout: float | None = None) -> Frame:
+        """Wait for a submitted request; on timeout the id is released and RequestTimeout raised."""
+        try:
+            return fut.result(self.timeout if timeout is None else timeout)
+        except FutureTimeout:
+            with self._lock:
+                rid = getattr(fut, "rid", None)
+                if rid is not None and self._pending.get(rid, (0, None))[1] is fut:
+                    del self._pending[rid]
+            self.stats["timeouts"] += 1
+            raise RequestTimeout(f"{self.name}: no answer in time",
+                                 hint="is the board still running copa firmware?") from None
+
+    def request(self, cmd: int, body: bytes = b"", *, timeout: float | None = None,
+                retries: int | None = None, check: bool = True, _internal: bool = False) -> Frame:
+        """Send and wait, retrying idempotent commands on timeout and re-authenticating once if
+        the board lost our session; ``check`` raises DeviceError on a non-OK status."""
+        timeout = self.timeout if timeout is None else timeout
+        tries = 1 + ((self.retries if retries is None else retries) if cmd in IDEMPOTENT else 0)
+        reauthed = False
+        last: Exception | None = None
+        attempt = 0
+        while attempt < tries:
+            attempt += 1
+            try:
+                if not _internal:
+                    self._wait_connected(timeout)
+                f = self.result(self.submit(cmd, body), timeout)
+            except RequestTimeout as e:
+                last = e
+                if attempt < tries:
+                    self.stats["retries"] += 1
+                continue
+            except DeviceUnavailable as e:
+                last = e
+                if attempt < tries:
+                    self.stats["retries"] += 1
+                    continue
+                raise
+            if (cmd in AUTHENTICATED and f.status in (Status.AUTH_REQUIRED, Status.BAD_MAC)
+                    and self.key is not None and not reauthed):
+                # the board rebooted or another host took the session: prove ourselves again
+                reauthed = True
+                self.stats["reauth"] += 1
+                self._authenticate()
+                attempt -= 1
+                continue
+            if check and f.status != Status.OK:
+                raise DeviceError(cmd, f.status)
+            return f
+        assert last is not None
+        if isinstance(last, RequestTimeout) and tries > 1:
+            raise RequestTimeout(f"{self.name}: no answer after {tries} tries",
+                                 hint="check the cable and that the board runs copa firmware")
+        raise last
+
+    # ------------------------------------------------------------------ public: events
+    def set_subscription(self, period_ms: int, items: list[tuple[int, int]]) -> None:
+        """Sample these (kind, index) items every ``period_ms``; remembered across reconnects."""
+        self.request(Cmd.SUBSCRIBE, subscribe_body(period_ms, items))
+        self._subscription = (period_ms, list(items)) if items and period_ms else None
+
+    def next_event(self, timeout: float | None = None) -> ReceivedEvent | None:
+        """Pop the oldest queued event (for pull-style readers such as ``copa device watch``)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        with self._events_cv:
+            while not self._pull:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    return None
+                self._events_cv.wait(left)
+            return self._pull.popleft()
+
+    def enable_pull(self) -> None:
+        """Keep events for :meth:`next_event` (bounded; the oldest are dropped past 10,000)."""
+        self._pull: deque[ReceivedEvent] = deque(maxlen=10_000)
+
+    _pull: deque[ReceivedEvent] = deque(maxlen=0)
+
+    # ------------------------------------------------------------------ internals: connection
+    def _open_and_start(self, path: str) -> None:
+        port = self._opener(path)
+        with self._lock:
+            self._gen += 1
+            gen = self._gen
+            self._port = port
+            self.port_path = path
+            self.auth = None
+        threading.Thread(target=self._read_loop, args=(port, gen), daemon=True,
+                         name=f"copa-device-reader-{self.name}").start()
+
+    def _handshake(self) -> Hello:
+        h = self._hello()
+        if self.device_id is not None and h.device_id != self.device_id:
+            raise CopaError(f"the board on {self.port_path} is not {self.name} "
+                            f"(id {h.device_id.hex()}, expected {self.device_id.hex()})",
+                            hint="plug the right board in, or pair this one under its own name")
+        self.device_id = h.device_id
+        if self.key is not None:
+            self._authenticate()
+        if self._subscription:
+            period, items = self._subscription
+            self.request(Cmd.SUBSCRIBE, subscribe_body(period, items), _internal=True)
+        self._connected.set()  # callers may go ahead only now: authenticated and subscribed
+        return h
+
+    def _hello(self) -> Hello:
+        last: Exception | None = None
+        for _ in range(self.hello_attempts):
+            try:
+                f = self.result(self.submit(Cmd.HELLO, bytes([1])), self.hello_interval)
+            except RequestTimeout as e:
+                last = e
+                continue
+            if f.status == Status.OK:
+                self.hello_info = Hello.parse(f.payload)
+                return self.hello_info
+        raise NoAnswer(f"{self.name}: no HELLO answer on {self.port_path}",
+                       hint="is it a copa board? flash it with 'copa device flash --board uno|bluepill'"
+                       ) from last
+
+    def _authenticate(self) -> None:
+        assert self.key is not None
+        s = Session(self.key)
+        f = self.request(Cmd.AUTH_BEGIN, s.begin(), retries=0, _internal=True)
+        answer = s.answer(f.payload[:8], f.payload[8:16])  # raises if the board cannot prove the key
+        self.request(Cmd.AUTH_FINISH, answer, retries=0, _internal=True)
+        s.confirm()
+        with self._lock:
+            base = self.counters[0]() if self.counters else 0
+            s.counter = max(base, self._counter_limit)
+            self._counter_limit = s.counter
+            self.auth = s
+
+    def _reserve_counter(self) -> None:
+        """Persist a new block before the counter passes the last persisted limit."""
+        assert self.auth is not None
+        if self.auth.counter + 1 > self._counter_limit:
+            self._counter_limit = self.auth.counter + COUNTER_BLOCK
+            if self.counters:
+                self.counters[1](self._counter_limit)
+
+    def _save_counter(self) -> None:
+        if self.counters and self._counter_limit:
+            try:
+                self.counters[1](self._counter_limit)
+            except Exception:  # closing must not fail on a closed database
+                log.debug("could not persist the device counter", exc_info=True)
+
+    def _alloc_id(self) -> int:
+        for _ in range(255):
+            self._next_id = self._next_id % 255 + 1  # 1..255; 0 is for events
+            if self._next_id not in self._pending:
+                return self._next_id
+        raise CopaError(f"{self.name}: 255 requests in flight", hint="wait for answers before sending more")
+
+    def _wait_connected(self, timeout: float) -> None:
+        if self._closed:
+            raise DeviceUnavailable(f"{self.name}: session closed")
+        if not self._connected.wait(timeout):
+            raise DeviceUnavailable(f"{self.name} is not connected",
+                                    hint="check the cable; copa reconnects by itself when it is back")
+
+    def _drop_port(self) -> None:
+        with self._lock:
+            port, self._port = self._port, None
+            self._gen += 1
+        if port is not None:
+            with contextlib.suppress(Exception):
+                port.close()
+
+    def _fail_pending(self, exc: Exception) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for _, fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _on_lost(self, reason: str) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        self._drop_port()
+        self._fail_pending(DeviceUnavailable(f"{self.name}: link lost ({reason})"))
+        if self._closed:
+            return
+        if was:
+            log.info("device %s lost: %s", self.name, reason)
+            self._notify("lost", {"reason": reason})
+        if self.auto_reconnect and self._reconnecting.acquire(blocking=False):
+            threading.Thread(target=self._reconnect_loop, daemon=True,
+                             name=f"copa-device-reconnect-{self.name}").start()
+
+    def _reconnect_loop(self) -> None:
+        delay = 0.05
+        started = time.monotonic()
+        try:
+            while not self._closed:
+                path = self.port_path
+                if self.resolve is not None:
+                    try:
+                        path = self.resolve() or path
+                    except Exception:
+                        log.debug("resolve failed", exc_info=True)
+                try:
+                    self._open_and_start(path)
+                    h = self._handshake()
+                except Exception as e:
+                    self._connected.clear()
+                    self._drop_port()
+                    log.debug("reconnect to %s failed: %s", self.name, e)
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 1.0)
+                    continue
+                self.stats["reconnects"] += 1
+                self._notify("reconnected", {"port": path, "after_s": time.monotonic() - started,
+                                             "device_id": h.device_id.hex()})
+                return
+        finally:
+            self._reconnecting.release()
+
+    def _notify(self, kind: str, info: dict[str, Any]) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(kind, info)
+            except Exception:
+                log.exception("device listener failed")
+
+    # ------------------------------------------------------------------ internals: threads
+    def _read_loop(self, port: Any, gen: int) -> None:
+        decoder = FrameDecoder()
+        while gen == self._gen and not self._closed:
+            try:
+                data = port.read(port.in_waiting or 1)
+            except Exception as e:  # SerialException/OSError: unplugged, pty closed, EIO
+                if gen == self._gen:
+                    self._on_lost(str(e) or type(e).__name__)
+                return
+            if not data:
+                continue
+            for f in decoder.feed(data):
+                self._route(f)
+
+    def _route(self, f: Frame) -> None:
+        if f.is_event:
+            self.stats["events"] += 1
+            ev = ReceivedEvent(datetime.now(UTC), parse_event(f))
+            with self._events_cv:
+                self._events.append(ev)
+                self._pull.append(ev)
+                self._events_cv.notify_all()
+            return
+        if not f.is_response:
+            return
+        with self._lock:
+            entry = self._pending.get(f.id)
+            if entry is None or entry[0] != f.cmd:
+                self.stats["stray"] += 1  # a late answer to a request that timed out
+                return
+            del self._pending[f.id]
+        self.stats["answered"] += 1
+        if not entry[1].done():
+            entry[1].set_result(f)
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            with self._events_cv:
+                while not self._events and not self._closed:
+                    self._events_cv.wait(0.5)
+                if self._closed and not self._events:
+                    return
+                ev = self._events.popleft()
+            for fn in list(self._subscribers):
+                try:
+                    fn(ev)
+                except Exception:
+                    log.exception("device event subscriber failed")
+
+    # ------------------------------------------------------------------ typed commands
+    def ping(self, data: bytes = b"") -> bytes:
+        return self.request(Cmd.PING, data).payload
+
+    def gpio_mode(self, pin: int, mode: int) -> None:
+        self.request(Cmd.GPIO_MODE, bytes([pin, mode]))
+
+    def gpio_read(self, pin: int) -> int:
+        return _payload(self.request(Cmd.GPIO_READ, bytes([pin])), 1)[0]
+
+    def gpio_write(self, pin: int, value: int) -> None:
+        self.request(Cmd.GPIO_WRITE, bytes([pin, 1 if value else 0]))
+
+    def adc_read(self, channel: int) -> int:
+        return int(struct.unpack("<H", _payload(self.request(Cmd.ADC_READ, bytes([channel])), 2)[:2])[0])
+
+    def pwm_write(self, pin: int, duty: int) -> None:
+        self.request(Cmd.PWM_WRITE, bytes([pin, duty]))
+
+    def i2c_scan(self) -> list[int]:
+        bitmap = _payload(self.request(Cmd.I2C_SCAN, timeout=max(self.timeout, 5.0)), 16)
+        return [a for a in range(128) if bitmap[a >> 3] >> (a & 7) & 1]
+
+    def i2c_read(self, addr: int, n: int) -> bytes:
+        return self.request(Cmd.I2C_READ, bytes([addr, n])).payload
+
+    def i2c_write(self, addr: int, data: bytes) -> None:
+        self.request(Cmd.I2C_WRITE, bytes([addr]) + data)
+
+    def rules(self) -> list[RuleEntry]:
+        out: list[RuleEntry] = []
+        start = 0
+        while True:
+            p = _payload(self.request(Cmd.RULE_LIST, bytes([start])), 1)
+            mask, rest = p[0], p[1:]
+            last = -1
+            for off in range(0, len(rest) - RULE_WIRE - 1, RULE_WIRE + 2):
+                slot = rest[off]
+                out.append(RuleEntry(slot, Rule.from_wire(rest[off + 1: off + 1 + RULE_WIRE]),
+                                     rest[off + 1 + RULE_WIRE]))
+                last = slot
+            if last < 0 or not mask >> (last + 1):
+                return out
+            start = last + 1
+
+    def rule_add(self, rule: Rule) -> int:
+        return _payload(self.request(Cmd.RULE_ADD, rule.to_wire()), 1)[0]
+
+    def rule_del(self, slot: int) -> None:
+        self.request(Cmd.RULE_DEL, bytes([slot]))
+
+    def rule_clear(self) -> None:
+        self.request(Cmd.RULE_CLEAR)
+
+    def board_stats(self) -> Stats:
+        return Stats.parse(self.request(Cmd.STATS).payload)
+
+    def pair(self, key: bytes) -> None:
+        """Store ``key`` on a board whose pairing is open, then authenticate with it."""
+        self.request(Cmd.PAIR, key, retries=0)
+        self.key = key
+        self._authenticate()
+
+
+def _payload(f: Frame, n: int) -> bytes:
+    if len(f.payload) < n:
+        raise ProtocolError(f"answer to command 0x{f.cmd:02x} is too short")
+    return f.payload
