@@ -69,7 +69,7 @@ def latency(names: list[str], rounds: int) -> None:
             c.hello()
             t_hello = time.perf_counter() - t_hello
             cells = []
-            for n, w in zip(sizes_, wire):
+            for n, w in zip(sizes_, wire, strict=True):
                 body = bytes((i * 37 + 11) & 0xFF for i in range(n))
                 samples = []
                 for _ in range(rounds):

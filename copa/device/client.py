@@ -11,11 +11,26 @@ from __future__ import annotations
 import struct
 import time
 from collections import deque
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from copa.device.protocol import (
-    AUTHENTICATED, Cmd, DeviceError, Frame, FrameDecoder, Hello, ProtocolError, Rule,
-    RuleEntry, RULE_WIRE, Session, Stats, Status, encode_frame, parse_event, subscribe_body,
+    AUTHENTICATED,
+    RULE_WIRE,
+    Cmd,
+    DeviceError,
+    Frame,
+    FrameDecoder,
+    Hello,
+    ProtocolError,
+    Rule,
+    RuleEntry,
+    Session,
+    Stats,
+    Status,
+    encode_frame,
+    parse_event,
+    subscribe_body,
 )
 from copa.errors import CopaError
 

@@ -8,6 +8,7 @@ Everything here is for development machines with the firmware toolchains install
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -122,7 +123,5 @@ if __name__ == "__main__":  # pragma: no cover - a developer convenience
         sys.exit(r.stdout + r.stderr)
     with start(name) as t:
         print(t.path, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             t.proc.wait()
-        except KeyboardInterrupt:
-            pass

@@ -12,7 +12,11 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 from copa.device.codec import cobs_encode, crc16, siphash24  # noqa: E402
 from copa.device.protocol import (  # noqa: E402
-    Cmd, Rule, Session, encode_frame, kdf,
+    Cmd,
+    Rule,
+    Session,
+    encode_frame,
+    kdf,
 )
 
 H = lambda b: b.hex() if b else "-"  # noqa: E731

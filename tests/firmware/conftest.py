@@ -12,6 +12,7 @@ fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,10 +67,8 @@ class Board:
 
     def stop(self) -> None:
         for c in self.clients:
-            try:
+            with contextlib.suppress(Exception):
                 c.close()
-            except Exception:
-                pass
         self.target.stop()
 
 

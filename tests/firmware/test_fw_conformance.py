@@ -9,11 +9,22 @@ from pathlib import Path
 import pytest
 
 from copa.device.client import Client, NoAnswer
-from copa.device.protocol import (
-    AUTHENTICATED, Board, Cap, Cmd, DeviceError, Mode, ProtocolError, Rule, RuleEvent,
-    SampleEvent, Status, encode_frame, frame_bytes,
-)
 from copa.device.codec import cobs_encode
+from copa.device.protocol import (
+    AUTHENTICATED,
+    Board,
+    Cap,
+    Cmd,
+    DeviceError,
+    Mode,
+    ProtocolError,
+    Rule,
+    RuleEvent,
+    SampleEvent,
+    Status,
+    encode_frame,
+    frame_bytes,
+)
 
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 BOARD_IDS = {"host": Board.HOST, "avr": Board.UNO, "stm32": Board.STM32F103}

@@ -9,7 +9,12 @@ import pytest
 
 from copa.device.codec import CobsError, cobs_decode, cobs_encode, crc16, siphash24
 from copa.device.protocol import (
-    FrameDecoder, Rule, Session, decode_frame, encode_frame, kdf,
+    FrameDecoder,
+    Rule,
+    Session,
+    decode_frame,
+    encode_frame,
+    kdf,
 )
 
 VECTORS = Path(__file__).resolve().parents[2] / "firmware" / "tests" / "vectors.txt"
@@ -44,7 +49,7 @@ def test_cobs():
     for _, name, dec, enc in vectors("cobs"):
         assert cobs_encode(_hex(dec)) == _hex(enc), name
         assert cobs_decode(_hex(enc)) == _hex(dec), name
-    for _, name, enc in vectors("cobs_bad"):
+    for _, _name, enc in vectors("cobs_bad"):
         with pytest.raises(CobsError):
             cobs_decode(_hex(enc))
 
@@ -67,7 +72,7 @@ def test_frames():
 def test_auth_and_signed():
     for _, name, key, tag, a, b, out in vectors("kdf"):
         assert kdf(_hex(key), _hex(tag), _hex(a), _hex(b)).hex() == out, name
-    for _, name, key, nh, nd, pd, ph, sk in vectors("auth"):
+    for _, _name, key, nh, nd, pd, ph, sk in vectors("auth"):
         s = Session(_hex(key))
         s.begin(_hex(nh))
         assert s.answer(_hex(nd), _hex(pd)).hex() == ph
