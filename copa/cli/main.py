@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("copa.cli.config_cmd", "Show and change the configuration."),
     "secrets": ("copa.cli.secrets_cmd", "Keep API keys and passwords, encrypted or in the OS keyring."),
     "doctor": ("copa.cli.doctor_cmd", "Check that copa and its parts work, and say how to fix what does not."),
+    "memory": ("copa.cli.memory_cmd", "What copa remembers: add, search, forget, export, import."),
+    "tasks": ("copa.cli.tasks_cmd", "Your tasks: list, add, start, done, cancel."),
     "daemon": ("copa.cli.daemon_cmd", "Run scheduled jobs and reports in the background; status, install."),
     "schedule": ("copa.cli.schedule_cmd", "Scheduled jobs: reports, skills or prompts on a cron, interval or date."),
     "report": ("copa.cli.report_cmd", "Run, list and show reports (daily briefing, weekly review, your own)."),

@@ -252,7 +252,8 @@ def _hit(c, r: dict) -> Hit:
     if r["kind"] == "episode" and r["session_id"]:
         context = [f"{n['role']}: {n['text']}" for n in _neighbour_rows(c, r)]
     elif r["subject"] and r["valid_from"]:
-        prev = c.execute("SELECT text FROM memories WHERE superseded_by = ?", (r["id"],)).fetchone()
+        prev = c.execute("SELECT text FROM memories WHERE subject = ? AND superseded_by = ?",
+                         (r["subject"], r["id"])).fetchone()
         if prev:
             context = [f"previously: {prev[0]}"]
     return Hit(id=r["id"], text=r["text"], kind=r["kind"], subject=r["subject"], score=round(r["score"], 4),
