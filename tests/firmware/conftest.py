@@ -89,3 +89,19 @@ def board(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Board]:
 @pytest.fixture
 def host_board(tmp_path: Path) -> Iterator[Board]:
     yield from _board("host", tmp_path)
+
+
+@pytest.fixture
+def start_target() -> Iterator:
+    """A factory for targets with options: ``start_target("avr", adc_mv={0: 3500})``."""
+    started: list[Board] = []
+
+    def start(name: str, **options) -> Board:
+        ensure_built(name)
+        b = Board(targets.start(name, **options))
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()

@@ -326,3 +326,18 @@ class _Silent:
 
     def write(self, data: bytes) -> int:
         return len(data)
+
+
+def test_rule_fires_on_avr_from_analog_input(start_target):
+    """The real Uno image in simavr: A0 is fed 3.5 V (ADC ~716); a rule on it drives D8."""
+    board = start_target("avr", adc_mv={0: 3500})
+    c = paired(board.open())
+    assert 700 <= c.adc_read(0) <= 730
+    assert c.gpio_read(8) == 0
+    slot = c.rule_add(Rule(Rule.ADC, 0, Rule.ABOVE, 612, 590, 200, act_pin=8))
+    t0 = time.monotonic()
+    ev = c.wait_event(lambda e: isinstance(e, RuleEvent), timeout=5)
+    assert ev.slot == slot and ev.fired and 700 <= ev.value <= 730
+    assert time.monotonic() - t0 >= 0.15  # the 200 ms hold (simulated time tracks wall time)
+    assert c.gpio_read(8) == 1
+    assert c.rules()[0].state == 2
