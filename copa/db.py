@@ -24,6 +24,7 @@ Migration = tuple[str, Callable[["sqlite_utils.Database"], None]]
 # Order matters only where a later module references an earlier one's tables.
 MIGRATION_MODULES: list[str] = [
     "copa.memory.schema",
+    "copa.agent.migrations",
     "copa.scheduler.migrations",
 ]
 

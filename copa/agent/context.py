@@ -1,0 +1,169 @@
+"""Context assembly: what the model is shown for one turn, within its token budget.
+
+Order of priority: the system prompt, the user's pinned preferences, open tasks, memories recalled
+automatically for this message (never left to the model's initiative: weak models do not call tools),
+a summary of older turns if the conversation was compacted, the recent turns, the tool schemas.
+Token counts are estimates (about 4 characters per token), deliberately on the safe side.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from copa.providers.types import Message
+
+BASE_SYSTEM = (
+    "You are copa, the user's personal assistant in their terminal. Be direct and concise.\n"
+    "You have a long-term memory. What it holds that is relevant now is listed below; rely on it, and "
+    "prefer newer information over older. When the user tells you a durable fact, preference or task, save "
+    "it with the remember tool (with a subject, so changes replace old values); use task_update for tasks "
+    "and recall to search for more. Memory ids are in [brackets]."
+)
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+@dataclass
+class Context:
+    system: str
+    messages: list[Message]
+    memories_used: list[dict[str, Any]] = field(default_factory=list)
+    overflow: list[Any] = field(default_factory=list)  # older turns that did not fit (to compact)
+    summary: Any = None  # the current compaction summary memory, if any
+    tokens: int = 0
+    budget: int = 0
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+def _date(dt: datetime | None) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%d") if dt else "?"
+
+
+def _used(m: Any, section: str) -> dict[str, Any]:
+    return {"id": m.id, "section": section, "kind": m.kind, "subject": m.subject, "text": m.text,
+            "date": _date(m.occurred_at), **({"score": round(m.score, 3)} if hasattr(m, "score") else {})}
+
+
+def _take(lines: list[tuple[str, Any]], budget: int) -> tuple[list[str], list[Any], int]:
+    """As many lines as fit in ``budget`` tokens, in order."""
+    out, items, used = [], [], 0
+    for text, item in lines:
+        cost = estimate_tokens(text)
+        if used + cost > budget:
+            break
+        out.append(text)
+        items.append(item)
+        used += cost
+    return out, items, used
+
+
+def summary_subject(session_id: str) -> str:
+    return f"conversation.{session_id}.summary"
+
+
+def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_tokens: int, tools: list[Any],
+             extra_system: str = "", use_memory: bool = True, recall_limit: int = 8, recent_turns: int = 40,
+             exclude_ids: set[str] | None = None, now: datetime | None = None) -> Context:
+    t0 = time.perf_counter()
+    now = now or datetime.now(UTC)
+    exclude = set(exclude_ids or ())
+    system = BASE_SYSTEM if use_memory else "You are copa, the user's assistant in their terminal. Be concise."
+    if extra_system:
+        system += "\n\n" + extra_system.strip()
+    system += f"\n\nNow: {now.astimezone().strftime('%A %Y-%m-%d %H:%M %Z')}."
+    tool_tokens = sum(estimate_tokens(json.dumps({"n": t.spec.name, "d": t.spec.description,
+                                                  "p": t.spec.parameters})) for t in tools)
+    budget = max(512, window - min(answer_tokens, window // 4) - tool_tokens - estimate_tokens(system)
+                 - estimate_tokens(message) - 64)
+    ctx = Context(system=system, messages=[], budget=budget)
+    if not use_memory:
+        ctx.timing["context_ms"] = (time.perf_counter() - t0) * 1000
+        return ctx
+    mem = ws.memory
+    sections: list[str] = []
+    used: list[dict[str, Any]] = []
+    left = budget
+
+    prefs = [m for m in mem.preferences(limit=50) if m.id not in exclude]
+    lines, items, n = _take([(f"- [{m.id}] {m.text}", m) for m in prefs], int(budget * 0.15))
+    if lines:
+        sections.append("Pinned preferences of the user:\n" + "\n".join(lines))
+        used += [_used(m, "preferences") for m in items]
+        left -= n
+    tasks = mem.tasks()[:50]
+    task_lines = []
+    for m in tasks:
+        due = f", due {m.due_at.astimezone().strftime('%Y-%m-%d %H:%M')}" if m.due_at else ""
+        task_lines.append((f"- [{m.id}] {m.text} ({m.status}{due})", m))
+    lines, items, n = _take(task_lines, int(budget * 0.10))
+    if lines:
+        sections.append("Open tasks:\n" + "\n".join(lines))
+        used += [_used(m, "tasks") for m in items]
+        left -= n
+    t1 = time.perf_counter()
+    shown = {u["id"] for u in used} | exclude
+    hits = mem.search(message, limit=recall_limit + 6) if message.strip() else []
+    ctx.timing["recall_ms"] = (time.perf_counter() - t1) * 1000
+    facts, episodes = [], []
+    for h in hits:
+        if h.id in shown or (h.kind == "episode" and h.session_id == session_id):
+            continue
+        if h.kind == "episode":
+            if len(episodes) < 3:
+                episodes.append((f"- [{_date(h.occurred_at)}] {h.role or 'user'}: {h.text[:400]}", h))
+        elif len(facts) < recall_limit and not (h.subject or "").startswith(f"conversation.{session_id}."):
+            subj = f" ({h.subject})" if h.subject else ""
+            facts.append((f"- [{h.id}] {h.kind}{subj}, {_date(h.occurred_at)}: {h.text[:600]}", h))
+    lines, items, n = _take(facts, int(budget * 0.25))
+    if lines:
+        sections.append("Memories relevant to this message (current values):\n" + "\n".join(lines))
+        used += [_used(h, "recalled") for h in items]
+        left -= n
+    lines, items, n = _take(episodes, int(budget * 0.08))
+    if lines:
+        sections.append("From earlier conversations (may be out of date; the memories above take precedence):\n"
+                        + "\n".join(lines))
+        used += [_used(h, "earlier_conversations") for h in items]
+        left -= n
+
+    # The conversation so far: the summary of compacted turns, then as many recent turns as fit.
+    summary = None
+    for m in reversed(mem.history(summary_subject(session_id))):
+        if m.current:
+            summary = m
+            break
+    from copa.memory.model import iso
+
+    through = summary.metadata.get("through") if summary else None
+    turns = [t for t in mem.turns(session_id, limit=max(recent_turns * 4, 200)) if t.id not in exclude]
+    if through:
+        turns = [t for t in turns if (iso(t.occurred_at) or "") > through]
+    if summary:
+        text = f"Summary of the earlier part of this conversation:\n{summary.text}"
+        sections.append(text)
+        used.append(_used(summary, "summary"))
+        left -= estimate_tokens(text)
+    kept: list[Any] = []
+    spent = 0
+    for t in reversed(turns):
+        cost = estimate_tokens(t.text) + 4
+        if len(kept) >= recent_turns or spent + cost > left:
+            break
+        kept.append(t)
+        spent += cost
+    kept.reverse()
+    ctx.overflow = turns[: len(turns) - len(kept)]
+    ctx.summary = summary
+    ctx.messages = [Message("assistant" if t.role == "assistant" else "user", t.text) for t in kept]
+    if sections:
+        ctx.system = system + "\n\n" + "\n\n".join(sections)
+    ctx.memories_used = used
+    ctx.tokens = estimate_tokens(ctx.system) + spent + tool_tokens
+    ctx.timing["context_ms"] = (time.perf_counter() - t0) * 1000
+    return ctx

@@ -1,0 +1,267 @@
+"""One agent turn, shared by every face (CLI, TUI, daemon, device bridge).
+
+1. The user's message is stored first (a crash later loses nothing the user said).
+2. The context is assembled within the model's budget (copa/agent/context.py); older turns that no
+   longer fit are compacted into a summary memory.
+3. The model is called with the tools; tool calls run (dangerous ones only when approved) and their
+   results go back, up to ``agent.max_tool_steps`` rounds. Every call and result is logged with the turn.
+4. The answer is stored with the memories it was shown; optionally the fast model proposes memories.
+A broken stream or Ctrl-C keeps the partial answer, stored and returned marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from copa.agent.context import assemble
+from copa.errors import ProviderError
+from copa.providers.types import STOP_CANCELLED, ChatRequest, Event, Message, Reply, ToolCall, Usage
+from copa.tools import ToolResult, ToolSpec
+
+log = logging.getLogger("copa.agent")
+OnEvent = Callable[[Event], None]
+Approve = Callable[[ToolSpec, dict[str, Any]], bool]
+MAX_RESULT_CHARS = 12_000
+
+
+@dataclass
+class TurnResult:
+    text: str
+    session_id: str
+    model: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    memories_used: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    interrupted: bool = False
+    timing: dict[str, float] = field(default_factory=dict)
+    turn_id: str = ""
+    stop_reason: str = "end"
+    error: str | None = None
+    cost: float = 0.0
+    saved: list[str] = field(default_factory=list)  # memory ids written by tools or extraction
+
+    @property
+    def cancelled(self) -> bool:
+        return self.stop_reason == STOP_CANCELLED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"answer": self.text, "session_id": self.session_id, "turn_id": self.turn_id, "model": self.model,
+                "stop_reason": self.stop_reason, "interrupted": self.interrupted, "error": self.error,
+                "tool_calls": self.tool_calls, "memories_used": self.memories_used, "usage": self.usage.as_dict(),
+                "cost": self.cost, "saved": self.saved, "timing": {k: round(v, 2) for k, v in self.timing.items()}}
+
+
+def new_session_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def collect_tools(ws: Any, *, use_memory: bool, session_id: str, turn_id: str, saved: list[str]) -> list[Any]:
+    from copa.agent.memtools import memory_tools
+
+    tools: list[Any] = memory_tools(ws, session_id=session_id, turn_id=turn_id, saved=saved) if use_memory else []
+    if "skills" in dir(type(ws)):
+        try:
+            tools += list(ws.skills.as_tools())
+        except Exception as e:  # a broken skill set must not break the conversation
+            log.warning("skills unavailable to the agent: %s: %s", type(e).__name__, e)
+    seen: set[str] = set()
+    out = []
+    for t in tools:
+        if t.spec.name in seen:
+            log.warning("tool %s from %s hidden by an earlier tool of that name", t.spec.name, t.spec.source)
+            continue
+        seen.add(t.spec.name)
+        out.append(t)
+    return out
+
+
+def decide(spec: ToolSpec, arguments: dict[str, Any], cfg: Any, approve: Approve | None) -> tuple[bool, str]:
+    """Whether a call may run, and why (recorded in the log)."""
+    if spec.name in cfg.get("agent.deny_tools"):
+        return False, "denied by agent.deny_tools"
+    if not spec.dangerous:
+        return True, "not dangerous"
+    if spec.name in cfg.get("agent.allow_tools"):
+        return True, "allowed by agent.allow_tools"
+    policy = cfg.get("agent.approval")
+    if policy == "always":
+        return True, "agent.approval = always"
+    if policy == "never":
+        return False, "agent.approval = never"
+    if approve is None:
+        return False, "needs approval and nobody can be asked (use --yes, or agent.allow_tools)"
+    return (True, "approved by the user") if approve(spec, arguments) else (False, "refused by the user")
+
+
+def _content(result: ToolResult) -> str:
+    text = json.dumps(result.as_dict(), ensure_ascii=False, default=str)
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f"... [truncated, {len(text)} characters in all]"
+    return text
+
+
+def run_turn(ws: Any, message: str, *, session_id: str | None = None, model: str | None = None,
+             system: str | None = None, use_memory: bool = True, on_event: OnEvent | None = None,
+             approve: Approve | None = None) -> TurnResult:
+    """Run one turn of the conversation ``session_id`` (a new one when None); see the module doc."""
+    from copa.agent.store import TurnLog
+
+    t_start = time.perf_counter()
+    cfg = ws.config
+    models = ws.models
+    model = model or models.default_name()
+    if not model:
+        from copa.providers.registry import CONFIGURE_HINT
+
+        raise ProviderError("no model is configured", hint=CONFIGURE_HINT)
+    spec = models.get(model)
+    session_id = session_id or new_session_id()
+    turn_id = secrets.token_hex(8)
+    timing: dict[str, float] = {}
+    emit = on_event or (lambda e: None)
+
+    t = time.perf_counter()
+    user_mid = ws.memory.add_turn(session_id, "user", message, metadata={"turn": turn_id}) if use_memory else None
+    turn_log = TurnLog(ws.paths.db_file)
+    timing["store_ms"] = (time.perf_counter() - t) * 1000
+
+    saved: list[str] = []
+    tools = collect_tools(ws, use_memory=use_memory, session_id=session_id, turn_id=turn_id, saved=saved)
+    by_name = {tl.spec.name: tl for tl in tools}
+    extra = "\n\n".join(s for s in (cfg.get("agent.system_prompt"), system) if s)
+    ctx = assemble(ws, message, session_id=session_id, window=spec.window(), answer_tokens=spec.max_tokens,
+                   tools=tools, extra_system=extra, use_memory=use_memory,
+                   recall_limit=cfg.get("agent.recall_limit"), recent_turns=cfg.get("agent.recent_turns"),
+                   exclude_ids={user_mid} if user_mid else None)
+    timing.update(ctx.timing)
+    if ctx.overflow:  # the conversation outgrew its budget: fold the oldest turns into a summary
+        t = time.perf_counter()
+        from copa.agent.writeback import compact
+
+        try:
+            if compact(ws, session_id, ctx.overflow, ctx.summary, models.fast_name()):
+                emit(Event("compaction", data={"turns": len(ctx.overflow)}))
+                ctx = assemble(ws, message, session_id=session_id, window=spec.window(),
+                               answer_tokens=spec.max_tokens, tools=tools, extra_system=extra,
+                               recall_limit=cfg.get("agent.recall_limit"), recent_turns=cfg.get("agent.recent_turns"),
+                               exclude_ids={user_mid} if user_mid else None)
+        except ProviderError as e:
+            log.warning("compaction failed, older turns left out of context: %s", e)
+        timing["compaction_ms"] = (time.perf_counter() - t) * 1000
+    if ctx.memories_used:
+        emit(Event("memories", data={"memories": ctx.memories_used}))
+
+    messages = ctx.messages + [Message("user", message)]
+    specs = [tl.spec for tl in tools]
+    result = TurnResult(text="", session_id=session_id, model=model, turn_id=turn_id,
+                        memories_used=ctx.memories_used, saved=saved)
+    texts: list[str] = []
+    model_ms = tools_ms = 0.0
+    max_steps = max(1, cfg.get("agent.max_tool_steps"))
+    reply = Reply()
+    error: ProviderError | None = None
+    try:
+        for step in range(max_steps + 2):  # max_steps rounds of tools, then one told to answer
+            reply = models.chat(ChatRequest(messages, system=ctx.system, tools=specs), model, on_event=on_event)
+            model_ms += reply.duration_ms
+            if reply.ttfb_ms is not None and "ttfb_ms" not in timing:
+                timing["ttfb_ms"] = reply.ttfb_ms
+            result.usage.add(reply.usage)
+            result.cost += models.get(reply.model).cost(reply.usage) if reply.model else 0.0
+            result.model = reply.model or model
+            if reply.text.strip():
+                texts.append(reply.text.strip())
+            if reply.interrupted or not reply.tool_calls or step > max_steps:
+                break
+            messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls))
+            t = time.perf_counter()
+            for call in reply.tool_calls:
+                if step >= max_steps:
+                    res, how = ToolResult(False, error=f"tool step limit reached (agent.max_tool_steps = {max_steps})"
+                                          "; answer with what you have", error_type="limit"), "limit"
+                else:
+                    res, how = _run_call(call, by_name, cfg, approve, emit)
+                turn_log.log_call(turn_id=turn_id, session_id=session_id, step=step, call_id=call.id, tool=call.name,
+                                  source=by_name[call.name].spec.source if call.name in by_name else "",
+                                  arguments=call.arguments, approval=how, ok=res.ok,
+                                  result=res.content if res.ok else None, error=res.error,
+                                  error_type=res.error_type, duration_ms=res.duration_ms)
+                entry = {"step": step, "name": call.name, "arguments": call.arguments, "ok": res.ok,
+                         "approval": how, "duration_ms": round(res.duration_ms, 2),
+                         **({"result": res.content} if res.ok else {"error": res.error})}
+                result.tool_calls.append(entry)
+                emit(Event("tool_result", name=call.name, id=call.id, data=entry))
+                messages.append(Message("tool", _content(res), tool_call_id=call.id, name=call.name,
+                                        is_error=not res.ok))
+            tools_ms += (time.perf_counter() - t) * 1000
+    except KeyboardInterrupt:  # Ctrl-C outside the stream (a tool, the store): keep what we have
+        reply = Reply(model=result.model, interrupted=True, stop_reason=STOP_CANCELLED, error="interrupted")
+    except ProviderError as e:  # nothing came back from any model
+        error = e
+        reply = Reply(model=result.model, interrupted=True, stop_reason="error", error=e.message)
+
+    result.text = "\n\n".join(texts)
+    result.interrupted = reply.interrupted
+    result.stop_reason = reply.stop_reason
+    result.error = reply.error
+    t = time.perf_counter()
+    answer_mid = None
+    if use_memory and (result.text or not error):
+        meta = {"turn": turn_id, "model": result.model, "memories_used": [m["id"] for m in ctx.memories_used],
+                "tool_calls": len(result.tool_calls)}
+        if result.interrupted:
+            meta.update(interrupted=True, error=result.error)
+        answer_mid = ws.memory.add_turn(session_id, "assistant", result.text or "(no answer)", metadata=meta)
+    timing["model_ms"], timing["tools_ms"] = model_ms, tools_ms
+    timing["total_ms"] = (time.perf_counter() - t_start) * 1000
+    timing["overhead_ms"] = timing["total_ms"] - model_ms - tools_ms - timing.get("compaction_ms", 0.0)
+    turn_log.log_turn(turn_id=turn_id, session_id=session_id, user_memory_id=user_mid, answer_memory_id=answer_mid,
+                      model=result.model, stop_reason=result.stop_reason, interrupted=result.interrupted,
+                      error=result.error, input_tokens=result.usage.input_tokens,
+                      output_tokens=result.usage.output_tokens, cost=result.cost,
+                      memories_used=ctx.memories_used, timing=timing)
+    turn_log.close()
+    timing["store_ms"] += (time.perf_counter() - t) * 1000
+    result.timing = timing
+    if error is not None:
+        raise error
+    if use_memory and not result.interrupted and cfg.get("agent.extract_memories") and result.text:
+        from copa.agent.writeback import extract
+
+        t = time.perf_counter()
+        try:
+            result.saved += extract(ws, session_id, turn_id, message, result.text, models.fast_name())
+        except ProviderError as e:
+            log.warning("memory extraction failed: %s", e)
+        timing["extract_ms"] = (time.perf_counter() - t) * 1000
+    return result
+
+
+def _run_call(call: ToolCall, by_name: dict[str, Any], cfg: Any, approve: Approve | None,
+              emit: OnEvent) -> tuple[ToolResult, str]:
+    emit(Event("tool_call", name=call.name, id=call.id, data={"name": call.name, "arguments": call.arguments}))
+    tool = by_name.get(call.name)
+    if tool is None:
+        return ToolResult(False, error=f"unknown tool {call.name!r}; available: {', '.join(sorted(by_name))}",
+                          error_type="unknown_tool"), "n/a"
+    if call.error:
+        return ToolResult(False, error=call.error, error_type="arguments"), "n/a"
+    allowed, how = decide(tool.spec, call.arguments, cfg, approve)
+    if not allowed:
+        return ToolResult(False, error=f"not run: {how}", error_type="denied"), how
+    t0 = time.perf_counter()
+    try:
+        res = tool.call(call.arguments)
+    except Exception as e:  # a tool's bug is the model's information, not the turn's end
+        log.exception("tool %s crashed", call.name)
+        res = ToolResult(False, error=f"{type(e).__name__}: {e}", error_type="exception")
+    if not res.duration_ms:
+        res.duration_ms = (time.perf_counter() - t0) * 1000
+    return res, how

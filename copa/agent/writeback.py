@@ -1,0 +1,80 @@
+"""What the agent writes back besides the turns themselves: compaction summaries of older turns, and
+(optional) memories proposed by the ``fast`` model after a turn, with subjects so updates supersede."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from copa.agent.context import summary_subject
+from copa.providers.types import ChatRequest, Message
+
+log = logging.getLogger("copa.agent")
+
+SUMMARY_PROMPT = (
+    "Summarise this conversation so far for your own later use. Keep every detail that matters for "
+    "continuing it, under these headings: Goal, Constraints, Decisions, Progress, Next steps. Be brief; "
+    "omit empty headings. Write only the summary."
+)
+EXTRACT_PROMPT = (
+    "From the exchange below, list durable things worth remembering about the user: facts about them and "
+    "their world, their preferences, tasks they committed to. Ignore small talk and things only the "
+    "assistant said. Answer with only a JSON array (possibly empty) of objects with keys: kind (fact, "
+    "preference or task), subject (a stable dotted key such as user.home_city or user.diet, the same key "
+    "when a value changes), text (one full sentence, e.g. 'The user lives in Lyon.')."
+)
+
+
+def compact(ws: Any, session_id: str, turns: list[Any], previous: Any, model: str | None) -> str | None:
+    """Summarise ``turns`` (plus the previous summary) into a memory that supersedes the previous one."""
+    from copa.memory.model import iso
+
+    if not turns:
+        return None
+    transcript = "\n".join(f"{t.role or 'user'}: {t.text}" for t in turns)
+    if previous is not None:
+        transcript = f"Earlier summary:\n{previous.text}\n\nLater turns:\n{transcript}"
+    reply = ws.models.chat(ChatRequest([Message("user", transcript[-60_000:])], system=SUMMARY_PROMPT,
+                                       max_tokens=800), model)
+    if reply.interrupted or not reply.text.strip():
+        return None
+    return ws.memory.add(reply.text.strip(), kind="note", subject=summary_subject(session_id),
+                         source="agent:compaction",
+                         metadata={"session_id": session_id, "through": iso(turns[-1].occurred_at),
+                                   "turns": len(turns) + (previous.metadata.get("turns", 0) if previous else 0)})
+
+
+def parse_proposals(text: str) -> list[dict[str, str]]:
+    m = re.search(r"\[.*\]", text, re.S)
+    if not m:
+        return []
+    try:
+        items = json.loads(m.group(0))
+    except ValueError:
+        return []
+    out = []
+    for it in items if isinstance(items, list) else []:
+        if not isinstance(it, dict) or not isinstance(it.get("text"), str) or not it["text"].strip():
+            continue
+        kind = it.get("kind") if it.get("kind") in ("fact", "preference", "task") else "fact"
+        subject = it.get("subject") if isinstance(it.get("subject"), str) and it["subject"].strip() else None
+        out.append({"kind": kind, "subject": subject, "text": it["text"].strip()})
+    return out[:10]
+
+
+def extract(ws: Any, session_id: str, turn_id: str, user_text: str, answer: str, model: str | None) -> list[str]:
+    """Ask the fast model for memories in this exchange and store them; returns the ids saved."""
+    exchange = f"user: {user_text[:8000]}\nassistant: {answer[:4000]}"
+    reply = ws.models.chat(ChatRequest([Message("user", exchange)], system=EXTRACT_PROMPT, max_tokens=600,
+                                       temperature=0), model)
+    ids = []
+    for p in parse_proposals(reply.text):
+        meta = {"session_id": session_id, "turn": turn_id}
+        if p["kind"] == "task":
+            ids.append(ws.memory.add_task(p["text"], subject=p["subject"]))
+        else:
+            ids.append(ws.memory.add(p["text"], kind=p["kind"], subject=p["subject"], source="agent:extract",
+                                     metadata=meta))
+    return ids
