@@ -1,32 +1,71 @@
-"""The workstation app. Screens grow here as the core parts land (see issue: the TUI)."""
+"""The workstation app: one mode (with its own screen stack) per screen, F1-F5 to move between them,
+a command palette (ctrl+p), light and dark themes (ctrl+t). The app owns the ``Workstation`` every
+screen drives; it opens nothing itself, so the first paint does not wait for the database."""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
 
 from copa import __version__
+from copa.tui.chat import ChatScreen
+from copa.tui.devices import DevicesScreen
+from copa.tui.memory import MemoryScreen
+from copa.tui.schedules import SchedulesScreen
+from copa.tui.skills import SkillsScreen
+from copa.tui.widgets import SCREENS
+from copa.workstation import Workstation
+
+DARK, LIGHT = "textual-dark", "textual-light"
 
 
 class CopaApp(App):
     TITLE = "copa"
     SUB_TITLE = f"v{__version__}"
-    BINDINGS = [("q", "quit", "Quit"), ("d", "toggle_dark", "Theme")]
+    CSS_PATH = "copa.tcss"
+    MODES = {"chat": ChatScreen, "memory": MemoryScreen, "skills": SkillsScreen,
+             "schedules": SchedulesScreen, "devices": DevicesScreen}
+    DEFAULT_MODE = "chat"
+    BINDINGS = [Binding(key, f"switch_mode('{mode}')", title, show=False) for mode, key, title in SCREENS] + [
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(self._status(), id="status")
-        yield Footer()
+    def __init__(self, ws: Workstation | None = None, *, theme: str | None = None, mode: str | None = None):
+        super().__init__()
+        self.ws = ws or Workstation()
+        self.theme = theme or DARK
+        self._start_mode = mode
 
-    def _status(self) -> str:
-        from copa.doctor import run_checks
-        from copa.workstation import Workstation
+    def on_mount(self) -> None:
+        if self._start_mode and self._start_mode != self.DEFAULT_MODE:
+            self.switch_mode(self._start_mode)
 
-        checks = run_checks(Workstation(), ["copa.doctor:check_config", "copa.doctor:check_database",
-                                            "copa.doctor:check_providers"])
-        lines = ["Welcome to copa.", ""] + [f"{c.name}: {c.detail}" for c in checks]
-        lines += ["", "One-shot commands: copa --help"]
-        return "\n".join(lines)
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT if self.theme == DARK else DARK
 
-    def action_toggle_dark(self) -> None:
-        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for mode, key, title in SCREENS:
+            yield SystemCommand(f"Go to {title}", f"Show the {title} screen ({key.upper()})",
+                                lambda m=mode: self.switch_mode(m))
+        yield SystemCommand("Toggle light/dark", "Switch between the light and the dark theme (ctrl+t)",
+                            self.action_toggle_theme)
+        yield SystemCommand("New chat", "Start a new conversation",
+                            lambda: self._in_chat("new_session"))
+        yield SystemCommand("Resume a conversation", "Pick an earlier session to continue",
+                            lambda: self._in_chat("sessions"))
+        yield from super().get_system_commands(screen)
+
+    def _in_chat(self, action: str) -> None:
+        def go() -> None:
+            self.screen.run_action(action)
+
+        if self.current_mode != "chat":
+            self.switch_mode("chat")
+        self.call_later(go)
+
+    def on_unmount(self) -> None:
+        self.ws.close()

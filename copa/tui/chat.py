@@ -1,0 +1,298 @@
+"""The Chat screen: a conversation with the agent. ``copa.agent.run_turn`` runs in a worker thread;
+its events (text deltas, tool calls, recalled memories) come back to the UI through
+``call_from_thread``, so the screen stays responsive while an answer streams. A dangerous tool asks
+inline (approve/deny) while the worker waits."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+from copa.tui import slash
+from copa.tui.base import CopaScreen
+from copa.tui.chat_commands import SlashCommands
+from copa.tui.chat_widgets import (
+    ApprovalBar,
+    AssistantMessage,
+    ChatInput,
+    MemoryItem,
+    Note,
+    RecalledMemories,
+    UserMessage,
+    _get,
+)
+from copa.tui.memory_views import MemoryDetailScreen
+
+NO_AGENT = "The agent is not available yet in this build: chat needs copa.agent."
+
+
+def agent_module():
+    """copa.agent when it is installed; None otherwise (the screen then says so)."""
+    try:
+        import copa.agent as agent
+
+        agent.run_turn  # noqa: B018 - the part is there only if its entry point is
+        return agent
+    except (ImportError, AttributeError):
+        return None
+
+
+class ChatScreen(SlashCommands, CopaScreen):
+    MODE = "chat"
+    BINDINGS = [
+        Binding("ctrl+n", "new_session", "New"),
+        Binding("ctrl+o", "sessions", "Sessions"),
+        Binding("escape", "stop", "Stop", show=False),
+        Binding("ctrl+l", "focus_input", "Input", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session_id: str | None = None
+        self.model: str | None = None
+        self.ready: bool | None = None  # a model is configured and the agent exists
+        self.busy = False
+        self.turns = 0
+        self._stop = threading.Event()
+
+    def compose_body(self) -> ComposeResult:
+        yield VerticalScroll(id="chat-log")
+        yield OptionList(id="completions")
+        yield Label("", id="chat-status")
+        yield ChatInput(id="chat-input", placeholder="Message copa (enter sends, ctrl+j new line, / commands)")
+
+    def on_mount(self) -> None:
+        self.query_one("#completions", OptionList).display = False
+        self.query_one("#chat-input", ChatInput).focus()
+        self.check_model()
+
+    # ---- state --------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="chat-check")
+    def check_model(self) -> None:
+        agent = agent_module()
+        if agent is None:
+            self.app.call_from_thread(self._set_ready, False, NO_AGENT)
+            return
+        try:
+            model = agent.available_model(self.ws)
+        except Exception as e:  # a broken config: say it, keep the rest of the app working
+            self.app.call_from_thread(self._set_ready, False, str(e))
+            return
+        if model is None:
+            self.app.call_from_thread(self._set_ready, False, no_model_hint(agent))
+        else:
+            self.app.call_from_thread(self._set_ready, True, "", model)
+
+    def _set_ready(self, ready: bool, message: str, model: str | None = None) -> None:
+        self.ready = ready
+        if model and not self.model:
+            self.model = model
+        if not ready:
+            self.note(message, error=True)
+        self.update_status()
+
+    def update_status(self, usage: str = "") -> None:
+        parts = []
+        if self.model:
+            parts.append(f"model {self.model}")
+        parts.append(f"{self.turns} turn{'s' if self.turns != 1 else ''}" if self.session_id else "new conversation")
+        if usage:
+            parts.append(usage)
+        if self.busy:
+            parts.append("answering… (esc stops)")
+        self.query_one("#chat-status", Label).update(" " + " · ".join(parts))
+
+    def note(self, text: str, *, error: bool = False) -> None:
+        log = self.query_one("#chat-log", VerticalScroll)
+        log.mount(Note(text, error=error))
+        log.scroll_end(animate=False)
+
+    def action_focus_input(self) -> None:
+        self.query_one("#chat-input", ChatInput).focus()
+
+    # ---- input and completion -----------------------------------------------------------------
+    @on(ChatInput.Changed, "#chat-input")
+    def _typed(self, event: ChatInput.Changed) -> None:
+        found = slash.matches(event.text_area.text)
+        menu = self.query_one("#completions", OptionList)
+        menu.clear_options()
+        if found:
+            menu.add_options([Option(f"{c}  [dim]{escape(slash.COMMANDS[c])}[/dim]", id=c) for c in found])
+        menu.display = bool(found)
+
+    @on(ChatInput.Complete)
+    def _complete(self, _event: ChatInput.Complete) -> None:
+        box = self.query_one("#chat-input", ChatInput)
+        box.text = slash.complete(box.text)
+        box.move_cursor(box.document.end)
+
+    @on(OptionList.OptionSelected, "#completions")
+    def _pick(self, event: OptionList.OptionSelected) -> None:
+        box = self.query_one("#chat-input", ChatInput)
+        box.text = f"{event.option.id} "
+        box.move_cursor(box.document.end)
+        box.focus()
+
+    @on(ChatInput.Submitted)
+    def _submitted(self, event: ChatInput.Submitted) -> None:
+        self.query_one("#completions", OptionList).display = False
+        parsed = slash.parse(event.text)
+        if parsed is not None:
+            self.run_command(*parsed)
+            return
+        self.ask(event.text)
+
+    # ---- a turn -------------------------------------------------------------------------------
+    def ask(self, text: str) -> None:
+        if self.busy:
+            self.notify("Still answering: wait, or press esc to stop", severity="warning")
+            return
+        if not self.ready:
+            self.notify("No model to answer: see the note above", severity="warning")
+            return
+        log = self.query_one("#chat-log", VerticalScroll)
+        log.anchor()
+        answer = AssistantMessage()
+        log.mount(UserMessage(text))
+        log.mount(answer)
+        self.busy = True
+        self._stop.clear()
+        self.update_status()
+        self.run_turn(text, answer)
+
+    def action_stop(self) -> None:
+        if self.busy:
+            self._stop.set()
+            self.notify("Stopping…")
+
+    @work(thread=True, exclusive=True, group="chat-turn")
+    def run_turn(self, text: str, answer: AssistantMessage) -> None:
+        agent = agent_module()
+        call = self.app.call_from_thread
+        result = None
+        try:
+            kwargs: dict[str, Any] = {"session_id": self.session_id, "model": self.model,
+                                      "on_event": lambda ev: self._event_from_thread(ev, answer),
+                                      "approve": lambda spec, args: self._approve_from_thread(spec, args, answer)}
+            result = agent.run_turn(self.ws, text, **kwargs)
+        except Exception as e:
+            call(self.report_error, e)
+            call(self.note, str(e), error=True)
+        call(self._turn_done, answer, result)
+
+    def _event_from_thread(self, event: Any, answer: AssistantMessage) -> None:
+        if self._stop.is_set():
+            raise KeyboardInterrupt  # the agent keeps what streamed so far and ends the turn
+        self.app.call_from_thread(self.on_agent_event, event, answer)
+
+    async def on_agent_event(self, event: Any, answer: AssistantMessage) -> None:
+        kind = _get(event, "type", "")
+        data = _get(event, "data", {}) or {}
+        if kind == "text":
+            await answer.write(_get(event, "text", ""))
+        elif kind == "tool_start":
+            await answer.tool(_get(event, "id", "") or str(_get(event, "index", 0)), _get(event, "name", "tool"))
+        elif kind == "tool_call":  # the provider's (data["call"]) or the agent's (name, arguments)
+            call = data.get("call")
+            key = _get(event, "id", "") or _get(call, "id", "")
+            block = await answer.tool(key, _get(event, "name", "") or _get(call, "name", "tool"))
+            block.set_arguments(data.get("arguments") or _get(call, "arguments", {}) or {})
+        elif kind == "tool_result":
+            block = await answer.tool(_get(event, "id", ""), _get(event, "name", "tool"))
+            if not block.arguments and data.get("arguments"):
+                block.set_arguments(data["arguments"])
+            approval = str(data.get("approval", ""))
+            denied = approval.startswith(("refused", "denied", "agent.approval = never", "needs approval"))
+            block.set_result(bool(data.get("ok")), data.get("result"), data.get("error"),
+                             "denied" if denied else data.get("error_type"))
+        elif kind == "memories":
+            answer.recalled = data.get("memories") or data.get("hits") or []
+        elif kind in ("retry", "fallback"):
+            self.notify(f"{kind}: {data.get('reason') or data.get('error') or ''}".strip(": "), timeout=4)
+
+    def _approve_from_thread(self, spec: Any, arguments: dict[str, Any], answer: AssistantMessage) -> bool:
+        decided = threading.Event()
+        box: dict[str, bool] = {}
+
+        def decide(allow: bool) -> None:
+            box["allow"] = allow
+            decided.set()
+
+        self.app.call_from_thread(self._ask_approval, spec, arguments, answer, decide)
+        while not decided.wait(0.1):
+            if self._stop.is_set():
+                return False
+        return box.get("allow", False)
+
+    async def _ask_approval(self, spec: Any, arguments: dict[str, Any], answer: AssistantMessage, decide) -> None:
+        name = _get(spec, "name", "tool")
+        block = answer.tools.get(next((k for k, b in answer.tools.items() if b.tool_name == name
+                                       and b.state == "calling"), ""), None)
+        if block is not None:
+            block.set_waiting()
+        await answer.end_segment()
+        await answer.mount(ApprovalBar(name, arguments, decide))
+        self.query_one("#chat-log", VerticalScroll).scroll_end(animate=False)
+
+    async def _turn_done(self, answer: AssistantMessage, result: Any) -> None:
+        await answer.end_segment()
+        self.busy = False
+        usage = ""
+        if result is not None:
+            self.session_id = _get(result, "session_id", self.session_id)
+            self.model = _get(result, "model", self.model) or self.model
+            if not answer.text and _get(result, "text"):
+                await answer.write(_get(result, "text"))
+                await answer.end_segment()
+            hits = _get(result, "memories_used", None) or getattr(answer, "recalled", [])
+            if hits:
+                await answer.mount(RecalledMemories(hits))
+            usage = usage_text(result)
+            if _get(result, "interrupted", False):
+                answer.mount(Note("[dim](stopped)[/dim]"))
+            self.turns += 1
+        self.update_status(usage)
+        self.query_one("#chat-log", VerticalScroll).scroll_end(animate=False)
+
+    # ---- recalled memories --------------------------------------------------------------------
+    @on(RecalledMemories.Open)
+    def _open_memory(self, event: RecalledMemories.Open) -> None:
+        item: MemoryItem = event.item
+
+        def after(result: str | None) -> None:
+            if result:
+                item.mark(result)
+
+        self.app.push_screen(MemoryDetailScreen(item.memory_id), after)
+
+
+def usage_text(result: Any) -> str:
+    """'19 tokens (12 in, 7 out) · $0.0004' from a TurnResult, when the numbers are known."""
+    usage = _get(result, "usage")
+    if usage is None:
+        return ""
+    tin, tout = _get(usage, "input_tokens", 0) or 0, _get(usage, "output_tokens", 0) or 0
+    text = f"{tin + tout} tokens ({tin} in, {tout} out)" if (tin or tout) else ""
+    cost = _get(result, "cost")
+    if cost:
+        text += f" · ${cost:.4f}"
+    return text
+
+
+def no_model_hint(agent: Any) -> str:
+    """The line `copa ask` prints when no model is configured (its error and hint)."""
+    try:
+        from copa.providers.registry import CONFIGURE_HINT
+    except ImportError:  # pragma: no cover - the providers part is older than this screen
+        CONFIGURE_HINT = "set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY"
+    return f"No model is configured: {CONFIGURE_HINT}."
+
+
