@@ -241,7 +241,7 @@ class Skills:
         digest = hashlib.sha256("\0".join(f"{k}={v}" for k, v in sorted(secrets.items())).encode()).hexdigest()
         key = (info.source, info.fingerprint, tuple(sorted(info.permissions)), digest)
         config = sandbox_config(perms, Path(info.source), self.limits, self._data_dirs(perms))
-        config.update(mode="serve", file=info.source)
+        config.update(mode="serve", file=info.source, cwd=self.cwd)
         if perms.memory and self.ws is not None:
             config["read"].append(str(self.ws.paths.config_dir))
         timeout = info.timeout or self.limits.timeout

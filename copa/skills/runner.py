@@ -73,9 +73,14 @@ def sandbox_config(perms: Permissions, source: Path, limits: Limits, data_dirs: 
     }
 
 
-def worker_env(tmpdir: str, secrets: dict[str, str]) -> dict[str, str]:
-    """A scrubbed environment: locale, home, copa's location, and only the declared secrets."""
+def worker_env(tmpdir: str, secrets: dict[str, str], cwd: str | None = None) -> dict[str, str]:
+    """A scrubbed environment: locale, home, copa's location, and only the declared secrets.
+
+    ``COPA_CWD`` is the folder copa runs in (the worker itself runs in its private temp dir), so a
+    skill can resolve the user's relative paths.
+    """
     env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    env["COPA_CWD"] = cwd or os.getcwd()
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(TMPDIR=tmpdir, PYTHONPATH=str(Path(_COPA_PKG).parent), PYTHONDONTWRITEBYTECODE="1",
                PYTHONIOENCODING="utf-8")
@@ -262,7 +267,7 @@ class WorkerPool:
             tmp = new_tmpdir()
             cfg = dict(config)
             cfg["write"] = [tmp if p == "{tmp}" else p for p in cfg["write"]]
-            w = Worker(key=key, config=cfg, env=worker_env(tmp, secrets), tmpdir=tmp, busy=True)
+            w = Worker(key=key, config=cfg, env=worker_env(tmp, secrets, cfg.get("cwd")), tmpdir=tmp, busy=True)
             self._workers.append(w)
         try:
             w.start()
