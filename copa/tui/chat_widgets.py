@@ -45,28 +45,28 @@ class ToolBlock(Collapsible):
         self.arguments: dict[str, Any] = {}
         self.state = "calling"
         self.body = Static("", classes="tool-body")
-        super().__init__(self.body, title=self._title(), collapsed=True, classes="tool-block")
+        super().__init__(self.body, title=self._title_text(), collapsed=True, classes="tool-block")
 
-    def _title(self) -> str:
+    def _title_text(self) -> str:
         args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in self.arguments.items())
         mark = {"calling": "…", "ok": "✓", "error": "✗", "denied": "⊘", "waiting": "?"}[self.state]
         return one_line(f"⚙ {self.tool_name}({args}) {mark}", 70)
 
     def set_arguments(self, arguments: dict[str, Any]) -> None:
         self.arguments = dict(arguments or {})
-        self.title = self._title()
+        self.title = self._title_text()
         self.body.update("[b]arguments[/b]\n" + escape(json.dumps(self.arguments, indent=2, ensure_ascii=False)))
 
     def set_result(self, ok: bool, content: Any, error: str | None = None, error_type: str | None = None) -> None:
         self.state = "ok" if ok else ("denied" if error_type == "denied" else "error")
-        self.title = self._title()
+        self.title = self._title_text()
         shown = json.dumps(content, indent=2, ensure_ascii=False, default=str) if ok else f"{error_type}: {error}"
         self.body.update("[b]arguments[/b]\n" + escape(json.dumps(self.arguments, indent=2, ensure_ascii=False))
                          + "\n[b]result[/b]\n" + escape(one_line(shown, 2000) if len(shown) > 2000 else shown))
 
     def set_waiting(self) -> None:
         self.state = "waiting"
-        self.title = self._title()
+        self.title = self._title_text()
 
 
 class ApprovalBar(Horizontal):
