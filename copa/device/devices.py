@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,5 @@ class Devices:
         for s in sessions:
             s.close()
         if self._telemetry is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._telemetry.flush()
-            except Exception:
-                pass

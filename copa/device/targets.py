@@ -29,11 +29,17 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "host": (["host"], ["cc", "make"]),
     "avr": (["avr", "sim"], ["avr-gcc", "make", "pkg-config"]),
     "stm32": (["stm32"], ["arm-none-eabi-gcc", "qemu-system-arm", "make"]),
+    # the virtual Uno with optiboot and reset-on-open, flashed by the real avrdude
+    "uno-boot": (["avr", "boot"], ["avr-gcc", "make", "pkg-config", "avrdude"]),
 }
+OPTIBOOT_SRC = Path("/usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/optiboot.c")
 
 
 def missing_tools(target: str) -> list[str]:
-    return [t for t in TARGETS[target][1] if shutil.which(t) is None]
+    missing = [t for t in TARGETS[target][1] if shutil.which(t) is None]
+    if target == "uno-boot" and not OPTIBOOT_SRC.exists():
+        missing.append(f"{OPTIBOOT_SRC} (package arduino-core-avr)")
+    return missing
 
 
 def build(target: str) -> subprocess.CompletedProcess[str]:
@@ -100,6 +106,10 @@ def start(target: str, *, store: Path | None = None, adc_mv: dict[int, int] | No
         proc = subprocess.Popen([str(BUILD / "sim" / "uno-pty"), *args, str(BUILD / "avr" / "copa-uno.elf")],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         pattern, timeout = r"PTY (\S+)\n", 10.0
+    elif target == "uno-boot":
+        proc = subprocess.Popen([str(BUILD / "sim" / "uno-boot"), str(BUILD / "sim" / "optiboot.bin")],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        pattern, timeout = r"PTY (\S+)\n", 10.0
     elif target == "stm32":
         proc = subprocess.Popen(
             ["qemu-system-arm", "-M", "stm32vldiscovery", "-kernel", str(BUILD / "stm32" / "copa-stm32.elf"),
@@ -114,6 +124,12 @@ def start(target: str, *, store: Path | None = None, adc_mv: dict[int, int] | No
         proc.kill()
         raise
     return Target(target, proc, m.group(1))
+
+
+def avrdude_flash(port: str, hex_file: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Flash an Intel-hex image through the Uno bootloader, exactly as on a real board."""
+    return subprocess.run(["avrdude", "-c", "arduino", "-p", "m328p", "-P", port, "-b", "115200", "-D",
+                           "-U", f"flash:w:{hex_file}:i"], capture_output=True, text=True, timeout=timeout)
 
 
 if __name__ == "__main__":  # pragma: no cover - a developer convenience
