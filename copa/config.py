@@ -122,6 +122,17 @@ TABLES["mcp.servers"] = {
     "timeout": Key(float, 30.0, "Seconds to start it and for each tool call"),
 }
 
+# Serial bridge: paired boards, sessions, telemetry (copa/device; see docs/devices.md).
+SCHEMA.update({
+    "device.timeout": Key(float, 2.0, "Seconds to wait for a board's answer before a retry"),
+    "device.baudrate": Key(int, 115200, "Serial speed of copa boards"),
+    "device.extra_ports": Key(list, [], "Ports or pyserial URLs 'copa device scan' probes besides USB ones"),
+    "device.sample_period_ms": Key(int, 1000, "How often a watched board samples its channels"),
+    "device.telemetry_interval": Key(float, 10.0, "Seconds per stored reading (samples are averaged)"),
+    "device.telemetry_retention_days": Key(int, 30, "Readings older than this are deleted"),
+    "device.telemetry_max_rows": Key(int, 500_000, "Most readings kept (oldest deleted first)"),
+})
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _LINE_RE = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -26,6 +26,7 @@ MIGRATION_MODULES: list[str] = [
     "copa.memory.schema",
     "copa.agent.migrations",
     "copa.scheduler.migrations",
+    "copa.device.migrations",
 ]
 
 BUSY_TIMEOUT_MS = 30_000

@@ -134,7 +134,7 @@ CHECKS: list[str] = [
     "copa.doctor:check_secrets",
     "copa.doctor:check_providers",
     "copa.doctor:check_toolchains",
-    "copa.doctor:check_serial_ports",
+    "copa.device.checks:check_devices",  # supersedes copa.doctor:check_serial_ports
     "copa.doctor:check_daemon",
     "copa.memory.checks:check_memory",
 ]

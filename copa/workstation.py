@@ -16,6 +16,7 @@ from copa.paths import Paths
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from copa.device.devices import Devices
     from copa.memory import MemoryStore
     from copa.providers import Models
     from copa.secrets import SecretStore
@@ -63,7 +64,15 @@ class Workstation:
 
         return Skills(self)
 
+    @cached_property
+    def devices(self) -> Devices:
+        from copa.device.devices import Devices
+
+        return Devices(self)
+
     def close(self) -> None:
+        if "devices" in self.__dict__:
+            self.__dict__.pop("devices").close()
         if "skills" in self.__dict__:
             self.__dict__.pop("skills").close()
         if "models" in self.__dict__:

@@ -12,6 +12,7 @@ import sys
 
 # name -> (module defining `app`, one-line help shown by `copa --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "device": ("copa.cli.device_cmd", "Boards over USB serial: scan, pair, read, write, watch, rules, flash."),
     "config": ("copa.cli.config_cmd", "Show and change the configuration."),
     "secrets": ("copa.cli.secrets_cmd", "Keep API keys and passwords, encrypted or in the OS keyring."),
     "doctor": ("copa.cli.doctor_cmd", "Check that copa and its parts work, and say how to fix what does not."),
