@@ -137,6 +137,7 @@ CHECKS: list[str] = [
     "copa.device.checks:check_devices",  # supersedes copa.doctor:check_serial_ports
     "copa.doctor:check_daemon",
     "copa.memory.checks:check_memory",
+    "copa.skills.checks:check_skills",
 ]
 
 

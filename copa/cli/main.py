@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "daemon": ("copa.cli.daemon_cmd", "Run scheduled jobs and reports in the background; status, install."),
     "schedule": ("copa.cli.schedule_cmd", "Scheduled jobs: reports, skills or prompts on a cron, interval or date."),
     "report": ("copa.cli.report_cmd", "Run, list and show reports (daily briefing, weekly review, your own)."),
+    "skills": ("copa.cli.skills_cmd", "Skills: list, show, run, create and check the tools copa can use."),
 }
 
 

@@ -196,6 +196,7 @@ def main() -> None:
         _send(out, {"ready": False, "error_type": "sandbox", "error": f"cannot confine the worker: {_error_text(e)}"})
         return
     if cfg.get("mode") == "inspect":
+        _send(out, {"sandbox": report})
         inspect_files(cfg, out)
     else:
         serve(cfg, out, report)
