@@ -63,6 +63,36 @@ def _take(lines: list[tuple[str, Any]], budget: int) -> tuple[list[str], list[An
     return out, items, used
 
 
+def session_source(session_id: str) -> str:
+    """The ``source`` of memories the agent saved during a conversation (tools and extraction)."""
+    return f"agent:session:{session_id}"
+
+
+def _drop_outdated_episodes(mem: Any, episodes: list[tuple[str, Any]], facts: list[Any]) -> list[tuple[str, Any]]:
+    """Leave out past turns that may contradict what is true now: the model should see "I moved to
+    Lyon", not an older "I live in Paris" next to it. A past turn is dropped when (a) a fact recalled for
+    this message changed after that turn, or (b) a fact saved during that turn's conversation has since
+    been superseded."""
+    if not episodes:
+        return episodes
+    changed_at = None
+    for h in facts:
+        if h.subject:
+            chain = mem.history(h.subject)
+            if len(chain) > 1 and chain[-1].valid_from and (changed_at is None or chain[-1].valid_from > changed_at):
+                changed_at = chain[-1].valid_from
+    if changed_at is not None:
+        episodes = [(line, h) for line, h in episodes if h.occurred_at and h.occurred_at >= changed_at]
+    sources = {session_source(h.session_id) for _, h in episodes if h.session_id}
+    if not sources:
+        return episodes
+    marks = ",".join("?" * len(sources))
+    rows = mem.conn.execute(f"SELECT DISTINCT source FROM memories WHERE valid_to IS NOT NULL AND source IN ({marks})",
+                            tuple(sources)).fetchall()
+    stale = {r[0] for r in rows}
+    return [(line, h) for line, h in episodes if session_source(h.session_id or "") not in stale]
+
+
 def summary_subject(session_id: str) -> str:
     return f"conversation.{session_id}.summary"
 
@@ -125,6 +155,7 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
         sections.append("Memories relevant to this message (current values):\n" + "\n".join(lines))
         used += [_used(h, "recalled") for h in items]
         left -= n
+    episodes = _drop_outdated_episodes(mem, episodes, [h for _, h in facts])
     lines, items, n = _take(episodes, int(budget * 0.08))
     if lines:
         sections.append("From earlier conversations (may be out of date; the memories above take precedence):\n"

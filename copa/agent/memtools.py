@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from copa.agent.context import session_source
 from copa.errors import CopaError
 from copa.tools import ToolResult, ToolSpec
 
@@ -43,7 +44,7 @@ def memory_tools(ws: Any, *, session_id: str | None = None, turn_id: str | None 
                  saved: list[str] | None = None) -> list[FunctionTool]:
     mem = ws.memory
     saved = saved if saved is not None else []
-    source = f"agent:session:{session_id}" if session_id else "agent"
+    source = session_source(session_id) if session_id else "agent"
 
     def remember(a: dict[str, Any]) -> Any:
         kind = a.get("kind") or "fact"
@@ -54,7 +55,7 @@ def memory_tools(ws: Any, *, session_id: str | None = None, turn_id: str | None 
         if subject:
             current = [m for m in mem.history(subject) if m.current]
             replaces = current[-1].text if current else None
-        meta = {"session_id": session_id, "turn": turn_id}
+        meta = {"session_id": session_id, "turn": turn_id, "via": "tool"}
         if kind == "task":
             mid = mem.add_task(a["text"], due=a.get("due") or None, subject=subject)
         else:

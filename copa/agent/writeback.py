@@ -8,7 +8,7 @@ import logging
 import re
 from typing import Any
 
-from copa.agent.context import summary_subject
+from copa.agent.context import session_source, summary_subject
 from copa.providers.types import ChatRequest, Message
 
 log = logging.getLogger("copa.agent")
@@ -71,10 +71,10 @@ def extract(ws: Any, session_id: str, turn_id: str, user_text: str, answer: str,
                                        temperature=0), model)
     ids = []
     for p in parse_proposals(reply.text):
-        meta = {"session_id": session_id, "turn": turn_id}
+        meta = {"session_id": session_id, "turn": turn_id, "via": "extract"}
         if p["kind"] == "task":
             ids.append(ws.memory.add_task(p["text"], subject=p["subject"]))
         else:
-            ids.append(ws.memory.add(p["text"], kind=p["kind"], subject=p["subject"], source="agent:extract",
+            ids.append(ws.memory.add(p["text"], kind=p["kind"], subject=p["subject"], source=session_source(session_id),
                                      metadata=meta))
     return ids

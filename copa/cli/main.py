@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "device": ("copa.cli.device_cmd", "Boards over USB serial: scan, pair, read, write, watch, rules, flash."),
     "config": ("copa.cli.config_cmd", "Show and change the configuration."),
     "secrets": ("copa.cli.secrets_cmd", "Keep API keys and passwords, encrypted or in the OS keyring."),
+    "ask": ("copa.cli.ask_cmd", "Ask a question: the answer streams to stdout, with your memory and tools."),
+    "models": ("copa.cli.models_cmd", "List, add and test the models copa can use."),
     "doctor": ("copa.cli.doctor_cmd", "Check that copa and its parts work, and say how to fix what does not."),
     "memory": ("copa.cli.memory_cmd", "What copa remembers: add, search, forget, export, import."),
     "tasks": ("copa.cli.tasks_cmd", "Your tasks: list, add, start, done, cancel."),

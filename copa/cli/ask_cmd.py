@@ -1,0 +1,115 @@
+"""`copa ask`: one question, answered by the agent with memory and tools, streamed to stdout."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(help="Ask the model a question (with your memory and tools); the answer streams to stdout.")
+
+STDIN_LIMIT = 2_000_000  # characters read from a pipe
+
+
+def _message(prompt: list[str] | None) -> str:
+    from copa.errors import UsageError
+
+    text = " ".join(prompt or []).strip()
+    piped = ""
+    if not sys.stdin.isatty():
+        piped = sys.stdin.read(STDIN_LIMIT + 1)
+        if len(piped) > STDIN_LIMIT:
+            raise UsageError(f"the piped input is longer than {STDIN_LIMIT} characters",
+                             hint="pipe a smaller part (e.g. head -c 500000)")
+    if piped.strip():
+        return f"{text}\n\n<input>\n{piped.rstrip()}\n</input>" if text else piped.strip()
+    if not text:
+        raise UsageError("nothing to ask", hint='give a question (copa ask "...") or pipe text into copa ask')
+    return text
+
+
+def _approver(yes: bool):
+    """--yes approves everything; otherwise ask on the terminal if there is one, else nobody can approve."""
+    if yes:
+        return lambda spec, args: True
+    if not (sys.stdin.isatty() or sys.stderr.isatty()):
+        return None
+    import json
+
+    def approve(spec, args) -> bool:
+        try:
+            with open("/dev/tty", "r+") as tty:
+                shown = json.dumps(args, ensure_ascii=False)[:300]
+                tty.write(f"\ncopa: allow {spec.name} ({spec.source or 'tool'}) with {shown}? [y/N] ")
+                tty.flush()
+                return tty.readline().strip().lower() in ("y", "yes")
+        except OSError:
+            return False
+
+    return approve
+
+
+def _printer(json_out: bool, err_tty: bool):
+    state = {"text": False, "ends_nl": True}
+
+    def on_event(e) -> None:
+        if e.type == "text" and not json_out:
+            sys.stdout.write(e.text)
+            sys.stdout.flush()
+            state["text"], state["ends_nl"] = True, e.text.endswith("\n")
+        elif e.type == "retry":
+            print(f"copa: {e.data['reason']}; retrying in {e.data['delay']:.1f} s", file=sys.stderr)
+        elif e.type == "fallback":
+            print(f"copa: falling back to {e.name}", file=sys.stderr)
+        elif e.type == "tool_result" and err_tty and not json_out:
+            mark = "✓" if e.data["ok"] else "✗ " + str(e.data.get("error", ""))[:120]
+            print(f"  [{e.name} {mark}]", file=sys.stderr)
+
+    return on_event, state
+
+
+@app.command()
+def ask(
+    prompt: list[str] = typer.Argument(None, help="The question; piped stdin is added to it."),
+    model: str = typer.Option(None, "--model", "-m", help="A [models.NAME] name or provider:model."),
+    no_memory: bool = typer.Option(False, "--no-memory", help="Do not recall or store anything."),
+    cont: bool = typer.Option(False, "--continue", "-c", help="Continue the last conversation."),
+    session: str = typer.Option(None, "--session", "-s", help="Continue (or start) the conversation NAME."),
+    system: str = typer.Option(None, "--system", help="Extra instructions for this question."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve dangerous tool calls without asking."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON: answer, tool calls, memories, usage, timing."),
+) -> None:
+    """Ask a question. Exit codes: 0 ok, 2 usage, 3 no model configured, 4 provider failed, 130 interrupted."""
+    from copa.agent import available_model, run_turn
+    from copa.cli.output import emit_json, workstation
+    from copa.errors import ConfigError, ExitCode, UsageError
+    from copa.providers.registry import CONFIGURE_HINT
+
+    if cont and session:
+        raise UsageError("--continue and --session cannot be used together", hint="pick one")
+    message = _message(prompt)
+    ws = workstation(interactive=False)
+    try:
+        if not model and available_model(ws) is None:
+            raise ConfigError("no model is configured", hint=CONFIGURE_HINT)
+        if cont:
+            session = ws.memory.last_session()
+            if session is None:
+                raise UsageError("there is no earlier conversation to continue", hint="drop --continue")
+        on_event, state = _printer(json_out, sys.stderr.isatty())
+        result = run_turn(ws, message, session_id=session, model=model, system=system, use_memory=not no_memory,
+                          on_event=on_event, approve=_approver(yes))
+    finally:
+        ws.close()
+    if json_out:
+        emit_json(result.as_dict())
+    elif state["text"] and not state["ends_nl"]:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    if result.cancelled:
+        print("copa: interrupted; the partial answer was kept", file=sys.stderr)
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    if result.interrupted:
+        print(f"copa: error: {result.error}; the partial answer was kept (retry with 'copa ask --continue')",
+              file=sys.stderr)
+        raise typer.Exit(ExitCode.PROVIDER)

@@ -1,0 +1,118 @@
+"""`copa models`: the models copa can use (configured and found in the environment), adding one,
+and testing one with a tiny request."""
+
+from __future__ import annotations
+
+import typer
+
+from copa.cli.output import emit_json, print_table, workstation
+
+app = typer.Typer(help="List, add and test the models copa can use.", no_args_is_help=True)
+
+
+def _key_state(ws, spec) -> str:
+    import os
+
+    if not spec.key:
+        return "none needed"
+    if os.environ.get(spec.key):
+        return f"{spec.key} (env)"
+    try:
+        if spec.key in ws.secrets.names():
+            return f"{spec.key} (stored)"
+    except Exception:  # a locked store must not break the listing
+        return f"{spec.key} (store locked)"
+    return f"{spec.key} MISSING" if not spec.base_url else f"{spec.key} (not set)"
+
+
+@app.command("list")
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show every usable model: [models.NAME] entries and zero-config ones from the environment."""
+    ws = workstation(interactive=False)
+    models = ws.models
+    default, fast = models.default_name(), models.fast_name()
+    fallback = ws.config.get("agent.fallback")
+    rows = []
+    for name, spec in models.registry.all().items():
+        roles = [r for r, on in (("default", name == default), ("fast", name == fast),
+                                 ("fallback", name in fallback)) if on]
+        rows.append({**spec.as_dict(), "roles": roles, "key_state": _key_state(ws, spec),
+                     "context_window": spec.window()})
+    if json_out:
+        emit_json({"default": default, "fast": fast, "fallback": fallback, "models": rows})
+        return
+    if not rows:
+        from copa.providers.registry import CONFIGURE_HINT
+
+        print(f"no models: {CONFIGURE_HINT}")
+        return
+    print_table(((r["name"], r["provider"], r["model"] or "(server's first)", r["base_url"] or "(public API)",
+                  r["key_state"], ",".join(r["roles"]), r["source"]) for r in rows),
+                ["name", "provider", "model", "base url", "key", "role", "from"])
+
+
+@app.command("add")
+def add_cmd(
+    name: str = typer.Argument(..., help="The name you will use: copa ask --model NAME"),
+    provider: str = typer.Option("openai", "--provider", "-p", help="openai, anthropic, gemini or ollama"),
+    model: str = typer.Option(None, "--model", "-m", help="The model's name at the provider (default: NAME)"),
+    base_url: str = typer.Option(None, "--base-url", help="API base URL (e.g. http://127.0.0.1:8080/v1)"),
+    key: str = typer.Option(None, "--key", help="Name of the secret holding the API key (copa secrets set NAME)"),
+    context_window: int = typer.Option(None, "--context-window", help="Context window in tokens"),
+    price_in: float = typer.Option(None, "--price-in", help="Price per input token"),
+    price_out: float = typer.Option(None, "--price-out", help="Price per output token"),
+    tool_mode: str = typer.Option(None, "--tool-mode", help="native, or prompt for models without tool calling"),
+    max_tokens: int = typer.Option(None, "--max-tokens", help="Longest answer in tokens"),
+    default: bool = typer.Option(False, "--default", help="Make it the default model (agent.model)"),
+    fast: bool = typer.Option(False, "--fast", help="Use it for internal work (agent.fast_model)"),
+) -> None:
+    """Add (or change) [models.NAME] in the config; every value is checked before anything is written."""
+    import re
+
+    from copa.config import coerce, lookup, set_value
+    from copa.errors import UsageError
+    from copa.paths import Paths
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise UsageError(f"invalid model name {name!r}", hint="use letters, digits, '_' or '-'")
+    values = {"provider": provider, "model": model or name, "base_url": base_url, "key": key,
+              "context_window": context_window, "price_in": price_in, "price_out": price_out,
+              "tool_mode": tool_mode, "max_tokens": max_tokens}
+    values = {k: v for k, v in values.items() if v is not None}
+    for field, value in values.items():  # validate all first: no half-written entry
+        coerce(f"models.{name}.{field}", lookup(f"models.{name}.{field}"), value, origin="")
+    paths = Paths.from_env()
+    for field, value in values.items():
+        set_value(paths, f"models.{name}.{field}", value)
+    if default:
+        set_value(paths, "agent.model", name)
+    if fast:
+        set_value(paths, "agent.fast_model", name)
+    print(f"added model {name} ({values['provider']} {values['model']}); try it: copa models test {name}")
+
+
+@app.command("test")
+def test_cmd(name: str = typer.Argument(None, help="The model to test (default: the default model)"),
+             json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Send one tiny request (no retries, no fallback) and print the latency."""
+    from copa.errors import ConfigError
+    from copa.providers.registry import CONFIGURE_HINT
+
+    ws = workstation(interactive=False)
+    try:
+        name = name or ws.models.default_name()
+        if not name:
+            raise ConfigError("no model is configured", hint=CONFIGURE_HINT)
+        report = ws.models.test(name)
+    finally:
+        ws.close()
+    if json_out:
+        emit_json(report)
+    else:
+        ttfb = f", first byte {report['ttfb_ms']:.0f} ms" if report["ttfb_ms"] is not None else ""
+        print(f"{'ok' if report['ok'] else 'FAILED'}  {name}: {report['latency_ms']:.0f} ms{ttfb}, "
+              f"answer {report['answer'][:60]!r}" + (f" ({report['error']})" if report["error"] else ""))
+    if not report["ok"]:
+        from copa.errors import ExitCode
+
+        raise typer.Exit(ExitCode.PROVIDER)
