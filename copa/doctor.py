@@ -132,7 +132,7 @@ CHECKS: list[str] = [
     "copa.doctor:check_data_dir",
     "copa.doctor:check_database",
     "copa.doctor:check_secrets",
-    "copa.doctor:check_providers",
+    "copa.agent.checks:check_models",
     "copa.doctor:check_toolchains",
     "copa.device.checks:check_devices",  # supersedes copa.doctor:check_serial_ports
     "copa.doctor:check_daemon",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from copa.errors import ProviderError
 from copa.providers.http import AttemptFailed, StreamBroken, backoff, transport_failure
-from copa.providers.registry import CONFIGURE_HINT, Registry
+from copa.providers.registry import CONFIGURE_HINT, OLLAMA_DEFAULT, Registry
 from copa.providers.types import (
     STOP_BROKEN,
     STOP_CANCELLED,
@@ -45,6 +45,18 @@ def provider_for(spec: ModelSpec, api_key: str | None, client: Any, read_timeout
     else:  # openai and ollama (its /v1 is OpenAI-compatible)
         from copa.providers.openai import OpenAIProvider as cls
     return cls(spec, api_key, client, read_timeout)
+
+
+def _ollama_listening(timeout: float = 0.2) -> bool:
+    """Zero config for a local Ollama on its default port (a refused loopback connect is instant)."""
+    import socket
+
+    host, port = OLLAMA_DEFAULT.split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class _Collector:
@@ -125,6 +137,8 @@ class Models:
                                                       "models"):
                 stored = self._stored_names()
             self._registry = Registry(self.ws.config, self.env, stored)
+            if not self._registry.all() and _ollama_listening():
+                self._registry = Registry(self.ws.config, {**self.env, "OLLAMA_HOST": OLLAMA_DEFAULT}, stored)
         return self._registry
 
     def _stored_names(self) -> set[str]:

@@ -175,10 +175,10 @@ class FakeModelServer:
     """A threaded HTTP/1.1 server on 127.0.0.1 (free port) answering like the chosen provider."""
 
     def __init__(self, wire: str = "openai", model: str = "fake-model",
-                 responder: Callable[[Recorded], Any] | None = None):
+                 responder: Callable[[Recorded], Any] | None = None, port: int = 0):
         if wire not in WIRES:
             raise ValueError(f"wire must be one of {WIRES}")
-        self.wire, self.model, self.responder = wire, model, responder
+        self.wire, self.model, self.responder, self._port = wire, model, responder, port
         self.script: list[Item] = []
         self.requests: list[Recorded] = []
         self.stopping = threading.Event()
@@ -234,7 +234,7 @@ class FakeModelServer:
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> FakeModelServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name=f"fake-{self.wire}")

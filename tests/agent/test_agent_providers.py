@@ -300,3 +300,18 @@ def test_prompt_level_tool_protocol(ws, wire):
     assert "<tool_call" not in "".join(shown) and "".join(shown).strip() == "I will look that up."
     body = srv.requests[0].body
     assert "tools" not in body and "<tool_call>" in json.dumps(body) and "recall" in json.dumps(body)
+
+
+def test_zero_config_finds_a_local_ollama_on_its_default_port():
+    try:
+        srv = FakeModelServer("openai", model="qwen2.5:0.5b", port=11434).start()
+    except OSError:
+        pytest.skip("port 11434 is taken on this machine (a real Ollama?), cannot stand in for it")
+    try:
+        srv.add(Answer("local hello"))
+        ws = Workstation()
+        assert ws.models.default_name() == "ollama"
+        assert ws.models.chat(ChatRequest([Message("user", "hi")])).text == "local hello"
+        assert srv.requests[-1].body["model"] == "qwen2.5:0.5b"
+    finally:
+        srv.stop()

@@ -1,0 +1,75 @@
+"""`copa doctor`: which models are configured, whether their keys are there and whether their servers
+answer. The probe is a TCP connection (no request, no tokens spent), made to all models at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from copa.doctor import FAIL, INFO, OK, WARN, Check
+
+if TYPE_CHECKING:
+    from copa.providers.types import ModelSpec
+    from copa.workstation import Workstation
+
+PUBLIC = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com",
+          "gemini": "https://generativelanguage.googleapis.com"}
+
+
+def _endpoint(spec: ModelSpec) -> tuple[str, int]:
+    url = urlsplit(spec.base_url or PUBLIC.get(spec.provider, ""))
+    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+
+
+def _reachable(spec: ModelSpec, timeout: float = 2.0) -> str | None:
+    """None when something accepts connections there, else why not."""
+    host, port = _endpoint(spec)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return e.strerror or type(e).__name__
+
+
+def _has_key(ws: Workstation, spec: ModelSpec) -> bool:
+    if not spec.key or os.environ.get(spec.key):
+        return True
+    try:
+        return spec.key in ws.secrets.names()
+    except Exception:
+        return False
+
+
+def check_models(ws: Workstation) -> list[Check]:
+    from copa.errors import CopaError
+    from copa.providers.registry import CONFIGURE_HINT
+
+    try:
+        models = ws.models
+        specs = models.registry.all()
+        default = models.default_name()
+    except CopaError as e:
+        return [Check("models", FAIL, e.message, e.hint or "run 'copa config edit'")]
+    if not specs:
+        return [Check("models", WARN, "no model configured; everything that needs no model still works",
+                      CONFIGURE_HINT)]
+    with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
+        reach = dict(zip(specs, pool.map(_reachable, specs.values()), strict=True))
+    out = []
+    for name, spec in specs.items():
+        label = f"model {name}" + (" (default)" if name == default else "")
+        what = f"{spec.provider} {spec.model or '(server first)'} at {spec.base_url or 'the public API'}"
+        if not _has_key(ws, spec) and not spec.base_url:
+            out.append(Check(label, FAIL, f"{what}: no key {spec.key}",
+                             f"copa secrets set {spec.key} (or export {spec.key})"))
+        elif reach[name] is not None:
+            out.append(Check(label, WARN if name != default else FAIL, f"{what}: unreachable ({reach[name]})",
+                             f"is the server running? then: copa models test {name}"))
+        else:
+            out.append(Check(label, OK, f"{what}: reachable" + (", key set" if spec.key else "")))
+    if default and default not in specs:
+        out.append(Check("models", INFO, f"agent.model is {default!r} (a provider:model spec)"))
+    return out
