@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schedule": ("copa.cli.schedule_cmd", "Scheduled jobs: reports, skills or prompts on a cron, interval or date."),
     "report": ("copa.cli.report_cmd", "Run, list and show reports (daily briefing, weekly review, your own)."),
     "skills": ("copa.cli.skills_cmd", "Skills: list, show, run, create and check the tools copa can use."),
+    "mcp": ("copa.cli.mcp_cmd", "Model Context Protocol: serve copa's skills and memory, list configured servers."),
 }
 
 

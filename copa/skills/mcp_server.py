@@ -1,0 +1,73 @@
+"""`copa mcp serve`: copa's skills (memory included: the memory_* skills) as an MCP server on stdio.
+
+Each call runs the skill in its confined worker, exactly as copa's own agent would. Skills marked
+dangerous are left out unless the user allows them: the other agent's approval flow is not ours.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from copa import __version__
+
+
+def _to_result(result) -> Any:
+    import mcp_types as types
+
+    if not result.ok:
+        return types.CallToolResult(content=[types.TextContent(type="text",
+                                                               text=f"{result.error_type}: {result.error}")],
+                                    is_error=True)
+    content = result.content
+    text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, indent=1)
+    structured = content if isinstance(content, dict) else None
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=structured)
+
+
+def build_server(ws, *, allow_dangerous: bool = False, only: list[str] | None = None):
+    import anyio
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+
+    def offered():
+        infos = [i for i in ws.skills.list() if i.status == "ok" and i.kind != "mcp"]
+        if not allow_dangerous:
+            infos = [i for i in infos if not i.dangerous]
+        if only:
+            infos = [i for i in infos if i.name in only]
+        return {i.name: i for i in infos}
+
+    async def list_tools(ctx, params) -> types.ListToolsResult:
+        infos = await anyio.to_thread.run_sync(offered)
+        return types.ListToolsResult(tools=[
+            types.Tool(name=i.name, description=i.spec.description, input_schema=i.parameters,
+                       annotations=types.ToolAnnotations(destructive_hint=i.dangerous,
+                                                         open_world_hint=any(p.startswith("net")
+                                                                             for p in i.permissions)))
+            for i in infos.values()])
+
+    async def call_tool(ctx, params) -> types.CallToolResult:
+        infos = await anyio.to_thread.run_sync(offered)
+        if params.name not in infos:
+            return types.CallToolResult(content=[types.TextContent(type="text", text=f"no tool named {params.name!r}")],
+                                        is_error=True)
+        result = await anyio.to_thread.run_sync(ws.skills.call, params.name, dict(params.arguments or {}))
+        return _to_result(result)
+
+    return Server("copa", version=__version__, instructions="copa's skills: files, web, time, calendar, system, "
+                  "memory (remember, recall, tasks) and the user's own.", on_list_tools=list_tools,
+                  on_call_tool=call_tool)
+
+
+def serve_stdio(ws, *, allow_dangerous: bool = False, only: list[str] | None = None) -> None:
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    server = build_server(ws, allow_dangerous=allow_dangerous, only=only)
+
+    async def main() -> None:
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    anyio.run(main)
