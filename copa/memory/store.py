@@ -29,6 +29,7 @@ from copa.memory.model import (
     check_kind,
     check_status,
     iso,
+    new_id,
     now_utc,
     parse_iso,
     row_to_memory,
@@ -41,6 +42,23 @@ NO_DEDUP_KINDS = frozenset({"episode", "event"})
 _UPDATABLE = {"text", "kind", "subject", "source", "occurred_at", "status", "due_at", "importance", "metadata",
               "session_id", "role", "valid_to"}
 _SUBJECT_RE = re.compile(r"[^\w.:/-]+")
+_INSERT_COLS = ("id", "text", "kind", "subject", "source", "occurred_at", "created_at", "valid_from", "valid_to",
+                "superseded_by", "status", "due_at", "session_id", "role", "importance", "metadata",
+                "corroborations", "norm")  # the key order of _prepare()'s dicts
+_INSERT_SQL = f"INSERT INTO memories ({', '.join(_INSERT_COLS)}) VALUES ({', '.join('?' * len(_INSERT_COLS))})"
+
+
+def _time(value: Any, name: str) -> str | None:
+    """The stored form of a time; canonical strings (as stored, as exported) pass straight through."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00") and value[10] == "T":
+        try:
+            datetime.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
+    return iso(to_utc(value, field_name=name))
 
 
 def normalise_subject(subject: str | None) -> str | None:
@@ -69,6 +87,7 @@ class MemoryStore:
 
         self.path = Path(path)
         self._conn = connect(self.path)
+        self._conn.execute("PRAGMA cache_size = -32000")  # 32 MB: index pages of a large store stay hot
         self._lock = threading.RLock()
         self._migrate()
 
@@ -125,21 +144,24 @@ class MemoryStore:
     def add_many(self, records: Iterable[dict[str, Any]]) -> list[str]:
         """Store many memories in one transaction (all or nothing); returns their ids in order."""
         now = now_utc()
-        prepared = [self._prepare(r, now) for r in records]  # validate everything before writing
+        now_s = iso(now)
+        prepared = [self._prepare(r, now, now_s) for r in records]  # validate everything before writing
         with self._write() as c:
-            return [self._insert(c, p) for p in prepared]
+            return self._insert_batch(c, prepared)
 
-    def _prepare(self, rec: dict[str, Any], now: datetime) -> dict[str, Any]:
+    def _prepare(self, rec: dict[str, Any], now: datetime, now_s: str | None = None) -> dict[str, Any]:
         if not isinstance(rec, dict):
             raise UsageError(f"a memory record must be a mapping, not {type(rec).__name__}")
         text = str(rec.get("text") or "").strip()
         if not text:
             raise UsageError("a memory needs some text", hint="give the text to remember")
-        kind = check_kind(rec.get("kind") or "note")
-        occurred = to_utc(rec.get("occurred_at"), field_name="occurred_at") or now
-        created = to_utc(rec.get("created_at"), field_name="created_at") or now
-        metadata = rec.get("metadata") or {}
-        if not isinstance(metadata, dict):
+        kind = rec.get("kind") or "note"
+        if kind not in DEFAULT_IMPORTANCE:
+            kind = check_kind(kind)
+        now_s = now_s or iso(now)
+        occurred = _time(rec.get("occurred_at"), "occurred_at") or now_s
+        metadata = rec.get("metadata") or None
+        if metadata is not None and not isinstance(metadata, dict):
             raise UsageError("metadata must be a JSON object (a dict)")
         imp = rec.get("importance")
         importance = DEFAULT_IMPORTANCE.get(kind, 0.5) if imp is None else min(1.0, max(0.0, float(imp)))
@@ -148,30 +170,80 @@ class MemoryStore:
             status = check_status(status or "open")
         elif status is not None:
             status = str(status)
+        subject = rec.get("subject")
         return {
-            "id": rec.get("id") or None, "text": text, "kind": kind, "subject": normalise_subject(rec.get("subject")),
-            "source": rec.get("source"), "occurred_at": iso(occurred), "created_at": iso(created),
-            "valid_from": iso(to_utc(rec.get("valid_from"), field_name="valid_from") or occurred),
-            "valid_to": iso(to_utc(rec.get("valid_to"), field_name="valid_to")),
+            "id": rec.get("id") or None, "text": text, "kind": kind,
+            "subject": None if subject is None else normalise_subject(subject),
+            "source": rec.get("source"), "occurred_at": occurred,
+            "created_at": _time(rec.get("created_at"), "created_at") or now_s,
+            "valid_from": _time(rec.get("valid_from"), "valid_from") or occurred,
+            "valid_to": _time(rec.get("valid_to"), "valid_to"),
             "superseded_by": rec.get("superseded_by"), "status": status,
-            "due_at": iso(to_utc(rec.get("due_at") or rec.get("due"), field_name="due")),
+            "due_at": _time(rec.get("due_at") or rec.get("due"), "due"),
             "session_id": rec.get("session_id"), "role": rec.get("role"), "importance": importance,
             "metadata": json.dumps(metadata, ensure_ascii=False, default=str) if metadata else None,
             "corroborations": int(rec.get("corroborations") or 0),
             "norm": None if kind in NO_DEDUP_KINDS else norm_key(text),
         }
 
-    def _insert(self, c: sqlite3.Connection, p: dict[str, Any]) -> str:
-        from copa.memory.model import new_id
+    def _insert_batch(self, c: sqlite3.Connection, prepared: list[dict[str, Any]]) -> list[str]:
+        """Insert prepared records (plain ones with one executemany), then index the new rows in FTS
+        with a single statement and bring the session summaries up to date."""
+        last = c.execute("SELECT coalesce(max(pk), 0) FROM memories").fetchone()[0]
+        ids: list[str] = []
+        plain: list[tuple] = []
+        for p in prepared:
+            if p["norm"] is None and p["subject"] is None:
+                p["id"] = p["id"] or new_id()
+                plain.append(tuple(p.values()))
+                ids.append(p["id"])
+                continue
+            if plain:
+                c.executemany(_INSERT_SQL, plain)
+                plain = []
+            ids.append(self._insert(c, p))
+        if plain:
+            c.executemany(_INSERT_SQL, plain)
+        self._index_new(c, last)
+        self._touch_sessions(c, prepared)
+        return ids
 
+    @staticmethod
+    def _index_new(c: sqlite3.Connection, last_pk: int) -> None:
+        c.execute("INSERT INTO memories_fts(rowid, text, subject) SELECT pk, text, subject FROM memories "
+                  "WHERE pk > ?", (last_pk,))
+
+    @staticmethod
+    def _touch_sessions(c: sqlite3.Connection, prepared: list[dict[str, Any]]) -> None:
+        agg: dict[str, list] = {}
+        for p in prepared:
+            sid = p["session_id"]
+            if sid is None or p["kind"] != "episode":
+                continue
+            a = agg.get(sid)
+            title = p["text"][:80].replace("\n", " ") if p["role"] == "user" else ""
+            if a is None:
+                agg[sid] = [title, p["occurred_at"], p["occurred_at"], 1]
+            else:
+                if title and (not a[0] or p["occurred_at"] < a[1]):
+                    a[0] = title
+                a[1], a[2], a[3] = min(a[1], p["occurred_at"]), max(a[2], p["occurred_at"]), a[3] + 1
+        if agg:
+            c.executemany(
+                "INSERT INTO memory_sessions(id, title, started_at, last_at, turns) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET turns = turns + excluded.turns, "
+                "title = CASE WHEN title = '' THEN excluded.title ELSE title END, "
+                "started_at = min(started_at, excluded.started_at), last_at = max(last_at, excluded.last_at)",
+                [(sid, *a) for sid, a in agg.items()])
+
+    def _insert(self, c: sqlite3.Connection, p: dict[str, Any]) -> str:
         if p["norm"] is not None:
             dup = self._find_duplicate(c, p)
             if dup is not None:
                 self._corroborate(c, dup, p)
                 return dup
         p["id"] = p["id"] or new_id()
-        cols = ", ".join(p)
-        c.execute(f"INSERT INTO memories ({cols}) VALUES ({', '.join('?' * len(p))})", tuple(p.values()))
+        c.execute(_INSERT_SQL, tuple(p.values()))
         if p["subject"] is not None:
             self._link(c, p["id"], p["subject"], p["valid_from"])
         return p["id"]
@@ -328,14 +400,7 @@ class MemoryStore:
                            "session_id": str(session_id), "role": role, "source": f"session:{session_id}"},
                           now_utc())
         with self._write() as c:
-            mid = self._insert(c, p)
-            title = p["text"][:80].replace("\n", " ") if role == "user" else ""
-            c.execute(
-                "INSERT INTO memory_sessions(id, title, started_at, last_at, turns) VALUES (?, ?, ?, ?, 1) "
-                "ON CONFLICT(id) DO UPDATE SET turns = turns + 1, "
-                "title = CASE WHEN title = '' THEN excluded.title ELSE title END, "
-                "started_at = min(started_at, excluded.started_at), last_at = max(last_at, excluded.last_at)",
-                (p["session_id"], title, p["occurred_at"], p["occurred_at"]))
+            mid = self._insert_batch(c, [p])[0]
         return mid
 
     def turns(self, session_id: str, limit: int | None = None) -> list[Memory]:

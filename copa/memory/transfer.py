@@ -147,6 +147,7 @@ def _write_batch(store: MemoryStore, pending: list[dict], sessions: list[dict], 
     if not pending and not sessions:
         return
     with store._write() as c:
+        last = c.execute("SELECT coalesce(max(pk), 0) FROM memories").fetchone()[0]
         for p in pending:
             relink = p.pop("subject_current")
             cols = ", ".join(p)
@@ -158,6 +159,7 @@ def _write_batch(store: MemoryStore, pending: list[dict], sessions: list[dict], 
                     store._link(c, p["id"], p["subject"], p["valid_from"])
             else:
                 counts["skipped"] += 1
+        store._index_new(c, last)
         for s in sessions:
             cur = c.execute("INSERT OR IGNORE INTO memory_sessions(id, title, started_at, last_at, turns) "
                             "VALUES (?, ?, ?, ?, ?)", (s["id"], s.get("title") or "", s["started_at"],

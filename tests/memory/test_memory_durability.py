@@ -27,7 +27,7 @@ def _file_bytes(path: Path) -> bytes:
 
 def test_forget_wipes_text_from_db_and_wal_bytes(tmp_path):
     path = tmp_path / "copa.db"
-    secret = "quixotic-zanzibar-marmalade 7741"
+    secret = "quixotic-zanzibar-marmalade xylographer"
     with MemoryStore(path) as s:
         for i in range(300):  # enough rows for several pages and FTS segments
             s.add(f"ordinary memory number {i} about gardening and tomatoes", kind="note")
@@ -42,7 +42,7 @@ def test_forget_wipes_text_from_db_and_wal_bytes(tmp_path):
         assert s.get(keep) is not None
         raw = _file_bytes(path)
         # neither the text nor its index terms (the FTS5 segments keep raw terms) survive anywhere
-        for needle in (b"zanzibar", b"quixot", b"marmalad", b"7741", b"PIN hint"):
+        for needle in (b"zanzibar", b"quixot", b"marmalad", b"xylograph", b"PIN hint"):
             assert needle not in raw, needle
         assert b"tomatoes need water" in raw  # the scan would see text that is still there
     assert integrity(path) == "ok"

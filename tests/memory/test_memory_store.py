@@ -226,3 +226,23 @@ def test_workstation_memory_property(copa_home):
         assert ws.memory.get(mid).text == "remember the milk"
         ws.db  # noqa: B018 - the full migration set runs on the same file without conflict
         assert ws.db["memories"].count == 1
+
+
+def test_fts_index_matches_the_table_after_every_kind_of_write(store, tmp_path):
+    from copa.memory.transfer import export_jsonl, import_jsonl
+
+    a = store.add("alpha note", kind="note")
+    store.add_many([{"text": f"bulk {i}", "kind": "episode"} for i in range(50)] +
+                   [{"text": "beta fact", "kind": "fact", "subject": "x.y"}])
+    store.add("gamma fact", kind="fact", subject="x.y")
+    store.add_turn("s", "user", "delta turn")
+    store.update(a, text="alpha note edited")
+    store.forget(store.search("gamma")[0].id)
+    export_jsonl(store, tmp_path / "e.jsonl")
+    with MemoryStore(tmp_path / "other.db") as other:
+        import_jsonl(other, tmp_path / "e.jsonl", batch=7)
+        other.conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+        assert other.search("edited")[0].text == "alpha note edited"
+    # 'integrity-check' with rank 1 compares the index with the content table and raises on a mismatch
+    store.conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+    assert [h.text for h in store.search("beta")] == ["beta fact"]  # gamma forgotten: beta is current again
