@@ -183,8 +183,11 @@ class Client:
         bitmap = self.request(Cmd.I2C_SCAN, timeout=max(self.timeout, 5.0)).payload
         return [a for a in range(128) if bitmap[a >> 3] >> (a & 7) & 1]
 
-    def i2c_read(self, addr: int, n: int) -> bytes:
-        return self.request(Cmd.I2C_READ, bytes([addr, n])).payload
+    def i2c_read(self, addr: int, n: int, register: bytes = b"") -> bytes:
+        """Read ``n`` bytes; with ``register`` (1-4 bytes) write it first and read after a
+        repeated START (the usual register read). That write makes the command authenticated."""
+        body = bytes([addr, n]) + register
+        return self.request(Cmd.I2C_READ, body, auth=bool(register)).payload
 
     def i2c_write(self, addr: int, data: bytes) -> None:
         self.request(Cmd.I2C_WRITE, bytes([addr]) + data)

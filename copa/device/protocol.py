@@ -51,6 +51,7 @@ class Cmd(enum.IntEnum):
 
 
 #: commands that change state and therefore need a session, a counter and a MAC
+#: (plus I2C_READ when it carries a register-address prefix, which is an I2C write)
 AUTHENTICATED = frozenset(
     {Cmd.GPIO_MODE, Cmd.GPIO_WRITE, Cmd.PWM_WRITE, Cmd.I2C_WRITE, Cmd.RULE_ADD, Cmd.RULE_DEL,
      Cmd.RULE_CLEAR, Cmd.RESET}

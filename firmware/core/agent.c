@@ -129,8 +129,10 @@ void copa_init(void)
 }
 
 /* ---------- authentication ---------- */
-static uint8_t needs_auth(uint8_t t)
+static uint8_t needs_auth(uint8_t t, uint8_t n)
 {
+    if (t == CMD_I2C_READ)
+        return n > 2;      /* a register-address prefix is an I2C write: authenticated */
     switch (t) {
     case CMD_GPIO_MODE: case CMD_GPIO_WRITE: case CMD_PWM_WRITE: case CMD_I2C_WRITE:
     case CMD_RULE_ADD: case CMD_RULE_DEL: case CMD_RULE_CLEAR: case CMD_RESET:
@@ -223,7 +225,7 @@ static void dispatch(uint8_t *f, uint8_t n)
         st = ST_UNKNOWN_CMD;
         goto done;
     }
-    if (needs_auth(type) && (st = check_auth(f, &n)) != ST_OK)
+    if (needs_auth(type, n) && (st = check_auth(f, &n)) != ST_OK)
         goto done;
 
     switch (type) {
@@ -289,21 +291,21 @@ static void dispatch(uint8_t *f, uint8_t n)
         if (!hal_has_i2c()) { st = ST_UNSUPPORTED; break; }
         for (uint8_t i = 0; i < 16; i++) tx[o + i] = 0;
         for (uint8_t a = 0x08; a < 0x78; a++)
-            if (hal_i2c_probe(a) == ST_OK) tx[o + (a >> 3)] |= (uint8_t)(1 << (a & 7));
+            if (hal_i2c_xfer(a, b, 0, tx, 0) == ST_OK) tx[o + (a >> 3)] |= (uint8_t)(1 << (a & 7));
         o += 16;
         break;
     case CMD_I2C_READ:
         if (!hal_has_i2c()) { st = ST_UNSUPPORTED; break; }
-        if (n != 2) { st = ST_BAD_LENGTH; break; }
+        if (n < 2 || n > 2 + 4) { st = ST_BAD_LENGTH; break; }
         if (b[0] > 0x7F || b[1] == 0 || b[1] > COPA_MAX_BODY - 1) { st = ST_BAD_ARG; break; }
-        st = hal_i2c_read(b[0], tx + o, b[1]);
+        st = hal_i2c_xfer(b[0], b + 2, (uint8_t)(n - 2), tx + o, b[1]);
         if (st == ST_OK) o = (uint8_t)(o + b[1]);
         break;
     case CMD_I2C_WRITE:
         if (!hal_has_i2c()) { st = ST_UNSUPPORTED; break; }
         if (n < 1) { st = ST_BAD_LENGTH; break; }
         if (b[0] > 0x7F) { st = ST_BAD_ARG; break; }
-        st = hal_i2c_write(b[0], b + 1, (uint8_t)(n - 1));
+        st = hal_i2c_xfer(b[0], b + 1, (uint8_t)(n - 1), tx, 0);
         break;
     case CMD_SUBSCRIBE: {
         if (n < 2 || n - 2 > COPA_MAX_SUBS || (uint8_t)(2 + 4 + 2 * (n - 2)) > COPA_MAX_BODY) {

@@ -101,9 +101,9 @@ uint8_t hal_gpio_read(uint8_t pin);
 void hal_gpio_write(uint8_t pin, uint8_t v);
 uint8_t hal_adc_read(uint8_t ch, uint16_t *v);       /* status */
 uint8_t hal_pwm_write(uint8_t pin, uint8_t duty);    /* status */
-uint8_t hal_i2c_probe(uint8_t addr);                 /* status: ST_OK if ACK */
-uint8_t hal_i2c_write(uint8_t addr, const uint8_t *p, uint8_t n);
-uint8_t hal_i2c_read(uint8_t addr, uint8_t *p, uint8_t n);
+/* one I2C transaction: START, SLA+W, wn bytes of w; then, if rn > 0, (repeated) START, SLA+R,
+ * rn bytes into r; STOP. wn = rn = 0 probes the address. Returns a status (ST_OK on ACKs). */
+uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn);
 void hal_store_read(uint16_t off, uint8_t *p, uint8_t n);
 void hal_store_write(uint16_t off, const uint8_t *p, uint8_t n);
 uint32_t hal_entropy(void);          /* any jitter; need not be good (see spec) */

@@ -2,6 +2,7 @@
  * Prints "PTY /dev/pts/N" on stdout once the pty exists, then runs until killed.
  * Options: -a CH=MILLIVOLTS sets an analog input (AVCC = AREF = 5000 mV);
  *          D12 (PB4, the pairing jumper) is driven high, i.e. no jumper, also after resets.
+ * A 256-byte I2C EEPROM (one address byte) sits on the TWI bus at 7-bit address 0x50.
  * Usage: uno-pty [-a 0=3000] firmware.elf */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,11 @@
 #include "avr_adc.h"
 #include "avr_ioport.h"
 #include "uart_pty.h"
+#include "avr_twi.h"
+#include "i2c_eeprom.h"
 
 static uart_pty_t uart_pty;
+static i2c_eeprom_t i2c_ee;
 
 /* simavr drops an irq raise that does not change the value, so toggle first */
 static void drive(avr_irq_t *irq, uint32_t level)
@@ -51,6 +55,8 @@ int main(int argc, char **argv)
     avr_load_firmware(avr, &fw);
     avr->frequency = 16000000;
 
+    i2c_eeprom_init(avr, &i2c_ee, 0xA0, 0x01, NULL, 256);
+    i2c_eeprom_attach(avr, &i2c_ee, AVR_IOCTL_TWI_GETIRQ(0));
     uart_pty_init(avr, &uart_pty);
     uart_pty_connect(&uart_pty, '0');
     for (int ch = 0; ch < 8; ch++)

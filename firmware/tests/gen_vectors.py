@@ -120,6 +120,8 @@ ex = [
      encode_frame(0x93, 9, b"\x0d")),
     ("auth-begin-unpaired", encode_frame(Cmd.AUTH_BEGIN, 10, bytes(8)),
      encode_frame(0x92, 10, b"\x0d")),
+    ("i2c-read-prefix-unauthenticated", encode_frame(Cmd.I2C_READ, 12, b"\x50\x02\x10"),
+     encode_frame(0x89, 12, b"\x05")),
     ("adc-bad-channel", encode_frame(Cmd.ADC_READ, 11, b"\x7f"), encode_frame(0x86, 11, b"\x03")),
 ]
 for name, req, resp in ex:

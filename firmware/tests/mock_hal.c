@@ -49,12 +49,14 @@ uint8_t hal_gpio_read(uint8_t pin) { return mock_pin_mode[pin] == MODE_OUTPUT ? 
 void hal_gpio_write(uint8_t pin, uint8_t v) { mock_pin_out[pin] = v; }
 uint8_t hal_adc_read(uint8_t ch, uint16_t *v) { *v = mock_adc[ch]; return ST_OK; }
 uint8_t hal_pwm_write(uint8_t pin, uint8_t duty) { mock_pin_out[pin] = duty; return ST_OK; }
-uint8_t hal_i2c_probe(uint8_t addr) { return addr == 0x3C ? ST_OK : ST_I2C_NACK; }
-uint8_t hal_i2c_write(uint8_t addr, const uint8_t *p, uint8_t n) { (void)p; (void)n; return hal_i2c_probe(addr); }
-uint8_t hal_i2c_read(uint8_t addr, uint8_t *p, uint8_t n)
+uint8_t mock_i2c_last_w[8], mock_i2c_last_wn;
+uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn)
 {
-    for (uint8_t i = 0; i < n; i++) p[i] = (uint8_t)(0xA0 + i);
-    return hal_i2c_probe(addr);
+    if (addr != 0x3C) return ST_I2C_NACK;
+    mock_i2c_last_wn = wn;
+    for (uint8_t i = 0; i < wn && i < 8; i++) mock_i2c_last_w[i] = w[i];
+    for (uint8_t i = 0; i < rn; i++) r[i] = (uint8_t)(0xA0 + i);
+    return ST_OK;
 }
 void hal_store_read(uint16_t off, uint8_t *p, uint8_t n) { memcpy(p, mock_store + off, n); }
 void hal_store_write(uint16_t off, const uint8_t *p, uint8_t n) { memcpy(mock_store + off, p, n); }

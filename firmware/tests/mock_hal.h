@@ -10,6 +10,7 @@ extern uint8_t mock_pin_mode[20], mock_pin_out[20], mock_pin_in[20];
 extern uint16_t mock_adc[6];
 extern uint8_t mock_jumper;
 extern int mock_resets;
+extern uint8_t mock_i2c_last_w[8], mock_i2c_last_wn;
 void mock_clear_output(void);
 void mock_fresh(void);
 #endif

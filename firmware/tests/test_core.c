@@ -393,6 +393,12 @@ static void test_commands(void)
     b[0] = 0x3C; b[1] = 4;
     f = request(CMD_I2C_READ, b, 2);
     CHECK(f->n == 5 && f->b[4] == 0xA3, "i2c read");
+    b[0] = 0x3C; b[1] = 2; b[2] = 0x10; b[3] = 0x11;          /* register-address prefix */
+    f = request(CMD_I2C_READ, b, 4);
+    CHECK(f->b[0] == ST_BAD_LENGTH, "unsigned I2C_READ with a write prefix");
+    f = signed_req(CMD_I2C_READ, b, 4, ++ctr, 0);
+    CHECK(f->b[0] == ST_OK && f->n == 3 && mock_i2c_last_wn == 2 && mock_i2c_last_w[1] == 0x11,
+          "signed I2C_READ with prefix");
     b[0] = 0x3D;
     f = request(CMD_I2C_READ, b, 2);
     CHECK(f->b[0] == ST_I2C_NACK, "i2c nack");

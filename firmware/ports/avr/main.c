@@ -179,36 +179,44 @@ static uint8_t twi_cmd(uint8_t cr) { TWCR = (uint8_t)(cr | _BV(TWINT) | _BV(TWEN
 static void twi_stop(void) { TWCR = _BV(TWINT) | _BV(TWEN) | _BV(TWSTO); }
 static uint8_t twi_start(uint8_t sla)
 {
-    if (!twi_cmd(_BV(TWSTA))) return ST_HW_TIMEOUT;
-    if ((TWSR & 0xF8) != 0x08 && (TWSR & 0xF8) != 0x10) return ST_HW_TIMEOUT;
-    TWDR = sla;
-    if (!twi_cmd(0)) return ST_HW_TIMEOUT;
-    uint8_t s = TWSR & 0xF8;
-    return (s == 0x18 || s == 0x40) ? ST_OK : ST_I2C_NACK;
-}
-uint8_t hal_i2c_probe(uint8_t addr)
-{
-    uint8_t st = twi_start((uint8_t)(addr << 1));
-    twi_stop();
-    return st;
-}
-uint8_t hal_i2c_write(uint8_t addr, const uint8_t *p, uint8_t n)
-{
-    uint8_t st = twi_start((uint8_t)(addr << 1));
-    for (uint8_t i = 0; st == ST_OK && i < n; i++) {
-        TWDR = p[i];
-        if (!twi_cmd(0)) st = ST_HW_TIMEOUT;
-        else if ((TWSR & 0xF8) != 0x28) st = ST_I2C_NACK;
+    TWCR = _BV(TWINT) | _BV(TWSTA) | _BV(TWEN);
+    for (uint16_t i = 0;; i++) {           /* TWINT with a START / repeated-START status */
+        uint8_t s = TWSR & 0xF8;
+        if ((TWCR & _BV(TWINT)) && (s == 0x08 || s == 0x10)) break;
+        if (i == 20000) return ST_HW_TIMEOUT;
     }
-    twi_stop();
-    return st;
+    TWDR = sla;
+    TWCR = _BV(TWINT) | _BV(TWEN);
+    /* wait for TWINT with the address phase's status (simavr 1.6 shows TWINT still set, with
+     * the START status, for a while after SLA+R; on silicon the first poll that sees TWINT
+     * already has the new status) */
+    uint8_t s;
+    for (uint16_t i = 0;; i++) {
+        s = TWSR & 0xF8;
+        if ((TWCR & _BV(TWINT)) && s != 0x08 && s != 0x10) break;
+        if (i == 20000) return ST_HW_TIMEOUT;
+    }
+    /* 0x18 / 0x40: SLA+W / SLA+R acknowledged; simavr 1.6 reports 0x28 / 0x50 instead */
+    if (s == 0x18 || s == 0x40 || s == 0x28 || s == 0x50) return ST_OK;
+    return ST_I2C_NACK;
 }
-uint8_t hal_i2c_read(uint8_t addr, uint8_t *p, uint8_t n)
+uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn)
 {
-    uint8_t st = twi_start((uint8_t)((addr << 1) | 1));
-    for (uint8_t i = 0; st == ST_OK && i < n; i++) {
-        if (!twi_cmd(i + 1 < n ? _BV(TWEA) : 0)) st = ST_HW_TIMEOUT;
-        else p[i] = TWDR;
+    uint8_t st = ST_OK;
+    if (wn || !rn) {
+        st = twi_start((uint8_t)(addr << 1));
+        for (uint8_t i = 0; st == ST_OK && i < wn; i++) {
+            TWDR = w[i];
+            if (!twi_cmd(0)) st = ST_HW_TIMEOUT;
+            else if ((TWSR & 0xF8) != 0x28) st = ST_I2C_NACK;
+        }
+    }
+    if (st == ST_OK && rn) {                     /* (repeated) START, then read */
+        st = twi_start((uint8_t)((addr << 1) | 1));
+        for (uint8_t i = 0; st == ST_OK && i < rn; i++) {
+            if (!twi_cmd(i + 1 < rn ? _BV(TWEA) : 0)) st = ST_HW_TIMEOUT;
+            else r[i] = TWDR;
+        }
     }
     twi_stop();
     return st;

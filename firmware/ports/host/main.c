@@ -97,18 +97,13 @@ uint8_t hal_pwm_write(uint8_t pin, uint8_t duty)
     pin_out[pin] = duty >= 128;
     return ST_OK;
 }
-uint8_t hal_i2c_probe(uint8_t addr) { return addr == I2C_DEV ? ST_OK : ST_I2C_NACK; }
-uint8_t hal_i2c_write(uint8_t addr, const uint8_t *p, uint8_t n)
+/* a simulated device at 0x48: 16 registers; the first byte written sets the register pointer */
+uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn)
 {
     if (addr != I2C_DEV) return ST_I2C_NACK;
-    if (n) i2c_ptr = p[0] & 15;
-    for (uint8_t i = 1; i < n; i++) { i2c_regs[i2c_ptr] = p[i]; i2c_ptr = (i2c_ptr + 1) & 15; }
-    return ST_OK;
-}
-uint8_t hal_i2c_read(uint8_t addr, uint8_t *p, uint8_t n)
-{
-    if (addr != I2C_DEV) return ST_I2C_NACK;
-    for (uint8_t i = 0; i < n; i++) { p[i] = i2c_regs[i2c_ptr]; i2c_ptr = (i2c_ptr + 1) & 15; }
+    if (wn) i2c_ptr = w[0] & 15;
+    for (uint8_t i = 1; i < wn; i++) { i2c_regs[i2c_ptr] = w[i]; i2c_ptr = (i2c_ptr + 1) & 15; }
+    for (uint8_t i = 0; i < rn; i++) { r[i] = i2c_regs[i2c_ptr]; i2c_ptr = (i2c_ptr + 1) & 15; }
     return ST_OK;
 }
 

@@ -167,9 +167,11 @@ uint8_t hal_adc_read(uint8_t ch, uint16_t *v)
     *v = (uint16_t)(ADC1_DR & 0xFFF);
     return ST_OK;
 }
-uint8_t hal_i2c_probe(uint8_t a) { (void)a; return ST_UNSUPPORTED; }
-uint8_t hal_i2c_write(uint8_t a, const uint8_t *p, uint8_t n) { (void)a; (void)p; (void)n; return ST_UNSUPPORTED; }
-uint8_t hal_i2c_read(uint8_t a, uint8_t *p, uint8_t n) { (void)a; (void)p; (void)n; return ST_UNSUPPORTED; }
+uint8_t hal_i2c_xfer(uint8_t a, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn)
+{
+    (void)a; (void)w; (void)wn; (void)r; (void)rn;
+    return ST_UNSUPPORTED;                               /* not implemented on this port */
+}
 
 /* ---- storage ---- */
 static uint32_t store_sum(void)
