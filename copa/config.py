@@ -51,6 +51,7 @@ SCHEMA: dict[str, Key] = {
     "scheduler.max_workers": Key(int, 4, "Jobs the daemon runs at the same time"),
     "reports.summary_model": Key(str, "fast", "Model for the summary paragraph atop a report; empty = none"),
     "reports.skills": Key(list, [], "Skills whose results the {{skills}} section shows ('name k=v ...')"),
+    "reports.calendars": Key(list, [], "Calendars (.ics paths or URLs) for the calendar section of reports"),
     "smtp.host": Key(str, "", "SMTP server for email delivery"),
     "smtp.port": Key(int, 587, "SMTP port (587 = submission with STARTTLS)"),
     "smtp.starttls": Key(bool, True, "Upgrade the SMTP connection with STARTTLS (refuse if not offered)"),

@@ -135,7 +135,7 @@ CHECKS: list[str] = [
     "copa.agent.checks:check_models",
     "copa.doctor:check_toolchains",
     "copa.device.checks:check_devices",  # supersedes copa.doctor:check_serial_ports
-    "copa.doctor:check_daemon",
+    "copa.daemon.status:check_daemon",
     "copa.memory.checks:check_memory",
     "copa.skills.checks:check_skills",
 ]

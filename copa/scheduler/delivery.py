@@ -187,7 +187,11 @@ def _send_email(ws: Workstation, t: Target, title: str, body: str, meta: dict[st
     sender = cfg.get("smtp.sender") or user
     if not sender:
         raise DeliveryError("no sender address: set smtp.sender (or smtp.username)")
-    context = ssl.create_default_context(cafile=cfg.get("smtp.ca_file") or None)
+    ca_file = cfg.get("smtp.ca_file") or None
+    try:
+        context = ssl.create_default_context(cafile=os.path.expanduser(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as e:
+        raise DeliveryError(f"smtp.ca_file {ca_file} cannot be used: {e}") from None
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, t.to, title
     msg["Date"], msg["Message-ID"] = formatdate(localtime=True), make_msgid(domain="copa.local")

@@ -219,7 +219,12 @@ def _summarize(ws: Workstation, body: str, model: str) -> str:
             return ""
     except Exception:
         return ""
-    for choice in (model, None):  # the named model, else whatever the agent would use
+    if model == "fast":  # the agent's fast model (agent.fast_model, else its default)
+        try:
+            model = ws.models.fast_name() or None
+        except Exception:
+            model = None
+    for choice in dict.fromkeys((model, None)):  # the chosen model, else whatever the agent would use
         try:
             result = run_turn(ws, SUMMARY_PROMPT + body, model=choice, use_memory=False,
                               system="You summarize reports briefly and factually.",

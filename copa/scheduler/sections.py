@@ -68,37 +68,41 @@ def tasks(ctx: Context, **_: str) -> str:
 
 def _calendar_skill(skills: Any) -> str | None:
     names = [s.name for s in skills.list() if getattr(s, "status", "ok") == "ok"]
-    for pref in ("calendar_upcoming", "upcoming_events", "calendar"):
+    for pref in ("upcoming_events", "calendar_upcoming", "calendar"):
         if pref in names:
             return pref
     return next((n for n in names if n.startswith("calendar")), None)
 
 
 def calendar(ctx: Context, days: str = "7", **_: str) -> str:
+    """Upcoming events of every calendar in ``reports.calendars``, through the calendar skill."""
+    sources = ctx.ws.config.get("reports.calendars")
+    if not sources:
+        return "_No calendar configured (copa config set reports.calendars ~/cal.ics,https://...)._"
     skills = _skills(ctx.ws)
     name = _calendar_skill(skills) if skills is not None else None
     if name is None:
         return "_No calendar skill is available._"
-    result = skills.call(name, {"days": int(days)})
-    if not result.ok:
-        return f"_The calendar skill failed: {result.error}_"
-    content = result.content
-    if isinstance(content, dict):
-        content = content.get("events", content)
-    if isinstance(content, list):
-        if not content:
-            return f"No events in the next {days} day(s)."
-        rows = []
-        for ev in content[:50]:
-            if isinstance(ev, dict):
-                when = ev.get("start") or ev.get("when") or ""
-                what = ev.get("summary") or ev.get("title") or ev.get("name") or ""
-                where = f" ({ev['location']})" if ev.get("location") else ""
-                rows.append(f"- {when} {what}{where}".rstrip())
-            else:
-                rows.append(f"- {ev}")
-        return "\n".join(rows)
-    return str(content)
+    events, problems = [], []
+    for src in sources:
+        result = skills.call(name, {"source": src, "days": int(days), "timezone": str(ctx.tz)})
+        if not result.ok:
+            problems.append(f"_{src}: {result.error}_")
+            continue
+        content = result.content
+        if isinstance(content, dict):
+            content = content.get("events", [])
+        events += [e for e in content or [] if isinstance(e, dict)]
+    events.sort(key=lambda e: str(e.get("start", "")))
+    rows = []
+    for ev in events[:50]:
+        when = str(ev.get("start", "")).replace("T", " ")
+        what = ev.get("summary") or ev.get("title") or ""
+        where = f" ({ev['location']})" if ev.get("location") else ""
+        rows.append(f"- {when} {what}{where}".rstrip())
+    if not rows and not problems:
+        return f"No events in the next {days} day(s)."
+    return "\n".join(rows + problems)
 
 
 def learned(ctx: Context, days: str = "1", **_: str) -> str:
@@ -140,7 +144,8 @@ def sparkline(values: list[float], width: int = 16) -> str:
 
 
 def telemetry(ctx: Context, hours: str = "24", **_: str) -> str:
-    if not _table_exists(ctx.ws, "device_readings"):
+    if not _table_exists(ctx.ws, "device_readings") or \
+            ctx.ws.db.conn.execute("SELECT 1 FROM device_readings LIMIT 1").fetchone() is None:
         return "No devices."
     since = (ctx.now - timedelta(hours=float(hours))).astimezone(UTC).isoformat()
     rows = ctx.ws.db.conn.execute(

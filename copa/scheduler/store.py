@@ -22,7 +22,7 @@ def now_utc() -> datetime:
 
 
 def iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds") if dt else None
+    return dt.astimezone(UTC).isoformat(timespec="microseconds") if dt else None
 
 
 def parse_iso(text: str | None) -> datetime | None:

@@ -7,6 +7,7 @@ Monday = 0, so numeric weekdays are translated to names before they reach it.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,9 +83,36 @@ def _crontab_dow(field: str) -> str:
     return ",".join(_DAY_NAMES[d] for d in sorted(days))
 
 
-def _cron_trigger(spec: str, tz: str) -> Any:
+@functools.cache
+def _cron_class() -> type:
     from apscheduler.triggers.cron import CronTrigger
 
+    class WallClockCron(CronTrigger):
+        """A fixed local time that occurs twice when clocks go back fires once, at its first occurrence,
+        as in Vixie cron (jobs whose hour field has a '*' fire at both, like elapsed-time jobs). A local
+        time skipped when clocks go forward fires at the same offset after the jump (02:30 -> 03:30)."""
+
+        once_per_wall_time = True
+
+        def get_next_fire_time(self, previous_fire_time, now):  # noqa: ANN001 - APScheduler's signature
+            nxt = super().get_next_fire_time(previous_fire_time, now)
+            for _ in range(4):
+                if nxt is None or not self.once_per_wall_time or not _second_occurrence(nxt):
+                    return nxt
+                nxt = super().get_next_fire_time(nxt, nxt)
+            return nxt
+
+    return WallClockCron
+
+
+def _second_occurrence(when: datetime) -> bool:
+    """True for the later of two instants that share a local wall-clock time (clocks went back):
+    the wall time read with fold=0 (its first occurrence) has another UTC offset."""
+    wall = when.replace(tzinfo=None).replace(tzinfo=when.tzinfo, fold=0)
+    return wall.utcoffset() != when.utcoffset()
+
+
+def _cron_trigger(spec: str, tz: str) -> Any:
     fields = spec.split()
     if len(fields) == 5:
         minute, hour, day, month, dow = fields
@@ -93,8 +121,10 @@ def _cron_trigger(spec: str, tz: str) -> Any:
         second, minute, hour, day, month, dow = fields
     else:
         raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=_crontab_dow(dow), timezone=tz)
+    trigger = _cron_class()(second=second, minute=minute, hour=hour, day=day, month=month,
+                            day_of_week=_crontab_dow(dow), timezone=tz)
+    trigger.once_per_wall_time = "*" not in hour
+    return trigger
 
 
 def parse_at(text: str, tz: str) -> datetime:

@@ -1,0 +1,135 @@
+"""The real daemon, as a subprocess, with jobs every second or two: it fires and output lands, it
+picks up jobs added by the CLI without a restart, keeps them across restarts, and after a SIGKILL
+mid-run the run is marked interrupted and the next run works. Every daemon is killed at teardown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+from sched_helpers import query, wait_for
+
+TICK = "# Tick {{now}}\n\nJobs run lately:\n\n{{runs days=1}}\n"
+
+
+def _template(home: Path, name: str = "tick", text: str = TICK) -> None:
+    d = home / "config" / "reports"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.md").write_text(text)
+
+
+def _runs(home: Path, job: str, status: str | None = None) -> list:
+    if status:
+        return query(home, "SELECT * FROM sched_runs WHERE job_name = ? AND status = ? ORDER BY id", (job, status))
+    return query(home, "SELECT * FROM sched_runs WHERE job_name = ? ORDER BY id", (job,))
+
+
+def test_daemon_fires_picks_up_cli_changes_and_keeps_jobs_across_restart(copa_home, run_copa, daemons):
+    _template(copa_home)
+    out_dir = copa_home / "out"
+    out_dir.mkdir()
+    r = run_copa("schedule", "add", "tick", "--every", "1s", "--report", "tick", "--to", f"file:{out_dir}/")
+    assert r.returncode == 0, r.stderr
+    d1 = daemons.start()
+
+    # a second daemon for the same COPA_HOME refuses and names the holder
+    second = run_copa("daemon", env=daemons.env(), timeout=30)
+    assert second.returncode != 0
+    assert f"pid {d1.pid}" in second.stderr and "already running" in second.stderr
+
+    wait_for(lambda: len(_runs(copa_home, "tick", "ok")) >= 2, 30, what="two ok runs of tick")
+    files = sorted(out_dir.glob("*.md"))
+    assert files, "the file delivery wrote nothing"
+    assert files[0].read_text().startswith("# Tick ")
+    ok = _runs(copa_home, "tick", "ok")[0]
+    assert ok["origin"] == "schedule" and Path(ok["output_path"]).read_text().startswith("# Tick")
+    assert query(copa_home, "SELECT COUNT(*) FROM sched_reports WHERE name = 'tick'")[0][0] >= 2
+
+    # a job added through the CLI while the daemon runs fires without a restart
+    r = run_copa("schedule", "add", "late", "--every", "1s", "--report", "tick")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: _runs(copa_home, "late", "ok"), 30, what="the job added while running to fire")
+    # a --prompt job without a model fails with a recorded reason, is retried, and the daemon lives on
+    r = run_copa("schedule", "add", "ask", "--every", "1s", "--prompt", "hello", "--retries", "1")
+    assert r.returncode == 0, r.stderr
+    failed = wait_for(lambda: [x for x in _runs(copa_home, "ask", "failed") if x["attempt"] == 2], 30,
+                      what="a failed retry of the prompt job")
+    assert failed[0]["origin"] == "retry"
+    assert "model" in failed[0]["error"] or "agent" in failed[0]["error"]
+    assert d1.poll() is None
+
+    st = json.loads(run_copa("daemon", "status", "--json").stdout)
+    assert st["running"] and st["pid"] == d1.pid and st["jobs"] == 3
+    assert {n["job"] for n in st["next_runs"]} >= {"tick", "late"}
+    assert st["heartbeat_age_s"] is not None and st["heartbeat_age_s"] < 30
+
+    # pausing reaches the daemon too
+    assert run_copa("schedule", "pause", "late").returncode == 0
+    wait_for(lambda: query(copa_home, "SELECT paused FROM sched_jobs WHERE name='late'")[0][0] == 1, 5)
+    threading.Event().wait(1.0)
+    n_late = len(_runs(copa_home, "late"))
+    threading.Event().wait(2.5)
+    assert len(_runs(copa_home, "late")) == n_late, "a paused job kept firing"
+    assert run_copa("schedule", "remove", "ask").returncode == 0
+
+    # SIGTERM: a clean exit, the lock is released
+    os.killpg(d1.pid, signal.SIGTERM)
+    assert d1.wait(timeout=30) == 0
+    assert not (copa_home / "state" / "daemon.lock").exists()
+    assert json.loads(run_copa("daemon", "status", "--json").stdout)["running"] is False
+    assert not query(copa_home, "SELECT * FROM sched_runs WHERE status = 'running'")
+
+    # restarted, it still has its jobs (from the database) and runs them
+    before = len(_runs(copa_home, "tick", "ok"))
+    d2 = daemons.start()
+    wait_for(lambda: len(_runs(copa_home, "tick", "ok")) >= before + 2, 30, what="tick to fire after restart")
+    assert d2.poll() is None
+    listed = {j["name"]: j for j in json.loads(run_copa("schedule", "list", "--json").stdout)}
+    assert set(listed) == {"tick", "late"} and listed["late"]["state"] == "paused"
+    assert listed["tick"]["last_status"] == "ok"
+
+
+def test_sigkill_mid_run_is_marked_interrupted_and_next_run_works(copa_home, run_copa, daemons, receiver):
+    _template(copa_home)
+    receiver.hold["/slow"] = threading.Event()
+    r = run_copa("schedule", "add", "slow", "--every", "2s", "--report", "tick", "--retries", "0",
+                 "--to", f"webhook:{receiver.url}/slow")
+    assert r.returncode == 0, r.stderr
+    d1 = daemons.start()
+    wait_for(lambda: receiver.to("/slow"), 30, what="the run to reach its (held) delivery")
+    running = _runs(copa_home, "slow", "running")
+    assert len(running) == 1 and running[0]["pid"] == d1.pid
+    os.killpg(d1.pid, signal.SIGKILL)
+    d1.wait(timeout=10)
+    # the row still says running: nobody could finish it
+    assert _runs(copa_home, "slow", "running")[0]["id"] == running[0]["id"]
+    receiver.hold.pop("/slow").set()
+
+    d2 = daemons.start()
+    row = wait_for(lambda: [x for x in _runs(copa_home, "slow") if x["id"] == running[0]["id"]
+                            and x["status"] == "interrupted"], 30, what="the killed run to be marked")[0]
+    assert str(d1.pid) in row["error"] and row["finished_at"]
+    ok = wait_for(lambda: [x for x in _runs(copa_home, "slow", "ok") if x["id"] > row["id"]], 30,
+                  what="a later run to succeed")
+    assert ok[0]["pid"] == d2.pid
+    delivered = [x for x in receiver.to("/slow") if x["json"] and x["json"]["run_id"] == ok[0]["id"]]
+    assert delivered and delivered[0]["json"]["text"].startswith("# Tick")
+    hist = json.loads(run_copa("schedule", "history", "slow", "--json").stdout)
+    assert {"interrupted", "ok"} <= {h["status"] for h in hist}
+
+
+def test_sigterm_mid_run_marks_the_run_interrupted_and_exits(copa_home, run_copa, daemons, receiver):
+    _template(copa_home)
+    receiver.hold["/slow"] = threading.Event()
+    assert run_copa("schedule", "add", "slow", "--every", "1s", "--report", "tick", "--retries", "0",
+                    "--to", f"webhook:{receiver.url}/slow").returncode == 0
+    d = daemons.start(COPA_SCHEDULER_STOP_TIMEOUT="0.5")
+    wait_for(lambda: receiver.to("/slow"), 30, what="the run to reach its (held) delivery")
+    os.killpg(d.pid, signal.SIGTERM)
+    assert d.wait(timeout=20) == 0
+    rows = _runs(copa_home, "slow")
+    assert rows and rows[-1]["status"] == "interrupted" and "stopped" in rows[-1]["error"]
+    assert "1 run(s) interrupted" in Path(d.log_path).read_text()
