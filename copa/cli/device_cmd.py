@@ -168,7 +168,8 @@ def watch(name: str, json_out: bool = typer.Option(False, "--json", help="One JS
           channels: str = typer.Option("a0", "--channels", "-c", help="Comma-separated: a0,a1,d2"),
           period: int = typer.Option(0, "--period", help="Sampling period in ms (0: device.sample_period_ms)."),
           count: int = typer.Option(0, "--count", help="Stop after this many events (0: never)."),
-          seconds: float = typer.Option(0, "--seconds", help="Stop after this long (0: never).")) -> None:
+          seconds: float = typer.Option(0, "--seconds", help="Stop after this long (0: never)."),
+          save: bool = typer.Option(False, "--save", help="Also have the daemon log these channels.")) -> None:
     """Live events with timestamps (samples, rules firing, link lost/back) until Ctrl-C."""
     from copa.device.protocol import Rule, RuleEvent, SampleEvent
     from copa.device.tools import parse_channel
@@ -177,6 +178,8 @@ def watch(name: str, json_out: bool = typer.Option(False, "--json", help="One JS
     chans = [parse_channel(c) for c in channels.split(",") if c.strip()]
     items = [(Rule.ADC if k == "a" else Rule.PIN, n) for k, n in chans]
     labels = [f"{k}{n}" for k, n in chans]
+    if save:
+        ws.devices.registry.set_watch(name, {"channels": labels, "period_ms": period or None})
     s = ws.devices.session(name)  # reconnects by itself
     s.enable_pull()
     links: list[tuple[str, dict]] = []

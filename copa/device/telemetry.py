@@ -119,7 +119,8 @@ def remember_event(ws: Workstation, device: str, text: str, at: datetime,
                    metadata: dict[str, Any] | None = None) -> str | None:
     """A memory of kind "event" with the device as its source; never raises (logging must go on)."""
     try:
-        return ws.memory.add(f"{device}: {text}", kind="event", subject=device, source=f"device:{device}",
+        # no subject: the memory store supersedes memories by subject, and events must all stay
+        return ws.memory.add(f"{device}: {text}", kind="event", source=f"device:{device}",
                              occurred_at=at, metadata={"device": device, **(metadata or {})})
     except Exception:
         log.warning("could not store a device event as a memory", exc_info=True)
