@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,6 +96,7 @@ class Skills:
         self._last_scan = -1e9
         self._fps: dict[str, tuple] = {}
         self._mcp = None
+        self._lock = threading.RLock()
 
     # ---- discovery
     def dirs(self) -> list[tuple[str, Path]]:
@@ -115,6 +117,10 @@ class Skills:
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_scan < self.min_interval:
             return
+        with self._lock:  # the TUI, the daemon's jobs and the agent may ask at once
+            self._refresh(force)
+
+    def _refresh(self, force: bool) -> None:
         entries = [e for loc, d in self.dirs() for e in discovery.scan_dir(d, loc)]
         fps = {str(e.path): e.fingerprint for e in entries}
         if fps == self._fps and not force:

@@ -255,10 +255,22 @@ class WorkerPool:
         self.max_workers = max_workers
         self._workers: list[Worker] = []
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
         atexit.register(self.close)
+
+    def _reap_loop(self) -> None:
+        """Stop idle workers even when no call comes (a TUI or daemon may sit idle for hours)."""
+        interval = max(1.0, min(30.0, self.limits.idle_seconds / 4))
+        while not self._stop.wait(interval):
+            with self._lock:
+                self._reap()
 
     def acquire(self, key: tuple, config: dict[str, Any], secrets: dict[str, str]) -> Worker:
         with self._lock:
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap_loop, name="copa-skill-reaper", daemon=True)
+                self._reaper.start()
             self._reap()
             for w in self._workers:
                 if w.key == key and not w.busy and w.alive:
@@ -309,6 +321,7 @@ class WorkerPool:
             return {"workers": len(self._workers), "busy": sum(w.busy for w in self._workers)}
 
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
             workers, self._workers = self._workers, []
         for w in workers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -265,3 +266,70 @@ def test_sandbox_report_names_enforcement(bad):
     (w,) = bad.pool._workers
     assert w.sandbox["filesystem"].startswith("landlock ABI")
     assert w.sandbox["network"] in ("netns", "userns+netns", "unavailable")
+
+
+def test_host_allow_list(write_skill, registry, local_server):
+    write_skill("hosts.py", '''
+        import socket
+        from copa.skills import skill
+
+        @skill(permissions=["net:localhost"])
+        def by_name(port: int) -> str:
+            """Connects by host name."""
+            with socket.create_connection(("localhost", port), timeout=2) as s:
+                return s.recv(4).decode()
+
+        @skill(permissions=["net:api.example.org"])
+        def elsewhere(port: int) -> str:
+            """Connects to a host it did not declare."""
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                return s.recv(4).decode()
+    ''')
+    ok = registry.call("by_name", {"port": local_server})
+    assert ok.ok and ok.content == "pong", ok
+    denied = registry.call("elsewhere", {"port": local_server})
+    assert not denied.ok and denied.error_type == "permission" and "127.0.0.1" in denied.error
+
+
+@pytest.mark.skipif(landlock_abi() < 6, reason="signal scoping needs Landlock ABI 6")
+def test_a_skill_cannot_signal_copa(write_skill, registry):
+    import signal
+
+    got = []
+    old = signal.signal(signal.SIGUSR1, lambda *a: got.append(a))
+    try:
+        write_skill("sig.py", '''
+            import os, signal
+            from copa.skills import skill
+
+            @skill
+            def poke() -> str:
+                """Signals its parent."""
+                os.kill(os.getppid(), signal.SIGUSR1)
+                return "sent"
+        ''')
+        r = registry.call("poke")
+        time.sleep(0.2)
+        assert not r.ok and r.error_type == "permission", r
+        assert got == []
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
+def test_idle_workers_are_stopped(write_skill, skill_dir):
+    from copa.skills import Skills
+    from copa.skills.runner import Limits, WorkerPool
+
+    write_skill("bad.py", MISBEHAVING)
+    reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
+    reg.pool = WorkerPool(Limits(idle_seconds=0.5))
+    try:
+        pid = _recovers(reg)
+        deadline = time.monotonic() + 10
+        while reg.pool.stats()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert reg.pool.stats()["workers"] == 0
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        reg.close()
