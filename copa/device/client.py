@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from copa.device.protocol import (
     AUTHENTICATED,
+    PROTOCOL_VERSION,
     RULE_WIRE,
     Cmd,
     DeviceError,
@@ -153,9 +154,14 @@ class Client:
         last: Exception | None = None
         for _ in range(attempts):
             try:
-                f = self.request(Cmd.HELLO, bytes([1]), timeout=interval)
-                self.hello_info = Hello.parse(f.payload)
-                return self.hello_info
+                f = self.request(Cmd.HELLO, bytes([PROTOCOL_VERSION]), timeout=interval)
+                info = Hello.parse(f.payload)
+                if info.protocol != PROTOCOL_VERSION:
+                    raise ProtocolError(
+                        f"the board speaks copa protocol {info.protocol}, this host speaks "
+                        f"{PROTOCOL_VERSION}", hint="update copa or the board's firmware")
+                self.hello_info = info
+                return info
             except NoAnswer as e:
                 last = e
         raise NoAnswer(f"no HELLO answer after {attempts} tries",

@@ -20,8 +20,10 @@ uint8_t copa_rule_from_wire(copa_rule_t *r, const uint8_t *w)
     r->used = 1;
     if (r->src_kind > SRC_ADC || r->op > RULE_BELOW || (r->flags & ~RULE_NOTIFY))
         return ST_BAD_ARG;
-    /* hysteresis must point the right way: ABOVE clears below, BELOW clears above */
-    if (r->op == RULE_ABOVE ? r->clear > r->threshold : r->clear < r->threshold)
+    /* hysteresis must point the right way: ABOVE clears below, BELOW clears above; clear =
+     * threshold +/- 1 means no hysteresis (clear as soon as the condition is false) */
+    if (r->op == RULE_ABOVE ? (uint32_t)r->clear > (uint32_t)r->threshold + 1
+                            : (int32_t)r->clear < (int32_t)r->threshold - 1)
         return ST_BAD_ARG;
     if (r->act_fire > 1 || (r->act_clear > 1 && r->act_clear != 0xFF))
         return ST_BAD_ARG;

@@ -106,6 +106,8 @@ emit("rulerun", "hold-and-hysteresis", rules[0][1].to_wire().hex(),
      "11199:700:0,11200:700:1")
 emit("rulerun", "dip-restarts-hold", rules[0][1].to_wire().hex(),
      "0:700:0,4000:700:0,4500:612:0,4600:700:0,9599:700:0,9600:700:1")
+emit("rulerun", "digital-no-hysteresis", Rule(0, 5, Rule.ABOVE, 0, 1, 0, 6).to_wire().hex(),
+     "0:0:0,10:1:1,20:1:0,30:0:2,40:0:0,50:1:1")
 emit("rulerun", "below-instant", rules[1][1].to_wire().hex(), "0:1:0,10:0:1,20:0:0,30:2:2,40:0:1")
 
 ex = [

@@ -444,6 +444,17 @@ static void test_rules(void)
     memcpy(bad, w, 13); bad[5] = 0xFF; bad[6] = 0xFF;           /* clear above threshold */
     f = signed_req(CMD_RULE_ADD, bad, 13, ++ctr, 0);
     CHECK(f->b[0] == ST_BAD_ARG, "inverted hysteresis accepted");
+    {
+        copa_rule_t r;
+        memcpy(bad, w, 13); bad[5] = 613 & 255; bad[6] = 613 >> 8;   /* threshold + 1: allowed */
+        CHECK(copa_rule_from_wire(&r, bad) == ST_OK, "clear = threshold + 1 refused");
+        bad[5] = 614 & 255;
+        CHECK(copa_rule_from_wire(&r, bad) == ST_BAD_ARG, "clear = threshold + 2 accepted");
+        bad[2] = RULE_BELOW; bad[3] = 0; bad[4] = 0; bad[5] = 0xFF; bad[6] = 0xFF; /* BELOW 0 */
+        CHECK(copa_rule_from_wire(&r, bad) == ST_OK, "BELOW 0, clear 65535 refused");
+        bad[2] = RULE_ABOVE; bad[3] = 0xFF; bad[4] = 0xFF;                        /* ABOVE 65535 */
+        CHECK(copa_rule_from_wire(&r, bad) == ST_OK, "ABOVE 65535, clear 65535 refused");
+    }
     memcpy(bad, w, 13); bad[9] = 0;                              /* UART pin as action */
     f = signed_req(CMD_RULE_ADD, bad, 13, ++ctr, 0);
     CHECK(f->b[0] == ST_BAD_ARG, "rule acting on pin 0 accepted");

@@ -342,3 +342,27 @@ def test_rule_fires_on_avr_from_analog_input(start_target):
     assert time.monotonic() - t0 >= 0.15  # the 200 ms hold (simulated time tracks wall time)
     assert c.gpio_read(8) == 1
     assert c.rules()[0].state == 2
+
+
+def test_pairing_jumper_reopens_pairing(host_board):
+    """Host build: 'jumper 1' on the side channel is what the board sees at its next start."""
+    c = paired(host_board.open())
+    c.rule_add(Rule(Rule.PIN, 5, Rule.ABOVE, 0, 1, 0, act_pin=6))  # digital: no hysteresis
+    assert host_board.control("jumper 1") == "ok"
+    c.reset()
+    h = c.hello()
+    assert h.paired and h.pair_open
+    new_key = bytes(range(100, 116))
+    c.pair(new_key)
+    with pytest.raises(ProtocolError):
+        c.authenticate(KEY)  # the old key no longer proves anything
+    c.authenticate(new_key)
+    assert not c.hello().pair_open
+    # a pin-sourced rule kept across the reset: input 5 high drives pin 6
+    host_board.control("in 5 1")
+    ev = c.wait_event(lambda e: isinstance(e, RuleEvent), timeout=5)
+    assert ev.fired and ev.value == 1
+    assert host_board.control("get 6").split()[3] == "1"
+    host_board.control("in 5 0")
+    assert not c.wait_event(lambda e: isinstance(e, RuleEvent), timeout=5).fired
+    assert host_board.control("get 6").split()[3] == "0"
