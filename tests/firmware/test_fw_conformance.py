@@ -235,6 +235,10 @@ def test_subscribe_delivers_events(board):
     assert all(len(e.values) == 2 for e in evs)
     ts = [e.t_ms for e in evs]
     assert ts == sorted(ts) and ts[-1] > ts[0]
+    # requests pipelined while events stream in: every answer arrives, events are kept apart
+    ids = [c.send(Cmd.PING, bytes([i]) * 8) for i in range(8)]
+    assert [c.wait(i, timeout=5).payload for i in ids] == [bytes([i]) * 8 for i in range(8)]
+    assert isinstance(c.wait_event(lambda e: isinstance(e, SampleEvent), timeout=5), SampleEvent)
     c.subscribe(0, [])
     time.sleep(0.1)
     c.ping()  # drain in-flight events
@@ -366,3 +370,21 @@ def test_pairing_jumper_reopens_pairing(host_board):
     host_board.control("in 5 0")
     assert not c.wait_event(lambda e: isinstance(e, RuleEvent), timeout=5).fired
     assert host_board.control("get 6").split()[3] == "0"
+
+
+def test_host_build_storage_survives_power_cycle(start_target, tmp_path):
+    """Host build: killing the process is a power cut; the store file is its EEPROM."""
+    store = tmp_path / "power-cycle.bin"
+    b1 = start_target("host", store=store)
+    c = paired(b1.open())
+    rule = Rule(Rule.ADC, 2, Rule.BELOW, 100, 150, 50, act_pin=9, notify=False)
+    slot = c.rule_add(rule)
+    dev = c.hello_info.device_id
+    b1.stop()
+    b2 = start_target("host", store=store)
+    c2 = b2.open()
+    h = c2.hello()
+    assert h.device_id == dev and h.paired and not h.pair_open
+    assert [(e.slot, e.rule) for e in c2.rules()] == [(slot, rule)]
+    c2.authenticate(KEY)
+    assert c2.stats().boot_count == 2
