@@ -71,6 +71,11 @@ def collect_tools(ws: Any, *, use_memory: bool, session_id: str, turn_id: str, s
             tools += list(ws.skills.as_tools())
         except Exception as e:  # a broken skill set must not break the conversation
             log.warning("skills unavailable to the agent: %s: %s", type(e).__name__, e)
+    if "devices" in dir(type(ws)):  # device tools (copa/device, issue 8): [] unless a board is paired
+        try:
+            tools += list(ws.devices.as_tools())
+        except Exception as e:  # an unreadable registry must not break the conversation
+            log.warning("device tools unavailable to the agent: %s: %s", type(e).__name__, e)
     seen: set[str] = set()
     out = []
     for t in tools:

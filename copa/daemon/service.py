@@ -72,6 +72,11 @@ class Daemon:
                           "misfire_grace_time": self.default_grace},
         )
         self.scheduler.start()
+        # serial bridge (copa/device, issue 8): keep paired boards connected and logging; never raises
+        from copa.device.service import DeviceService
+
+        self.devices = DeviceService(ws)
+        self.devices.start()
         self._install_signals()
         self.sync(initial=True)
         say(f"copa daemon: running (pid {os.getpid()}), {len(self.scheduler.get_jobs())} job(s) scheduled")
@@ -101,6 +106,8 @@ class Daemon:
 
     def _shutdown(self, timeout: float) -> int:
         self.scheduler.shutdown(wait=False)  # no new runs; running ones continue for now
+        if getattr(self, "devices", None) is not None:  # issue 8: unsubscribe, close ports, flush readings
+            self.devices.stop(timeout=2.0)
         deadline = time.monotonic() + max(0.0, timeout)
         while self._active_ids() and time.monotonic() < deadline:
             time.sleep(0.05)

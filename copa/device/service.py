@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from copa.device.protocol import Rule
+from copa.device.protocol import Cmd, Rule
 from copa.device.telemetry import EventRecorder, remember_event
 
 if TYPE_CHECKING:
@@ -48,7 +48,12 @@ class DeviceService:
     def start(self) -> None:
         """Start one connector thread per paired board; returns at once."""
         self._stop.clear()
-        for rec in self.ws.devices.list():
+        try:
+            records = self.ws.devices.list()
+        except Exception:  # the daemon must start even if the registry cannot be read
+            log.exception("cannot list paired boards")
+            return
+        for rec in records:
             t = threading.Thread(target=self._run, args=(rec.name,), daemon=True, name=f"copa-device-{rec.name}")
             t.start()
             self._threads.append(t)
@@ -108,8 +113,8 @@ class DeviceService:
             t.join(max(0.0, deadline - time.monotonic()))
         for name, s in list(self.sessions.items()):
             if s.connected:
-                with contextlib.suppress(Exception):
-                    s.set_subscription(0, [])
+                with contextlib.suppress(Exception):  # quickly: a dead board must not hold the daemon
+                    s.request(Cmd.SUBSCRIBE, b"\x00\x00", timeout=0.5, retries=0)
             s.close()
             remember_event(self.ws, name, "logging stopped (daemon stopped)", datetime.now(UTC), {"link": "stopped"})
         self.sessions.clear()
