@@ -133,3 +133,36 @@ def test_sigterm_mid_run_marks_the_run_interrupted_and_exits(copa_home, run_copa
     rows = _runs(copa_home, "slow")
     assert rows and rows[-1]["status"] == "interrupted" and "stopped" in rows[-1]["error"]
     assert "1 run(s) interrupted" in Path(d.log_path).read_text()
+
+
+def test_missed_runs_after_downtime_run_once_and_at_jobs_fire_once(copa_home, run_copa, daemons):
+    _template(copa_home)
+    from datetime import UTC, datetime, timedelta
+
+    assert run_copa("schedule", "add", "hourly", "--every", "1h", "--report", "tick").returncode == 0
+    assert run_copa("schedule", "add", "missed-at", "--at", (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+                    "--report", "tick").returncode == 0
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    assert run_copa("schedule", "add", "soon", "--at", soon, "--report", "tick").returncode == 0
+    # the daemon was down while both were due (hours ago, several times over for the hourly one)
+    import sqlite3
+
+    conn = sqlite3.connect(copa_home / "data" / "copa.db")
+    past = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
+    conn.execute("UPDATE sched_jobs SET next_run_at = ? WHERE name IN ('hourly', 'missed-at')", (past,))
+    conn.commit()
+    conn.close()
+
+    daemons.start()
+    wait_for(lambda: _runs(copa_home, "hourly", "ok") and _runs(copa_home, "missed-at", "ok"), 30,
+             what="the catch-up runs")
+    wait_for(lambda: _runs(copa_home, "soon", "ok"), 30, what="the --at job to fire")
+    threading.Event().wait(2.0)
+    hourly, missed_at, soon_runs = _runs(copa_home, "hourly"), _runs(copa_home, "missed-at"), _runs(copa_home, "soon")
+    assert [(r["origin"], r["status"]) for r in hourly] == [("catch-up", "ok")]  # once, not five times
+    assert [(r["origin"], r["status"]) for r in missed_at] == [("catch-up", "ok")]
+    assert [(r["origin"], r["status"]) for r in soon_runs] == [("schedule", "ok")]
+    jobs = {j["name"]: j for j in json.loads(run_copa("schedule", "list", "--json").stdout)}
+    assert jobs["soon"]["state"] == "done" and jobs["missed-at"]["state"] == "done"
+    nxt = datetime.fromisoformat(jobs["hourly"]["next_run_at"])
+    assert datetime.now(UTC) < nxt <= datetime.now(UTC) + timedelta(hours=1)

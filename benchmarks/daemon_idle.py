@@ -1,0 +1,143 @@
+"""Idle cost of `copa daemon`: CPU % and RSS read from /proc, with jobs defined but none due.
+
+Baseline (same run): a bare `python -c "import time; time.sleep(...)"` process measured the same
+way. Also measured: how long a change made with the CLI takes to reach the running daemon (from the
+moment `copa schedule add` returns to the daemon's "reloaded" log line).
+
+    .venv/bin/python benchmarks/daemon_idle.py [--seconds 30] [--jobs 20]
+
+Targets (issue 6): < 1 % CPU and < 80 MB RSS for an idle daemon with jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15 of stat)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+    return rss, hwm
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it (skill workers, if the daemon keeps any)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += [c for c, pp in parent.items() if pp == p]
+    return out
+
+
+def measure(pid: int, seconds: float) -> tuple[float, float, float, int]:
+    """CPU % and RSS of pid and its descendants over ``seconds`` (peak = the daemon's own VmHWM)."""
+    procs = descendants(pid)
+    t0, c0 = time.monotonic(), sum(cpu_ticks(p) for p in procs)
+    time.sleep(seconds)
+    procs = [p for p in procs if Path(f"/proc/{p}").exists()]
+    t1, c1 = time.monotonic(), sum(cpu_ticks(p) for p in procs)
+    rss = sum(rss_mb(p)[0] for p in procs)
+    return (c1 - c0) / TICK / (t1 - t0) * 100, rss, rss_mb(pid)[1], len(procs)
+
+
+def copa(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "copa", *args], env=env, check=True, capture_output=True, timeout=120)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="measurement window")
+    ap.add_argument("--jobs", type=int, default=20, help="jobs defined (none due in the window)")
+    ap.add_argument("--changes", type=int, default=5, help="CLI changes timed for the reload latency")
+    args = ap.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="copa-bench-daemon-"))
+    env = {**os.environ, "COPA_HOME": str(home)}
+    for i in range(args.jobs):
+        trigger = ["--cron", f"{i % 60} 3 * * *"] if i % 2 else ["--every", f"{6 + i}h"]
+        copa(env, "schedule", "add", f"job{i}", *trigger, "--report", "daily-briefing")
+
+    base = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({args.seconds * 3 + 60})"])
+    log = home / "daemon.log"
+    with open(log, "w") as out:
+        daemon = subprocess.Popen([sys.executable, "-m", "copa", "daemon"], env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "running (pid" not in log.read_text():
+            if time.monotonic() > deadline or daemon.poll() is not None:
+                print(log.read_text())
+                return 1
+            time.sleep(0.1)
+        time.sleep(2.0)  # let start-up settle before measuring
+        d_cpu, d_rss, d_hwm, _ = measure(daemon.pid, args.seconds)
+        b_cpu, b_rss, _, _ = measure(base.pid, min(args.seconds, 5.0))
+
+        latencies = []
+        for i in range(args.changes):
+            n_before = log.read_text().count("reloaded")
+            copa(env, "schedule", "pause" if i % 2 == 0 else "resume", "job0")
+            done = time.time()
+            while log.read_text().count("reloaded") == n_before:
+                time.sleep(0.01)
+                if time.time() - done > 10:
+                    break
+            line = [ln for ln in log.read_text().splitlines() if "reloaded" in ln][-1]
+            seen = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            latencies.append(max(0.0, seen - done))
+
+        # after real work: a report (memory, doctor checks, skills) ran in the daemon, then idle again
+        copa(env, "schedule", "add", "warm", "--every", "2s", "--report", "daily-briefing")
+        while "job warm: ok" not in log.read_text():
+            time.sleep(0.1)
+        copa(env, "schedule", "pause", "warm")
+        time.sleep(2.0)
+        w_cpu, w_rss, w_hwm, w_procs = measure(daemon.pid, args.seconds)
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=30)
+        base.kill()
+        base.wait()
+
+    latencies.sort()
+    print(f"idle daemon with {args.jobs} jobs, none due, measured over {args.seconds:.0f} s (poll 0.5 s)")
+    print(f"{'process':<28}{'CPU %':>8}{'RSS MB':>9}{'peak MB':>9}")
+    print(f"{'python sleeping (baseline)':<28}{b_cpu:>8.3f}{b_rss:>9.1f}{'':>9}")
+    print(f"{'copa daemon':<28}{d_cpu:>8.3f}{d_rss:>9.1f}{d_hwm:>9.1f}")
+    print(f"{'  idle again after a report':<28}{w_cpu:>8.3f}{w_rss:>9.1f}{w_hwm:>9.1f}  ({w_procs} process(es))")
+    print(f"RSS ratio daemon / bare python: {d_rss / b_rss:.1f}x")
+    print(f"CLI change -> daemon reload: median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+          f"max {latencies[-1] * 1000:.0f} ms over {len(latencies)} changes")
+    ok_cpu, ok_rss = max(d_cpu, w_cpu) < 1.0, max(d_hwm, w_hwm, w_rss) < 80.0
+    print(f"target CPU < 1 %: {'met' if ok_cpu else 'MISSED'} ({max(d_cpu, w_cpu):.3f} %); "
+          f"target RSS < 80 MB: {'met' if ok_rss else 'MISSED'} (peak {max(d_hwm, w_hwm, w_rss):.1f} MB)")
+    return 0 if ok_cpu and ok_rss else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
