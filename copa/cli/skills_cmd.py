@@ -223,6 +223,8 @@ def check_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
         for p in problems:
             print(f"{p['level']:7} {p['skill']}: {p['message']}  ({p['source']})")
         n = len(ws.skills.list())
-        print(f"{n} skill(s) checked: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)")
+        warnings = sum(p["level"] == "warning" for p in problems)
+        notes = len(problems) - len(errors) - warnings
+        print(f"{n} skill(s) checked: {len(errors)} error(s), {warnings} warning(s), {notes} note(s)")
     if errors:
         raise typer.Exit(1)

@@ -67,6 +67,9 @@ def sandbox_config(perms: Permissions, source: Path, limits: Limits, data_dirs: 
     if perms.memory:
         write += list(data_dirs)
     return {
+        # COPA_SKILLS_KERNEL_SANDBOX=0 skips Landlock and namespaces, leaving the fallback layers that
+        # machines without them get (used by the tests of those layers; never needed otherwise)
+        "kernel": os.environ.get("COPA_SKILLS_KERNEL_SANDBOX", "1") != "0",
         "read": read, "write": write, "exec": list(_EXEC_DIRS) if perms.exec else [],
         "net": perms.net, "hosts": list(perms.hosts), "allow_exec": perms.exec,
         "memory_mb": limits.memory_mb, "cpu_seconds": limits.cpu_seconds,

@@ -196,7 +196,7 @@ def install_audit_hook(*, net: str, hosts: tuple[str, ...], allow_exec: bool,
         return out
 
     socket.getaddrinfo = getaddrinfo
-    read_roots, write_roots = fs_roots or ((), ())
+    read_roots, write_roots = (tuple(os.path.realpath(p) for p in roots) for roots in (fs_roots or ((), ())))
 
     def under(path: str, roots: tuple[str, ...]) -> bool:
         return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)

@@ -37,9 +37,13 @@ def _confine(cfg: dict) -> dict:
     report: dict[str, Any] = {}
     sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)))
     net = cfg.get("net", "none")
-    report["network"] = sandbox.isolate_network() if net == "none" else "allowed" if net == "any" else "hosts"
-    report["filesystem"] = sandbox.apply_landlock(cfg.get("read", []), cfg.get("write", []),
-                                                  cfg.get("exec", []), deny_tcp=net == "none")
+    kernel = cfg.get("kernel", True)
+    if net != "none":
+        report["network"] = "allowed" if net == "any" else "hosts"
+    else:
+        report["network"] = sandbox.isolate_network() if kernel else "disabled"
+    report["filesystem"] = sandbox.apply_landlock(cfg.get("read", []), cfg.get("write", []), cfg.get("exec", []),
+                                                  deny_tcp=net == "none") if kernel else "disabled"
     landlocked = report["filesystem"].startswith("landlock")
     roots = None if landlocked else (tuple(cfg.get("read", []) + cfg.get("exec", [])), tuple(cfg.get("write", [])))
     sandbox.install_audit_hook(net=net, hosts=tuple(cfg.get("hosts", [])), allow_exec=bool(cfg.get("allow_exec")),

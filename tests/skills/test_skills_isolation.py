@@ -333,3 +333,27 @@ def test_idle_workers_are_stopped(write_skill, skill_dir):
             os.kill(pid, 0)
     finally:
         reg.close()
+
+
+def test_fallback_layers_without_kernel_sandbox(write_skill, skill_dir, tmp_path, monkeypatch, local_server):
+    """What a machine without Landlock or namespaces gets: the audit hook still refuses."""
+    from copa.skills import Skills
+
+    monkeypatch.setenv("COPA_SKILLS_KERNEL_SANDBOX", "0")
+    write_skill("bad.py", MISBEHAVING)
+    write_skill("nonet.py", NET_SKILL.format(decl=""))
+    secret = tmp_path / "private.txt"
+    secret.write_text("top secret")
+    reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
+    try:
+        _recovers(reg)  # imports and calls work under the audit hook alone
+        (w,) = reg.pool._workers
+        assert w.sandbox["filesystem"] == "disabled" and w.sandbox["audit_hook"] == "net+exec+open"
+        r = reg.call("peek", {"path": str(secret)})
+        assert not r.ok and r.error_type == "permission" and "fs.read" in r.error
+        w2 = reg.call("scribble", {"path": str(tmp_path / "x.txt")})
+        assert not w2.ok and not (tmp_path / "x.txt").exists()
+        n = reg.call("ping", {"port": local_server})
+        assert not n.ok and n.error_type == "permission"
+    finally:
+        reg.close()
