@@ -182,7 +182,7 @@ def _score(pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions
 def _neighbour_rows(c, r: dict) -> list[dict]:
     out = []
     for op, order in (("<", "DESC"), (">", "ASC")):
-        row = c.execute(f"SELECT {_SEL} FROM memories m WHERE m.session_id = ? AND m.kind = 'episode' AND "
+        row = c.execute(f"SELECT {_SEL} FROM memories m WHERE m.session_id = ? AND +m.kind = 'episode' AND "
                         f"(m.occurred_at, m.pk) {op} (?, ?) ORDER BY m.occurred_at {order}, m.pk {order} LIMIT 1",
                         (r["session_id"], r["occurred_at"], r["pk"])).fetchone()
         if row:

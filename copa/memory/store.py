@@ -187,26 +187,52 @@ class MemoryStore:
         }
 
     def _insert_batch(self, c: sqlite3.Connection, prepared: list[dict[str, Any]]) -> list[str]:
-        """Insert prepared records (plain ones with one executemany), then index the new rows in FTS
-        with a single statement and bring the session summaries up to date."""
+        """Insert prepared records, then index the new rows in FTS with a single statement and bring
+        the session summaries up to date. Duplicates are looked up for the whole batch at once and
+        plain rows go in with one executemany: per-row round trips would cost more than the insert."""
         last = c.execute("SELECT coalesce(max(pk), 0) FROM memories").fetchone()[0]
+        known = self._current_norms(c, [p["norm"] for p in prepared if p["norm"] is not None and
+                                        p["subject"] is None])
         ids: list[str] = []
         plain: list[tuple] = []
         for p in prepared:
-            if p["norm"] is None and p["subject"] is None:
-                p["id"] = p["id"] or new_id()
-                plain.append(tuple(p.values()))
-                ids.append(p["id"])
-                continue
-            if plain:
+            if p["subject"] is None:
+                key = (p["norm"], p["kind"])
+                dup = known.get(key) if p["norm"] is not None else None
+                if dup is None:
+                    p["id"] = p["id"] or new_id()
+                    plain.append(tuple(p.values()))
+                    ids.append(p["id"])
+                    if p["norm"] is not None:
+                        known[key] = p["id"]
+                    continue
+            if plain:  # keep order: what follows may corroborate or supersede these rows
                 c.executemany(_INSERT_SQL, plain)
                 plain = []
-            ids.append(self._insert(c, p))
+            if p["subject"] is None:
+                self._corroborate(c, dup, p)
+                ids.append(dup)
+            else:
+                ids.append(self._insert(c, p))
         if plain:
             c.executemany(_INSERT_SQL, plain)
         self._index_new(c, last)
         self._touch_sessions(c, prepared)
         return ids
+
+    @staticmethod
+    def _current_norms(c: sqlite3.Connection, norms: list[str]) -> dict[tuple[str, str], str]:
+        """(norm, kind) -> id of current memories without a subject that say one of these things."""
+        out: dict[tuple[str, str], str] = {}
+        norms = list(set(norms))
+        for i in range(0, len(norms), 500):
+            chunk = norms[i:i + 500]
+            for norm, kind, mid, status in c.execute(
+                    f"SELECT norm, kind, id, status FROM memories WHERE norm IN ({','.join('?' * len(chunk))}) "
+                    "AND subject IS NULL AND valid_to IS NULL AND superseded_by IS NULL", chunk):
+                if kind != "task" or status in ("open", "in_progress"):
+                    out.setdefault((norm, kind), mid)
+        return out
 
     @staticmethod
     def _index_new(c: sqlite3.Connection, last_pk: int) -> None:
@@ -250,7 +276,7 @@ class MemoryStore:
 
     def _find_duplicate(self, c: sqlite3.Connection, p: dict[str, Any]) -> str | None:
         """A current memory that says the same thing (same kind and subject, same words)."""
-        sql = ("SELECT id FROM memories WHERE norm = ? AND kind = ? AND valid_to IS NULL "
+        sql = ("SELECT id FROM memories WHERE norm = ? AND +kind = ? AND valid_to IS NULL "
                "AND superseded_by IS NULL AND subject IS ?")
         if p["kind"] == "task":
             sql += " AND status IN ('open', 'in_progress')"
@@ -405,7 +431,7 @@ class MemoryStore:
 
     def turns(self, session_id: str, limit: int | None = None) -> list[Memory]:
         """The session's turns, oldest first (the last ``limit`` of them when given)."""
-        sql = (f"SELECT {SELECT_COLS} FROM memories m WHERE m.session_id = ? AND m.kind = 'episode' "
+        sql = (f"SELECT {SELECT_COLS} FROM memories m WHERE m.session_id = ? AND +m.kind = 'episode' "
                "ORDER BY m.occurred_at DESC, m.pk DESC")
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -546,8 +572,8 @@ class MemoryStore:
             "INSERT INTO memory_sessions(id, title, started_at, last_at, turns) "
             "SELECT ?1, coalesce((SELECT replace(substr(text, 1, 80), char(10), ' ') FROM memories "
             "WHERE session_id = ?1 AND "
-            "kind = 'episode' AND role = 'user' ORDER BY occurred_at, pk LIMIT 1), ''), min(occurred_at), "
-            "max(occurred_at), count(*) FROM memories WHERE session_id = ?1 AND kind = 'episode' "
+            "+kind = 'episode' AND role = 'user' ORDER BY occurred_at, pk LIMIT 1), ''), min(occurred_at), "
+            "max(occurred_at), count(*) FROM memories WHERE session_id = ?1 AND +kind = 'episode' "
             "HAVING count(*) > 0", (sid,))
 
     def purge(self) -> None:

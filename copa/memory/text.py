@@ -44,6 +44,8 @@ def words(text: str) -> list[str]:
 
 def fold(word: str) -> str:
     """Lowercase without diacritics (what unicode61 remove_diacritics does, near enough)."""
+    if word.isascii():
+        return word.lower()
     word = unicodedata.normalize("NFKD", word.lower())
     return "".join(c for c in word if not unicodedata.combining(c))
 

@@ -171,8 +171,8 @@ def _write_batch(store: MemoryStore, pending: list[dict], sessions: list[dict], 
                 "INSERT INTO memory_sessions(id, title, started_at, last_at, turns) "
                 "SELECT ?, coalesce((SELECT replace(substr(text, 1, 80), char(10), ' ') FROM memories "
             "WHERE session_id = ?1 AND "
-                "kind = 'episode' AND role = 'user' ORDER BY occurred_at LIMIT 1), ''), min(occurred_at), "
-                "max(occurred_at), count(*) FROM memories WHERE session_id = ?1 AND kind = 'episode' "
+                "+kind = 'episode' AND role = 'user' ORDER BY occurred_at LIMIT 1), ''), min(occurred_at), "
+                "max(occurred_at), count(*) FROM memories WHERE session_id = ?1 AND +kind = 'episode' "
                 "ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, last_at = excluded.last_at, "
                 "turns = excluded.turns, title = CASE WHEN title = '' THEN excluded.title ELSE title END",
                 (sid,))
