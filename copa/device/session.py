@@ -30,8 +30,10 @@ from typing import Any
 
 from copa.device.client import NoAnswer
 from copa.device.protocol import (
+    AUTH_TRAILER,
     AUTHENTICATED,
     RULE_WIRE,
+    Board,
     Cmd,
     DeviceError,
     Frame,
@@ -58,6 +60,11 @@ IDEMPOTENT = frozenset({
     Cmd.I2C_SCAN, Cmd.SUBSCRIBE, Cmd.RULE_LIST, Cmd.RULE_CLEAR, Cmd.STATS,
 })
 COUNTER_BLOCK = 256  # host counters are reserved (persisted) this many at a time
+AUTH_OVERHEAD = AUTH_TRAILER  # a signed body grows by counter + MAC; COBS adds ~1 byte per 254
+#: request bytes allowed in flight per board (its UART receive ring: 128 B on the Uno, 256 B on the
+#: STM32 port); more overruns the ring and loses frames. Unknown boards get the smallest.
+WINDOW = {Board.HOST: 4096, Board.UNO: 96, Board.STM32F103: 192}
+DEFAULT_WINDOW = 96
 
 
 class DeviceUnavailable(NoAnswer):
@@ -104,7 +111,10 @@ class DeviceSession:
         self._port: Any = None
         self._gen = 0  # bumped on every (re)connect; a reader of an old generation exits
         self._lock = threading.RLock()  # id allocation, signing and writing happen in one order
-        self._pending: dict[int, tuple[int, Future[Frame]]] = {}
+        self._pending: dict[int, tuple[int, Future[Frame], int]] = {}
+        self._window_cv = threading.Condition(self._lock)
+        self._inflight = 0  # request bytes sent and not yet answered (flow control)
+        self.window = DEFAULT_WINDOW
         self._next_id = 0
         self._connected = threading.Event()
         self._closed = False
@@ -159,10 +169,18 @@ class DeviceSession:
         self._subscribers.append(fn)
 
     # ------------------------------------------------------------------ public: requests
-    def submit(self, cmd: int, body: bytes = b"") -> Future[Frame]:
-        """Send one request now and return a future for its answer (pipelining)."""
+    def submit(self, cmd: int, body: bytes = b"", *, wait: float | None = None) -> Future[Frame]:
+        """Send one request and return a future for its answer (pipelining). Waits (at most ``wait``
+        seconds, default the timeout) while the board's receive window is full."""
         fut: Future[Frame] = Future()
+        deadline = time.monotonic() + (self.timeout if wait is None else wait)
         with self._lock:
+            size = len(body) + 2 * AUTH_OVERHEAD  # upper bound of the encoded frame
+            while self._inflight and self._inflight + size > self.window:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._window_cv.wait(left):
+                    raise RequestTimeout(f"{self.name}: the board is not taking requests",
+                                         hint="is the board still running copa firmware?")
             port = self._port
             if port is None:
                 raise DeviceUnavailable(f"{self.name} is not connected",
@@ -172,11 +190,13 @@ class DeviceSession:
             if cmd in AUTHENTICATED and self.auth is not None and self.auth.established:
                 self._reserve_counter()
                 payload = self.auth.sign(cmd, rid, body)
-            self._pending[rid] = (cmd, fut)
+            wire = encode_frame(cmd, rid, payload)
+            self._pending[rid] = (cmd, fut, len(wire))
+            self._inflight += len(wire)
             try:
-                port.write(encode_frame(cmd, rid, payload))
+                port.write(wire)
             except Exception as e:  # the port died under us
-                self._pending.pop(rid, None)
+                self._release(rid)
                 self._on_lost(f"write failed: {e}")
                 raise DeviceUnavailable(f"{self.name}: the link dropped while sending") from None
             self.stats["sent"] += 1
@@ -190,8 +210,8 @@ class DeviceSession:
         except FutureTimeout:
             with self._lock:
                 rid = getattr(fut, "rid", None)
-                if rid is not None and self._pending.get(rid, (0, None))[1] is fut:
-                    del self._pending[rid]
+                if rid is not None and self._pending.get(rid, (0, None, 0))[1] is fut:
+                    self._release(rid)
             self.stats["timeouts"] += 1
             raise RequestTimeout(f"{self.name}: no answer in time",
                                  hint="is the board still running copa firmware?") from None
@@ -299,6 +319,7 @@ class DeviceSession:
                 continue
             if f.status == Status.OK:
                 self.hello_info = Hello.parse(f.payload)
+                self.window = WINDOW.get(self.hello_info.board, DEFAULT_WINDOW)  # type: ignore[call-overload]
                 return self.hello_info
         raise NoAnswer(f"{self.name}: no HELLO answer on {self.port_path}",
                        hint="is it a copa board? flash it with 'copa device flash --board uno|bluepill'"
@@ -354,10 +375,19 @@ class DeviceSession:
             with contextlib.suppress(Exception):
                 port.close()
 
+    def _release(self, rid: int) -> None:
+        """Forget a request (answered, timed out or failed) and free its window bytes; lock held."""
+        entry = self._pending.pop(rid, None)
+        if entry is not None:
+            self._inflight = max(0, self._inflight - entry[2])
+            self._window_cv.notify_all()
+
     def _fail_pending(self, exc: Exception) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
-        for _, fut in pending.values():
+            self._inflight = 0
+            self._window_cv.notify_all()
+        for _, fut, _n in pending.values():
             if not fut.done():
                 fut.set_exception(exc)
 
@@ -441,7 +471,7 @@ class DeviceSession:
             if entry is None or entry[0] != f.cmd:
                 self.stats["stray"] += 1  # a late answer to a request that timed out
                 return
-            del self._pending[f.id]
+            self._release(f.id)
         self.stats["answered"] += 1
         if not entry[1].done():
             entry[1].set_result(f)
