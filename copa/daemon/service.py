@@ -73,10 +73,14 @@ class Daemon:
         )
         self.scheduler.start()
         # serial bridge (copa/device, issue 8): keep paired boards connected and logging; never raises
-        from copa.device.service import DeviceService
+        try:
+            from copa.device.service import DeviceService
 
-        self.devices = DeviceService(ws)
-        self.devices.start()
+            self.devices = DeviceService(ws)
+            self.devices.start()
+        except Exception:  # the scheduler runs even if the device part cannot start
+            log.exception("the device service could not start")
+            self.devices = None
         self._install_signals()
         self.sync(initial=True)
         say(f"copa daemon: running (pid {os.getpid()}), {len(self.scheduler.get_jobs())} job(s) scheduled")
@@ -249,6 +253,10 @@ def _log_to_stderr() -> None:
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
+    aps = logging.getLogger("apscheduler")  # misfires and executor errors, not every "Running job"
+    aps.addHandler(handler)
+    aps.setLevel(logging.WARNING)
+    aps.propagate = False
 
 
 def run_daemon() -> int:
