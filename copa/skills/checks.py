@@ -40,7 +40,20 @@ def check_skills(ws) -> list[Check]:
     for i in broken[:10]:
         out.append(Check(f"skill {i.name}", WARN, f"{i.error} ({i.source})", "fix the file; the others still work"))
     out.append(_sandbox_check(skills.limits))
+    if ws.config.table("mcp.servers"):
+        out.append(_mcp_check(skills))
     return out
+
+
+def _mcp_check(skills) -> Check:
+    tools = skills.mcp.tools()  # starts the configured servers
+    errors = skills.mcp.errors()
+    servers = {t.server for t in tools}
+    detail = f"{len(servers)} server(s) up, {len(tools)} tool(s)"
+    if errors:
+        detail += "; failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items())
+        return Check("mcp servers", WARN, detail, "check [mcp.servers.NAME] command/args ('copa mcp list')")
+    return Check("mcp servers", OK, detail)
 
 
 def _sandbox_check(limits) -> Check:

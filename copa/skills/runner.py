@@ -50,7 +50,12 @@ class Limits:
 
 def python_paths() -> list[str]:
     """What the interpreter needs to read: its prefixes, site-packages and copa's own package."""
+    import site
+
     out = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, _COPA_PKG}
+    user_site = site.getusersitepackages()  # packages a user installed with pip --user for a skill
+    if isinstance(user_site, str) and os.path.isdir(user_site):
+        out.add(user_site)
     for p in sys.path:
         if p and any(p.startswith(pre) for pre in (sys.prefix, sys.base_prefix)) and os.path.isdir(p):
             out.add(p)
@@ -114,7 +119,7 @@ class Worker:
     def start(self, timeout: float = 20.0) -> None:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self.proc = subprocess.Popen(
-            [sys.executable, "-s", "-B", "-m", "copa.skills.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-B", "-m", "copa.skills.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr, env=self.env, cwd=self.tmpdir, close_fds=True, start_new_session=True)
         self._write(self.config)
         hello = self._read(time.monotonic() + timeout)

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 HEAVY = ("textual", "apscheduler", "keyring", "nacl", "serial", "httpx", "mcp", "yaml", "psutil", "icalendar")
 
 
@@ -41,13 +43,16 @@ def fails() -> str:
 '''
 
 
-def test_help_imports_nothing_heavy():
-    code = ("import sys; from copa.cli.main import main; rc = main(['skills', '--help']); "
-            "print(sorted(m.split('.')[0] for m in sys.modules))")
+@pytest.mark.parametrize("group", ["skills", "mcp"])
+def test_help_imports_nothing_heavy(group):
+    code = (f"import sys; from copa.cli.main import main; rc = main(['{group}', '--help']); "
+            "print(sorted(sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "list" in out.stdout and "run" in out.stdout
-    loaded = set(json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert "list" in out.stdout
+    modules = set(json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"')))
+    loaded = {m.split(".")[0] for m in modules}
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+    assert "copa.skills.registry" not in modules and "copa.skills.runner" not in modules
 
 
 def test_list_show_run(run_copa, copa_home):

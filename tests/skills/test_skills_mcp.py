@@ -77,6 +77,12 @@ def test_configured_servers_become_tools(copa_home, tmp_path):
         assert "missing" in errors and "demo" not in errors
         listed = {i.name: i for i in ws.skills.list(include_mcp=True)}
         assert listed["demo__add"].kind == "mcp" and listed["missing"].status == "error"
+        from copa.doctor import run_checks
+
+        checks = {c.name: c for c in run_checks(ws, ["copa.skills.checks:check_skills"])}
+        mcp_check = checks["mcp servers"]
+        assert mcp_check.status == "warn" and "1 server(s) up, 2 tool(s)" in mcp_check.detail
+        assert "missing" in mcp_check.detail
     finally:
         ws.close()
 
