@@ -37,6 +37,7 @@ _LIB_DIRS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/usr
 _NET_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/host.conf",
               "/etc/services", "/etc/protocols", "/etc/ssl", "/etc/ca-certificates", "/usr/share/ca-certificates",
               "/etc/pki")
+_MAX_LINE = 8 * 1024 * 1024
 _EXEC_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt")
 
 
@@ -185,6 +186,9 @@ class Worker:
                 if not chunk:
                     raise WorkerDied("exited")
                 self._buf += chunk
+                if len(self._buf) > _MAX_LINE:  # the worker caps replies; more is a broken or hostile worker
+                    self.close()
+                    raise WorkerDied("sent an over-long reply")
         line, _, self._buf = self._buf.partition(b"\n")
         return json.loads(line)
 
@@ -233,7 +237,10 @@ class Worker:
             self.close()
             return ToolResult(False, error=f"the skill did not finish within {timeout:g} s (stopped)",
                               error_type="timeout", duration_ms=_ms(t0))
-        except (WorkerDied, ValueError):
+        except (WorkerDied, ValueError) as e:
+            if "over-long" in str(e):
+                return ToolResult(False, error=f"the skill's worker {e} (stopped)", error_type="result",
+                                  duration_ms=_ms(t0))
             kind, msg = self.death_reason()
             self.close()
             return ToolResult(False, error=msg, error_type=kind, duration_ms=_ms(t0))

@@ -357,3 +357,25 @@ def test_fallback_layers_without_kernel_sandbox(write_skill, skill_dir, tmp_path
         assert not n.ok and n.error_type == "permission"
     finally:
         reg.close()
+
+
+def test_flooding_the_protocol_is_stopped(write_skill, registry):
+    write_skill("flood.py", '''
+        import os
+        from copa.skills import skill
+
+        @skill
+        def flood() -> str:
+            """Writes endless bytes where the replies go."""
+            chunk = b"x" * 65536
+            while True:
+                os.write(3, chunk)
+
+        @skill
+        def fine() -> str:
+            """Works."""
+            return "fine"
+    ''')
+    r = registry.call("flood")
+    assert not r.ok and r.error_type == "result" and "over-long" in r.error
+    assert registry.call("fine").content == "fine"
