@@ -55,7 +55,7 @@ class Board:
         self.path = t.path
         self.clients: list = []
 
-    def open(self, timeout: float = 3.0):
+    def open(self, timeout: float = 10.0):
         from copa.device.client import Client
 
         c = Client.open(self.path, timeout=timeout)

@@ -172,7 +172,7 @@ def test_pairing_authentication_and_replay(board):
     assert c.gpio_read(pin) == 0
     assert c.stats().auth_fail >= 2
     # a host with the wrong key cannot authenticate, and loses the session
-    other = Client(c.port, timeout=3)
+    other = Client(c.port, timeout=10)
     with pytest.raises(ProtocolError):
         other.authenticate(bytes(16))
     f = c.request(Cmd.GPIO_WRITE, bytes([pin, 1]), check=False)
