@@ -197,7 +197,7 @@ def inspect_files(paths: list[Path], limits, per_file_timeout: float = 15.0) -> 
                     break
                 elif msg.get("ready") is False:  # the inspector could not confine itself
                     for p in remaining:
-                        results[p] = {"skills": [], "error": msg.get("error")}
+                        results[p] = {"skills": [], "error": msg.get("error"), "transient": True}
                     remaining = []
                     break
         except TimeoutError:
@@ -211,9 +211,9 @@ def inspect_files(paths: list[Path], limits, per_file_timeout: float = 15.0) -> 
 
 
 def _fail(results: dict, remaining: list[str], current: str | None, message: str) -> None:
-    if current is None:  # died before naming a file: blame them all rather than loop
+    if current is None:  # died before naming a file: blame them all rather than loop, and do not cache
         for p in list(remaining):
-            results[p] = {"skills": [], "error": message}
+            results[p] = {"skills": [], "error": message, "transient": True}
         remaining.clear()
         return
     results[current] = {"skills": [], "error": message}

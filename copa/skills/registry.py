@@ -95,6 +95,7 @@ class Skills:
         self._broken: list[SkillInfo] = []
         self._last_scan = -1e9
         self._fps: dict[str, tuple] = {}
+        self._transient: dict[str, dict] = {}
         self._mcp = None
         self._lock = threading.RLock()
 
@@ -129,7 +130,11 @@ class Skills:
         stale = [e for e in entries if e.kind != "instructions" and self._cache.get(e) is None]
         if stale:
             for path, result in discovery.inspect_files([e.path for e in stale], self.limits).items():
-                self._cache.put(next(e for e in stale if str(e.path) == path), result)
+                if result.get("transient"):  # the inspector itself failed: try again in the next process
+                    self._transient[path] = result
+                else:
+                    self._transient.pop(path, None)
+                    self._cache.put(next(e for e in stale if str(e.path) == path), result)
         self._cache.prune({str(e.path) for e in entries if e.kind != "instructions"})
         self._cache.save()
         changed = {p for p, fp in self._fps.items() if fps.get(p) != fp}
@@ -167,7 +172,7 @@ class Skills:
             return [SkillInfo(name=meta["name"], description=meta["description"], kind="instructions",
                               instructions=meta["instructions"], scripts=meta["scripts"],
                               status="error" if meta["error"] else "ok", error=meta["error"], **base)]
-        result = self._cache.get(e) or {"skills": [], "error": "not inspected"}
+        result = self._cache.get(e) or self._transient.get(str(e.path)) or {"skills": [], "error": "not inspected"}
         if result["error"]:
             return [SkillInfo(name=_stem(e.path), status="error", error=result["error"], **base)]
         if not result["skills"]:

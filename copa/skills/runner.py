@@ -91,8 +91,9 @@ def worker_env(tmpdir: str, secrets: dict[str, str], cwd: str | None = None) -> 
     env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
     env["COPA_CWD"] = cwd or os.getcwd()
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    # MALLOC_ARENA_MAX: glibc reserves 64 MB of address space per thread arena, which RLIMIT_AS counts
     env.update(TMPDIR=tmpdir, PYTHONPATH=str(Path(_COPA_PKG).parent), PYTHONDONTWRITEBYTECODE="1",
-               PYTHONIOENCODING="utf-8")
+               PYTHONIOENCODING="utf-8", MALLOC_ARENA_MAX="2")
     env.update(secrets)
     return env
 

@@ -155,3 +155,21 @@ def test_builtin_dir_is_found():
 def test_tests_and_private_files_are_not_skills(write_skill, registry, name):
     write_skill(name, GOOD)
     assert registry.list() == []
+
+
+def test_inspector_failures_are_not_cached(write_skill, monkeypatch):
+    from copa.workstation import Workstation
+
+    ws = Workstation()
+    folder = ws.paths.user_skills_dir
+    write_skill("good.py", GOOD, folder=folder)
+    real = discovery.inspect_files
+    monkeypatch.setattr(discovery, "inspect_files", lambda paths, limits: {
+        str(p): {"skills": [], "error": "cannot confine the worker: test", "transient": True} for p in paths})
+    first = Skills(ws, dirs=[("user", folder)])
+    assert first.list()[0].error == "cannot confine the worker: test"
+    first.close()
+    monkeypatch.setattr(discovery, "inspect_files", real)
+    second = Skills(ws, dirs=[("user", folder)])
+    assert [(i.name, i.status) for i in second.list()] == [("add", "ok")]
+    second.close()
