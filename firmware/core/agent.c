@@ -203,7 +203,8 @@ static uint8_t set_output(uint8_t pin, uint8_t v)
 
 static uint8_t rule_valid(const copa_rule_t *r)
 {
-    if (r->src_kind == SRC_PIN ? r->src_index >= hal_num_pins() : r->src_index >= hal_num_adc())
+    if (r->src_kind == SRC_PIN ? (r->src_index >= hal_num_pins() || !(hal_pin_caps(r->src_index) & CAP_IN))
+                               : r->src_index >= hal_num_adc())
         return 0;
     if (r->act_pin != RULE_NO_PIN &&
         (r->act_pin >= hal_num_pins() || !(hal_pin_caps(r->act_pin) & CAP_OUT)))

@@ -455,6 +455,9 @@ static void test_rules(void)
         bad[2] = RULE_ABOVE; bad[3] = 0xFF; bad[4] = 0xFF;                        /* ABOVE 65535 */
         CHECK(copa_rule_from_wire(&r, bad) == ST_OK, "ABOVE 65535, clear 65535 refused");
     }
+    memcpy(bad, w, 13); bad[0] = SRC_PIN; bad[1] = 1;            /* UART pin as source */
+    f = signed_req(CMD_RULE_ADD, bad, 13, ++ctr, 0);
+    CHECK(f->b[0] == ST_BAD_ARG, "rule reading pin 1 accepted");
     memcpy(bad, w, 13); bad[9] = 0;                              /* UART pin as action */
     f = signed_req(CMD_RULE_ADD, bad, 13, ++ctr, 0);
     CHECK(f->b[0] == ST_BAD_ARG, "rule acting on pin 0 accepted");
