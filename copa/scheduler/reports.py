@@ -121,6 +121,9 @@ def templates(ws: Workstation) -> list[dict[str, str]]:
 def check_name(ws: Workstation, name: str) -> str:
     """A report that exists: a template name or ``skill:NAME``."""
     if name.startswith("skill:") and len(name) > 6:
+        from copa.scheduler.jobs import _check_skill
+
+        _check_skill(ws, name[6:])
         return name
     if not _NAME_RE.match(name) or name not in {t["name"] for t in templates(ws)}:
         names = ", ".join(t["name"] for t in templates(ws))
@@ -157,7 +160,7 @@ def render(ws: Workstation, name: str, *, now: datetime | None = None) -> tuple[
     tz = _zone(ws)
     ctx = sections.Context(ws, name, now, last_report_at(ws, name), tz)
     if name.startswith("skill:"):
-        body = sections.skill(ctx, name=name[6:], since=iso(ctx.last_report_at) or "", now=iso(now))
+        body = sections.skill(ctx, name=name[6:], **_skill_args(ws, name[6:], ctx))
         if not body.lstrip().startswith("#"):
             body = f"# {name[6:]}, {now.astimezone(tz):%Y-%m-%d}\n\n{body}"
     else:
@@ -167,6 +170,16 @@ def render(ws: Workstation, name: str, *, now: datetime | None = None) -> tuple[
     first = body.splitlines()[0] if body else name
     title = first.lstrip("#").strip() if first.startswith("#") else name
     return title, body
+
+
+def _skill_args(ws: Workstation, skill: str, ctx: sections.Context) -> dict[str, Any]:
+    """What a report skill may receive, limited to the parameters it declares."""
+    offered = {"since": iso(ctx.last_report_at) or "", "now": iso(ctx.now), "timezone": str(ctx.tz)}
+    try:
+        props = ws.skills.get(skill).parameters.get("properties", {})
+    except Exception:  # unknown skill or no skills part: the call itself will say so
+        return {}
+    return {k: v for k, v in offered.items() if k in props}
 
 
 def _fill(ctx: sections.Context, text: str) -> str:

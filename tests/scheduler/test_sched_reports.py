@@ -142,3 +142,29 @@ def test_calendar_section_reads_events_through_the_calendar_skill(ws, receiver, 
             sections.Context(w, "t", datetime.now(UTC), None, UTC), days="1") == "No events in the next 1 day(s)."
     finally:
         w.close()
+
+
+def test_a_python_skill_as_report_template(ws):
+    d = ws.paths.user_skills_dir
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "numbers.py").write_text(
+        "from copa.skills import skill\n\n\n"
+        "@skill\n"
+        "def numbers_report(since: str = '') -> str:\n"
+        "    '''A report of numbers.\n\n    Args:\n        since: the previous report's time.\n    '''\n"
+        "    return '# Numbers\\n\\nsince=' + (since or 'never') + '\\n'\n")
+    first = reports.create(ws, "skill:numbers_report")
+    assert first.title == "Numbers" and "since=never" in first.body
+    second = reports.create(ws, "skill:numbers_report")
+    assert f"since={reports.iso(first.created_at)}" in second.body
+    with pytest.raises(Exception, match="no skill named 'nonexistent'"):
+        reports.create(ws, "skill:nonexistent")
+
+
+def test_chosen_skills_section(copa_home, monkeypatch):
+    monkeypatch.setenv("COPA_REPORTS_SKILLS", "current_time timezone=Asia/Tokyo,no_such_skill")
+    with Workstation() as w:
+        body = reports.create(w, "weekly-review").body
+    part = body.split("### current_time", 1)[1]
+    assert "+09:00" in part.split("###")[0]
+    assert "### no_such_skill" in body and "no_such_skill failed" in body
