@@ -71,6 +71,10 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": self.default_grace},
         )
+        self.catch_up = bool(cfg.get("scheduler.catch_up"))
+        from apscheduler.events import EVENT_JOB_MISSED
+
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
         self.scheduler.start()
         # serial bridge (copa/device, issue 8): keep paired boards connected and logging; never raises
         try:
@@ -170,12 +174,11 @@ class Daemon:
         grace = job.misfire_grace or self.default_grace
         now = datetime.now(UTC)
         missed = job.next_run_at is not None and job.next_run_at < now - timedelta(seconds=1)
-        catch_up = missed and self._catch_up_enabled()
+        catch_up = missed and self.catch_up
         if catch_up:
             log.info("job %s missed its run at %s while the daemon was down; running it once now",
                      job.name, iso(job.next_run_at))
-            self.scheduler.add_job(self._fire, "date", run_date=now, args=[job.id, "catch-up"],
-                                   id=f"{job.id}-catch-up", replace_existing=True, misfire_grace_time=None)
+            self._catch_up_now(job.id)
         if job.trigger_kind == "at" and missed:
             self.store.set_next_run(job.id, None, done=True)
             if not catch_up:
@@ -187,11 +190,32 @@ class Daemon:
                                misfire_grace_time=grace, coalesce=True, max_instances=1)
         self.signatures[job.id] = self._signature(job)
 
-    def _catch_up_enabled(self) -> bool:
+    def _catch_up_now(self, job_id: int) -> None:
+        self.scheduler.add_job(self._fire, "date", run_date=datetime.now(UTC), args=[job_id, "catch-up"],
+                               id=f"{job_id}-catch-up", replace_existing=True, misfire_grace_time=None)
+
+    def _on_missed(self, event: Any) -> None:
+        """A run later than its misfire grace (the machine slept, the daemon was stopped with SIGSTOP,
+        every worker was busy): with catch-up on it runs once now, else it is recorded as skipped,
+        never dropped silently."""
+        if event.job_id.endswith("-catch-up"):
+            return
         try:
-            return bool(Workstation(self.paths).config.get("scheduler.catch_up"))
-        except Exception:
-            return True
+            jid = int(event.job_id)
+            late = (datetime.now(UTC) - event.scheduled_run_time).total_seconds()
+            if self.catch_up:
+                log.warning("job %s missed its run at %s by %.0fs; running it once now", jid,
+                            iso(event.scheduled_run_time), late)
+                self._catch_up_now(jid)
+                return
+            with Workstation(self.paths) as ws:
+                store = JobStore(ws.db.conn)
+                job = store.get_by_id(jid)
+                if job is not None:
+                    store.record_skipped(job, f"missed by {late:.0f}s (more than its misfire grace; "
+                                              "scheduler.catch_up is off)", origin="schedule")
+        except Exception:  # a listener must never break the scheduler thread
+            log.exception("handling a missed run failed")
 
     def _write_next_runs(self) -> None:
         for aps in self.scheduler.get_jobs():

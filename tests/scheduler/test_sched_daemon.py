@@ -181,3 +181,22 @@ def test_missed_runs_after_downtime_run_once_and_at_jobs_fire_once(copa_home, ru
         check = check_daemon(ws)
     assert check.status == "warn" and "not running, and 3 job(s)" in check.detail
     assert run_copa("daemon", "stop").stdout.strip() == "the daemon is not running"
+
+
+def test_a_run_missed_while_suspended_runs_once_on_wake(copa_home, run_copa, daemons):
+    """SIGSTOP stands in for a laptop asleep: the due run is later than its misfire grace when the
+    process wakes; instead of being dropped it runs once (origin catch-up)."""
+    _template(copa_home)
+    assert run_copa("schedule", "add", "nap", "--every", "4s", "--misfire-grace", "1", "--report", "tick",
+                    "--retries", "0").returncode == 0
+    d = daemons.start()
+    wait_for(lambda: _runs(copa_home, "nap", "ok"), 30, what="a first run")
+    os.kill(d.pid, signal.SIGSTOP)
+    try:
+        threading.Event().wait(7)  # at least one fire time passes, by more than the 1 s grace
+    finally:
+        os.kill(d.pid, signal.SIGCONT)
+    caught = wait_for(lambda: [r for r in _runs(copa_home, "nap") if r["origin"] == "catch-up"], 30,
+                      what="the missed run to be caught up")
+    assert caught[0]["status"] in ("ok", "running")
+    assert "missed its run" in Path(d.log_path).read_text()
