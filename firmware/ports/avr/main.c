@@ -225,11 +225,34 @@ uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uin
 /* ---- storage, misc ---- */
 void hal_store_read(uint16_t off, uint8_t *p, uint8_t n) { eeprom_read_block(p, (const void *)off, n); }
 void hal_store_write(uint16_t off, const uint8_t *p, uint8_t n) { eeprom_update_block(p, (void *)off, n); }
+/* Entropy: the watchdog runs from its own 128 kHz RC oscillator, so the crystal-clocked Timer1
+ * count at each watchdog interrupt jitters. The first call (made when the storage is formatted,
+ * to create the device id) folds in 16 such samples (~260 ms, once in the board's life); later
+ * calls (nonce mixing, which needs uniqueness, not secrecy) mix the timers and an ADC reading. */
+static volatile uint8_t wdt_ticks;
+ISR(WDT_vect) { wdt_ticks++; }
 uint32_t hal_entropy(void)
 {
+    static uint8_t harvested;
     uint16_t a = 0;
     hal_adc_read(0, &a);
-    return ((uint32_t)TCNT1 << 16) ^ ((uint32_t)TCNT0 << 8) ^ a ^ hal_millis();
+    uint16_t lo = (uint16_t)(TCNT1 ^ a), hi = (uint16_t)(TCNT0 ^ (uint16_t)hal_millis());
+    if (!harvested) {
+        harvested = 1;
+        cli();
+        WDTCSR = _BV(WDCE) | _BV(WDE);
+        WDTCSR = _BV(WDIE);                     /* interrupt mode, ~16 ms, no reset */
+        sei();
+        for (uint8_t i = 0; i < 16; i++) {
+            uint8_t t = wdt_ticks;
+            for (uint8_t n = 0; t == wdt_ticks && n < 40; n++) idle();   /* Timer0 wakes 1/ms */
+            uint16_t s = TCNT1;
+            hi = (uint16_t)((hi << 3) | (hi >> 13)) ^ lo;
+            lo = (uint16_t)((lo << 5) | (lo >> 11)) ^ s;
+        }
+        wdt_disable();
+    }
+    return ((uint32_t)hi << 16) | lo;
 }
 static uint8_t jumper;
 uint8_t hal_pair_jumper(void) { return jumper; }
