@@ -56,7 +56,7 @@ def status_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."
         print(f"last heartbeat: {_local(st['heartbeat'])} ({st['heartbeat_age_s']:.0f}s ago)")
     print(f"jobs: {st['jobs']}")
     if st["next_runs"]:
-        print("next runs:")
+        print("next runs:" if st["running"] else "due (they run when the daemon does):")
         print_table([(r["job"], _local(r["at"])) for r in st["next_runs"]], ["job", "at"])
     if st["active_runs"]:
         print("running now:")

@@ -68,6 +68,8 @@ def add_cmd(
     retries: int = typer.Option(None, "--retries", help="Extra attempts after a failure (default scheduler.retries)."),
     misfire_grace: int = typer.Option(None, "--misfire-grace", help="Seconds a late run may still start."),
     paused: bool = typer.Option(False, "--paused", help="Create it paused."),
+    allow_dangerous: bool = typer.Option(False, "--allow-dangerous",
+                                         help="Let a skill marked dangerous run unattended (with these args)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add a job: one trigger (--cron, --every or --at) and one action (--report, --skill or --prompt)."""
@@ -76,7 +78,7 @@ def add_cmd(
     with workstation() as ws:
         job = add_job(ws, name, cron=cron, every=every, at=at, tz=tz, report=report, skill=skill,
                       args=_parse_args(arg or []), prompt=prompt, deliver=list(to or []), retries=retries,
-                      misfire_grace=misfire_grace, paused=paused)
+                      misfire_grace=misfire_grace, paused=paused, allow_dangerous=allow_dangerous)
         zone = _zone(ws)
     if json_out:
         emit_json(job.as_dict())

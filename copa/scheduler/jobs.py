@@ -23,7 +23,8 @@ def store(ws: Workstation) -> JobStore:
 def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str | None = None,
             at: str | None = None, tz: str | None = None, report: str | None = None, skill: str | None = None,
             args: dict[str, Any] | None = None, prompt: str | None = None, deliver: list[str] | None = None,
-            retries: int | None = None, misfire_grace: int | None = None, paused: bool = False) -> Job:
+            retries: int | None = None, misfire_grace: int | None = None, paused: bool = False,
+            allow_dangerous: bool = False) -> Job:
     if not NAME_RE.match(name):
         raise UsageError(f"invalid job name {name!r}", hint="letters, digits, '_', '.', '-' (up to 64), e.g. morning")
     given = {k: v for k, v in (("cron", cron), ("every", every), ("at", at)) if v is not None}
@@ -50,7 +51,10 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
 
         check_name(ws, target)
     elif action == "skill":
-        _check_skill(ws, target)
+        info = _check_skill(ws, target)
+        if info is not None and getattr(info, "dangerous", False) and not allow_dangerous:
+            raise UsageError(f"skill {target!r} is marked dangerous; nobody will be there to approve each run",
+                             hint="add --allow-dangerous to let the scheduler run it unattended with these args")
     from copa.scheduler.delivery import resolve_target
 
     for d in deliver or []:
@@ -68,20 +72,22 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
     return job
 
 
-def _check_skill(ws: Workstation, name: str) -> None:
+def _check_skill(ws: Workstation, name: str) -> Any:
+    """The skill's info, or None when it cannot be checked here; a clear error when it does not exist."""
     try:
         skills = ws.skills
     except AttributeError:
-        return  # the skills part is not installed here; the run will say so
+        return None  # the skills part is not installed here; the run will say so
     try:
         found = skills.get(name)
     except NotFoundError:
         found = None
     except Exception:  # the registry could not load: the run will report the real error
-        return
+        return None
     if found is None:
         names = ", ".join(s.name for s in skills.list())
         raise NotFoundError(f"no skill named {name!r}", hint=f"skills: {names or 'none'} (copa skills list)")
+    return found
 
 
 def pause(ws: Workstation, name: str) -> Job:

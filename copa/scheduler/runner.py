@@ -110,6 +110,11 @@ def _skill(ws: Workstation, name: str, args: dict) -> str:
     if not result.ok:
         raise JobFailed(f"skill {name} failed ({result.error_type or 'error'}): {result.error}")
     content = result.content
+    if isinstance(content, dict) and (content.get("timed_out") or content.get("exit_code") not in (0, None)):
+        # a command-like result (run_command): a non-zero exit is the job failing, not a result
+        detail = str(content.get("stderr") or content.get("stdout") or "").strip()[-300:]
+        why = "timed out" if content.get("timed_out") else f"exit code {content.get('exit_code')}"
+        raise JobFailed(f"skill {name}: {why}" + (f": {detail}" if detail else ""))
     return content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False, default=str)
 
 

@@ -127,3 +127,16 @@ def test_daemon_install_unit(run_copa, tmp_path):
     assert "systemctl --user enable --now copa.service" in r.stdout
     plist = run_copa("daemon", "install", "--print", "--system", "launchd", env=env)
     assert "<key>ProgramArguments</key>" in plist.stdout and "org.copa.daemon" in plist.stdout
+
+
+def test_dangerous_skill_needs_explicit_consent_and_exit_codes_count(run_copa, copa_home):
+    r = run_copa("schedule", "add", "sh", "--every", "1h", "--skill", "run_command", "--arg", "command=echo hi")
+    assert r.returncode == 2 and "marked dangerous" in r.stderr and "--allow-dangerous" in r.stderr
+    assert run_copa("schedule", "add", "sh", "--every", "1h", "--skill", "run_command", "--arg",
+                    "command=echo scheduled-hello", "--allow-dangerous").returncode == 0
+    run = json.loads(run_copa("schedule", "run", "sh", "--json").stdout)
+    assert run["status"] == "ok" and "scheduled-hello" in Path(run["output_path"]).read_text()
+    assert run_copa("schedule", "add", "bad", "--every", "1h", "--skill", "run_command", "--arg",
+                    "command=echo oops >&2; exit 3", "--allow-dangerous", "--retries", "0").returncode == 0
+    r = run_copa("schedule", "run", "bad")
+    assert r.returncode == 1 and "exit code 3: oops" in r.stdout
