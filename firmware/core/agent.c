@@ -87,9 +87,14 @@ static void load_storage(void)
         hal_store_write(OFF_PAIRED, z, 1);
         hal_store_write(OFF_KEY, z, 16);
         hal_store_write(OFF_BOOT, z, 2);
-        put32(z, hal_entropy());
-        put32(z + 4, hal_entropy());
-        copa_siphash(z + 8, z, 8, z);            /* whiten the entropy into an id */
+        uint8_t uid[12];
+        if (hal_unique_id(uid)) {                /* factory-unique id, hashed to 8 bytes */
+            copa_siphash(z + 8, uid, 12, z);
+        } else {                                 /* else: start-up entropy, whitened */
+            put32(z, hal_entropy());
+            put32(z + 4, hal_entropy());
+            copa_siphash(z + 8, z, 8, z);
+        }
         hal_store_write(OFF_DEVID, z, 8);
         for (uint8_t s = 0; s < COPA_MAX_RULES; s++) {
             rules[s].used = 0;

@@ -107,6 +107,7 @@ uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uin
 void hal_store_read(uint16_t off, uint8_t *p, uint8_t n);
 void hal_store_write(uint16_t off, const uint8_t *p, uint8_t n);
 uint32_t hal_entropy(void);          /* any jitter; need not be good (see spec) */
+uint8_t hal_unique_id(uint8_t id[12]); /* 1 if the chip has a factory-unique id (then in id) */
 uint8_t hal_pair_jumper(void);       /* 1 if the pairing jumper is held */
 uint16_t hal_free_ram(void);
 void hal_reset(void);                /* does not return */

@@ -61,6 +61,7 @@ uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uin
 void hal_store_read(uint16_t off, uint8_t *p, uint8_t n) { memcpy(p, mock_store + off, n); }
 void hal_store_write(uint16_t off, const uint8_t *p, uint8_t n) { memcpy(mock_store + off, p, n); }
 uint32_t hal_entropy(void) { mock_entropy_seed = mock_entropy_seed * 1103515245u + 12345u; return mock_entropy_seed; }
+uint8_t hal_unique_id(uint8_t id[12]) { (void)id; return 0; }
 uint8_t hal_pair_jumper(void) { return mock_jumper; }
 uint16_t hal_free_ram(void) { return 1234; }
 void hal_reset(void) { mock_resets++; copa_init(); }

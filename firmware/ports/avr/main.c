@@ -254,6 +254,7 @@ uint32_t hal_entropy(void)
     }
     return ((uint32_t)hi << 16) | lo;
 }
+uint8_t hal_unique_id(uint8_t id[12]) { (void)id; return 0; }  /* the 328P has none */
 static uint8_t jumper;
 uint8_t hal_pair_jumper(void) { return jumper; }
 uint16_t hal_free_ram(void)

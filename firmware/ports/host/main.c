@@ -123,6 +123,7 @@ uint32_t hal_entropy(void)
     if (fd >= 0) { if (read(fd, &v, sizeof v) < 0) v ^= hal_millis(); close(fd); }
     return v;
 }
+uint8_t hal_unique_id(uint8_t id[12]) { (void)id; return 0; }
 uint8_t hal_pair_jumper(void) { return (uint8_t)jumper; }
 uint16_t hal_free_ram(void) { return 0xFFFF; }
 void hal_reset(void) { longjmp(reset_jmp, 1); }

@@ -241,6 +241,17 @@ void hal_store_write(uint16_t off, const uint8_t *p, uint8_t n)
 }
 
 uint32_t hal_entropy(void) { return SYST_CVR ^ (ticks << 12) ^ (uint32_t)rx_head; }
+/* The F1 family's 96-bit unique device id (0x1FFFF7E8). QEMU's stm32vldiscovery does not map
+ * that region and a read there locks the emulated CPU, so it is read only on silicon, which we
+ * recognise by the PLL having locked (QEMU models no RCC: PLLRDY never sets). */
+static uint8_t on_silicon;
+uint8_t hal_unique_id(uint8_t id[12])
+{
+    if (!on_silicon) return 0;
+    const volatile uint8_t *u = (const volatile uint8_t *)0x1FFFF7E8u;
+    for (uint8_t i = 0; i < 12; i++) id[i] = u[i];
+    return 1;
+}
 uint8_t hal_pair_jumper(void) { return jumper; }
 uint16_t hal_free_ram(void)
 {
@@ -260,6 +271,7 @@ static void clock_init(void)
     RCC_CFGR = (4u << 18);                               /* PLL source HSI/2, x6 = 24 MHz */
     RCC_CR |= 1u << 24;                                  /* PLLON */
     for (uint32_t i = 0; !(RCC_CR & (1u << 25)) && i < 100000; i++) {}
+    on_silicon = (RCC_CR >> 25) & 1;                     /* PLLRDY */
     RCC_CFGR |= 2u;                                      /* SW = PLL */
 }
 
