@@ -18,12 +18,25 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from copa.memory.model import Hit, check_kind, iso, now_utc, parse_iso, to_utc
-from copa.memory.text import QUESTION_WORDS, STOP_WORDS, date_windows, fold, stemmer, words
+from copa.memory.text import (
+    _WORD_RE,
+    IRREGULAR,
+    QUESTION_WORDS,
+    STOP_WORDS,
+    date_windows,
+    fold,
+    norm_key,
+    stemmer,
+    words,
+)
+
+_WORD_ITER = _WORD_RE.finditer
 
 if TYPE_CHECKING:
     from copa.memory.store import MemoryStore
@@ -34,14 +47,25 @@ class RecallOptions:
     pool: int = 300  # BM25 candidates considered
     stop_words: bool = True
     coverage: float = 0.55  # weight of idf coverage against normalised BM25
-    common_df: float = 0.08  # terms in more than this share of memories are not used to fetch candidates
+    # A word in more than max(common_df * n, common_docs) memories is not used to fetch candidates
+    # (it still counts in scoring): its long posting list would dominate latency at millions of rows.
+    common_df: float = 0.02
+    common_docs: int = 5000
     dates: bool = True
     date_bonus: float = 0.35
-    neighbours: float = 0.3  # share of a turn's score lent to the turns beside it
+    # Generic lending to neighbours measured as a loss (it lifts chatter next to strong matches above
+    # a second piece of evidence), so only the assistant cue below lends by default.
+    neighbours: float = 0.0  # share of a turn's score lent to the next turn (half to the one before)
     neighbour_from: int = 30  # how many of the best hits lend to their neighbours
-    recency: float = 0.04
+    assistant_next: float = 0.8  # ... when the question asks what the assistant said ("did you suggest")
+    # Recency priors are off: on the recall benchmark they pushed recent chatter above older evidence
+    # (knowledge updates are handled by supersession instead). Kept switchable for measuring.
+    recency: float = 0.0
+    recency_now: float = 0.0  # ... when the question asks about the present ("now", "currently")
     importance: float = 0.04
     corroboration: float = 0.02
+    names: float = 2.0  # weight of a name (a capitalised word inside the question) against other words
+    diversify: bool = True  # one copy of repeated text; several named things -> each one represented
     chain: bool = True
 
 
@@ -56,19 +80,45 @@ class _Query:
     stems: list[str]  # distinct content stems, in question order
     surface: dict[str, str]  # stem -> a word that stems to it (what goes into MATCH)
     windows: list[tuple[datetime, datetime]]
+    names: set[str] = field(default_factory=set)  # stems of capitalised words: people, places, things
+    alts: dict[str, list[str]] = field(default_factory=dict)  # stem -> stems of its irregular forms
+    now: bool = False  # asks about the present state ("now", "currently", "these days")
+    assistant: bool = False  # asks what the assistant said ("what did you recommend")
+
+
+_NOW_RE = re.compile(r"\b(now|currently|current|these days|nowadays|at the moment|anymore|still|latest|"
+                     r"most recent(ly)?|present)\b", re.I)
+_ASSISTANT_RE = re.compile(r"\byou\b.*\b(recommend|suggest|said|say|told|tell|mention|gave|give|propos|advis|"
+                           r"list|name|explain)\w*|\b(recommend|suggest|said|told|mention|advis)\w*\b.*\byou\b", re.I)
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+)$")
 
 
 def analyse(query: str, now: datetime, opts: RecallOptions = DEFAULT) -> _Query:
     windows, rest = date_windows(query, now) if opts.dates else ([], query)
-    toks = [fold(t) for t in words(rest)]
-    content = [t for t in toks if t not in STOP_WORDS] if opts.stop_words else toks
-    if not content:  # "who am I?": keep what is not a question word rather than nothing
-        content = [t for t in toks if t not in QUESTION_WORDS]
+    raw = [(m.group(), m.start()) for m in _WORD_ITER(rest)]
+    toks = [fold(t) for t, _ in raw]
+    keep = [t not in STOP_WORDS for t in toks] if opts.stop_words else [True] * len(toks)
+    if not any(keep):  # "who am I?": keep what is not a question word rather than nothing
+        keep = [t not in QUESTION_WORDS for t in toks]
+    content = [t for t, k in zip(toks, keep, strict=True) if k]
     stems = stemmer().stems(content)
     surface: dict[str, str] = {}
     for t, s in zip(content, stems, strict=True):
         surface.setdefault(s, t)
-    return _Query(list(surface), surface, windows)
+    alts: dict[str, list[str]] = {}
+    for t, st in zip(content, stems, strict=True):
+        forms = [f for f in IRREGULAR.get(t, ()) if f not in STOP_WORDS]
+        if forms:
+            fs = stemmer().stems(forms)
+            alts[st] = [f for f in fs if f != st]
+            for f, fst in zip(forms, fs, strict=True):
+                surface.setdefault(fst, f)
+    names = set()
+    for (word, pos), k, st in zip(raw, keep, stemmer().stems(toks), strict=True):
+        if k and (word[:1].isupper() or word.isdigit()) and not _SENTENCE_START.search(rest[:pos]):
+            names.add(st)
+    return _Query(list(dict.fromkeys(stems)), surface, windows, names=names, alts=alts,
+                  now=bool(_NOW_RE.search(query)), assistant=bool(_ASSISTANT_RE.search(query)))
 
 
 def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of=None,
@@ -79,7 +129,7 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
     kinds = [check_kind(k) for k in kinds] if kinds else None
     with store._lock:
         c = store.conn
-        weights = _idf(c, q.stems)
+        weights = _idf(c, q.stems + [a for alts in q.alts.values() for a in alts])
         pool: dict[int, dict[str, Any]] = {}
         _fetch_keywords(c, q, weights, pool, kinds, opts)
         if q.windows:
@@ -87,11 +137,41 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         if not pool:
             return []
         _score(pool, q, weights, opts)
-        if opts.neighbours and opts.neighbour_from:
-            _lend_to_neighbours(c, pool, kinds, opts)
+        if opts.neighbour_from and (opts.neighbours or (q.assistant and opts.assistant_next)):
+            _lend_to_neighbours(c, pool, q, kinds, opts)
         visible = _resolve_validity(c, pool, at, include_superseded, opts)
-        ranked = sorted(visible.values(), key=lambda r: (-r["score"], -r["pk"]))[:limit]
-        return [_hit(c, r) for r in ranked]
+        ranked = sorted(visible.values(), key=lambda r: (-r["score"], -r["pk"]))
+        if opts.diversify:
+            ranked = _diversify(ranked, q, limit)
+        return [_hit(c, r) for r in ranked[:limit]]
+
+
+def _diversify(ranked: list[dict], q: _Query, limit: int) -> list[dict]:
+    """Drop repeats of the same text (keep the best), and when the question names several things
+    ('Oslo and Krakow'), let a hit that brings a name not yet covered move up."""
+    seen: set[str] = set()
+    unique = []
+    for r in ranked:
+        key = norm_key(r["text"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(r)
+    names = [k for k in ("=" + q.surface[n] for n in q.names if n in q.surface)
+             if any(k in r.get("stems", ()) for r in unique[:limit * 3])]
+    if len(names) < 2:
+        return unique
+    picked: list[dict] = []
+    rest = unique[:limit * 3]
+    covered: set[str] = set()
+    while rest and len(picked) < limit:
+        def gain(r: dict) -> float:
+            new = [n for n in names if n in r.get("stems", ()) and n not in covered]
+            return r["score"] + 0.3 * len(new) / len(names)
+        best = max(rest, key=gain)
+        rest.remove(best)
+        picked.append(best)
+        covered.update(n for n in names if n in best.get("stems", ()))
+    return picked + rest + unique[limit * 3:]
 
 
 def _idf(c, stems: list[str]) -> dict[str, float]:
@@ -115,9 +195,11 @@ def _fetch_keywords(c, q: _Query, weights: dict[str, float], pool: dict, kinds, 
     if not known:
         return
     n = weights["__n__"]
-    rare = [s for s in known if weights[f"__df__{s}"] / n <= opts.common_df]
+    cap = max(opts.common_df * n, opts.common_docs)
+    rare = [s for s in known if weights[f"__df__{s}"] <= cap]
     use = rare or sorted(known, key=lambda s: weights[f"__df__{s}"])[:2]
-    match = " OR ".join(f'"{q.surface[s]}"' for s in use)
+    use += [a for s in use for a in q.alts.get(s, ()) if a in weights and weights[f"__df__{a}"] <= cap]
+    match = " OR ".join(f'"{q.surface[s]}"' for s in dict.fromkeys(use))
     kc, kp = _kind_clause(kinds)
     if kinds:  # filter inside: a rare kind might not make the unfiltered top of the pool
         sql = (f"SELECT {_SEL}, bm25(memories_fts, 1.0, 0.5) FROM memories_fts JOIN memories m "
@@ -149,19 +231,39 @@ def _fetch_windows(c, windows, pool: dict, kinds, opts: RecallOptions) -> None:
 
 
 def _doc_stems(texts: list[str]) -> list[set[str]]:
+    """Each text's stems, plus its folded words marked '=word' (names are matched as written)."""
     st = stemmer()
     toks = [[fold(w) for w in words(t)] for t in texts]
     flat = st.stems([w for ts in toks for w in ts])
     out, i = [], 0
     for ts in toks:
-        out.append(set(flat[i:i + len(ts)]))
+        out.append(set(flat[i:i + len(ts)]) | {"=" + w for w in ts})
         i += len(ts)
     return out
 
 
+def _match_keys(q: _Query, weights: dict[str, float], opts: RecallOptions) -> dict[str, float]:
+    """What to look for in a candidate, with its weight. Names are matched as written, not stemmed:
+    porter turns 'Ines' into 'in', which would make a rare name as common as a preposition."""
+    known = [weights[s] for s in q.stems if s in weights]
+    top = max(known, default=1.0)
+    keys: dict[tuple[str, ...], float] = {}
+    for s in q.stems:
+        forms = [a for a in (s, *q.alts.get(s, ())) if a in weights]
+        if not forms:
+            continue
+        if s in q.names and s in weights:
+            w = weights[s] if q.surface[s] == s else max(weights[s], top)
+            keys[("=" + q.surface[s],)] = w * opts.names
+        else:
+            keys[tuple(forms)] = max(weights[a] for a in forms)
+    return keys
+
+
 def _score(pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions) -> None:
     rows = list(pool.values())
-    qw = {s: weights[s] for s in q.stems if s in weights}
+    qw = _match_keys(q, weights, opts)
+    recency = opts.recency_now if q.now else opts.recency
     total = sum(qw.values()) or 1.0
     best = max((r["bm25"] for r in rows), default=0.0) or 1.0
     times = [r["occurred_at"] for r in rows]
@@ -169,35 +271,40 @@ def _score(pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions
     span = (t1 - t0) or 1.0
     stems = _doc_stems([r["text"] + " " + (r["subject"] or "").replace(".", " ").replace("_", " ") for r in rows])
     for r, ds in zip(rows, stems, strict=True):
-        cov = sum(w for s, w in qw.items() if s in ds) / total
+        r["stems"] = ds
+        cov = sum(w for keys, w in qw.items() if any(k in ds for k in keys)) / total
         score = (1 - opts.coverage) * (r["bm25"] / best) + opts.coverage * cov
         if q.windows and opts.dates and any(iso(a) <= r["occurred_at"] < iso(b) for a, b in q.windows):
             score += opts.date_bonus
-        score += opts.recency * (parse_iso(r["occurred_at"]).timestamp() - t0) / span
+        score += recency * (parse_iso(r["occurred_at"]).timestamp() - t0) / span
         score += opts.importance * (r["importance"] - 0.5)
         score += opts.corroboration * math.log1p(r["corroborations"])
         r["own"] = r["score"] = score
 
 
 def _neighbour_rows(c, r: dict) -> list[dict]:
+    """The turn before and the turn after (each marked with 'side' -1 / +1)."""
     out = []
-    for op, order in (("<", "DESC"), (">", "ASC")):
+    for op, order, side in (("<", "DESC", -1), (">", "ASC", 1)):
         row = c.execute(f"SELECT {_SEL} FROM memories m WHERE m.session_id = ? AND +m.kind = 'episode' AND "
                         f"(m.occurred_at, m.pk) {op} (?, ?) ORDER BY m.occurred_at {order}, m.pk {order} LIMIT 1",
                         (r["session_id"], r["occurred_at"], r["pk"])).fetchone()
         if row:
-            out.append(dict(zip(_FIELDS, row, strict=True)))
+            out.append({**dict(zip(_FIELDS, row, strict=True)), "side": side})
     return out
 
 
-def _lend_to_neighbours(c, pool: dict, kinds, opts: RecallOptions) -> None:
+def _lend_to_neighbours(c, pool: dict, q: _Query, kinds, opts: RecallOptions) -> None:
     lenders = sorted((r for r in pool.values() if r["kind"] == "episode" and r["session_id"]),
                      key=lambda r: -r["own"])[:opts.neighbour_from]
     for r in lenders:
         for nb in _neighbour_rows(c, r):
             if kinds and nb["kind"] not in kinds:
                 continue
-            lent = opts.neighbours * r["own"]
+            share = opts.neighbours if nb["side"] > 0 else opts.neighbours / 2
+            if q.assistant and nb["side"] > 0 and nb["role"] == "assistant" and r["role"] != "assistant":
+                share = max(share, opts.assistant_next)
+            lent = share * r["own"]
             cur = pool.get(nb["pk"])
             if cur is None:
                 nb.update(bm25=0.0, own=0.0, score=lent, why="neighbour")

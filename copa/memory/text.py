@@ -6,6 +6,7 @@ Python side and the index always agree on what a word is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sqlite3
@@ -139,13 +140,27 @@ def date_windows(query: str, now: datetime) -> tuple[list[tuple[datetime, dateti
     for name, rx in _DATE_PATTERNS:
         for m in rx.finditer(rest):
             try:
-                w = _window(name, m, now)
+                ws = _windows(name, m, now)
             except (ValueError, KeyError):
                 continue
-            if w:
-                out.append((w[0] - pad, w[1] + pad))
+            out += [(a - pad, b + pad) for a, b in ws]
         rest = rx.sub(" ", rest)
     return out, rest
+
+
+def _windows(name: str, m: re.Match, now: datetime) -> list[tuple[datetime, datetime]]:
+    """A date without a year ('on 14 March') may mean this year's or an earlier one: the latest
+    such date first, then the two before it."""
+    w = _window(name, m, now)
+    if w is None:
+        return []
+    if name not in ("dmy", "mdy", "my") or m.group(m.re.groups):
+        return [w]
+    out = [w]
+    for back in (1, 2):
+        with contextlib.suppress(ValueError):  # 29 February
+            out.append((w[0].replace(year=w[0].year - back), w[1].replace(year=w[1].year - back)))
+    return out
 
 
 def _window(name: str, m: re.Match, now: datetime) -> tuple[datetime, datetime] | None:
@@ -192,3 +207,22 @@ def _window(name: str, m: re.Match, now: datetime) -> tuple[datetime, datetime] 
         spread = timedelta(days=max(1, n * unit // 4))
         return center - spread, center + spread + day1
     return None
+
+
+# Irregular verb forms that a stemmer cannot join ("bought" is not "buy" to porter). A question in
+# one tense and a memory in another is the commonest paraphrase in conversation.
+_IRREGULAR = """be was were been; begin began begun; break broke broken; bring brought; build built; buy bought;
+catch caught; choose chose chosen; come came; cost; cut; do did done; draw drew drawn; drink drank drunk;
+drive drove driven; eat ate eaten; fall fell fallen; feel felt; fight fought; find found; fly flew flown;
+forget forgot forgotten; get got gotten; give gave given; go went gone; grow grew grown; have had; hear heard;
+hide hid hidden; hold held; keep kept; know knew known; lead led; leave left; lend lent; lose lost; make made;
+mean meant; meet met; pay paid; put; read; ride rode ridden; ring rang rung; rise rose risen; run ran;
+say said; see saw seen; sell sold; send sent; set; shake shook shaken; shoot shot; show showed shown;
+shut; sing sang sung; sit sat; sleep slept; speak spoke spoken; spend spent; stand stood; steal stole stolen;
+swim swam swum; take took taken; teach taught; tear tore torn; tell told; think thought; throw threw thrown;
+understand understood; wake woke woken; wear wore worn; win won; write wrote written"""
+IRREGULAR: dict[str, tuple[str, ...]] = {}
+for _group in _IRREGULAR.split(";"):
+    _forms = tuple(_group.split())
+    for _f in _forms:
+        IRREGULAR[_f] = tuple(x for x in _forms if x != _f)

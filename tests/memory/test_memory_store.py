@@ -207,9 +207,12 @@ def test_search_uses_dates_and_neighbouring_turns(store):
     store.add_turn("b", "user", "Went bouldering with Sam", occurred_at=day + timedelta(days=20))
     for i in range(5):
         store.add_turn(f"x{i}", "user", f"Puppy training class number {i}", occurred_at=day - timedelta(days=40 + i))
-    names = store.search("puppy name ideas", limit=10)
-    texts = [h.text for h in names]
-    assert "Maybe Biscuit, Pepper or Miso." in texts  # found through its neighbour, shares no word
+    # the answer shares no word with the question: it is found as the reply to the turn that matches
+    names = store.search("Which names did you suggest for my new puppy?", limit=3)
+    assert "Maybe Biscuit, Pepper or Miso." in [h.text for h in names]
+    assert [h.why for h in names if h.text.startswith("Maybe")] == ["neighbour"]
+    plain = store.search("puppy", limit=10)  # not a question about what the assistant said
+    assert "Maybe Biscuit, Pepper or Miso." not in [h.text for h in plain]
     on_day = store.search("what did I do on March 5th 2024?", limit=3)
     assert {h.text for h in on_day[:2]} == {"What should I call my new puppy?", "Maybe Biscuit, Pepper or Miso."}
     assert on_day[0].context  # neighbouring turns come along
