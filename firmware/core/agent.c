@@ -296,8 +296,11 @@ static void dispatch(uint8_t *f, uint8_t n)
     case CMD_I2C_SCAN:
         if (!hal_has_i2c()) { st = ST_UNSUPPORTED; break; }
         for (uint8_t i = 0; i < 16; i++) tx[o + i] = 0;
-        for (uint8_t a = 0x08; a < 0x78; a++)
-            if (hal_i2c_xfer(a, b, 0, tx, 0) == ST_OK) tx[o + (a >> 3)] |= (uint8_t)(1 << (a & 7));
+        for (uint8_t a = 0x08; a < 0x78 && st == ST_OK; a++) {
+            uint8_t s = hal_i2c_xfer(a, b, 0, tx, 0);
+            if (s == ST_OK) tx[o + (a >> 3)] |= (uint8_t)(1 << (a & 7));
+            else if (s == ST_HW_TIMEOUT) st = s;             /* a dead bus: say so, once */
+        }
         o += 16;
         break;
     case CMD_I2C_READ:

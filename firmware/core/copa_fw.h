@@ -106,6 +106,12 @@ uint8_t hal_pwm_write(uint8_t pin, uint8_t duty);    /* status */
 uint8_t hal_i2c_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn);
 void hal_store_read(uint16_t off, uint8_t *p, uint8_t n);
 void hal_store_write(uint16_t off, const uint8_t *p, uint8_t n);
+/* soft I2C (core/i2c_soft.c, built with COPA_I2C_SOFT): line 0 = SCL, 1 = SDA; level 1 releases
+ * the open-drain line, 0 pulls it low; sense reads the line; delay waits about 2.5 us */
+void hal_i2c_line(uint8_t line, uint8_t level);
+uint8_t hal_i2c_sense(uint8_t line);
+void hal_i2c_delay(void);
+uint8_t copa_i2c_soft_xfer(uint8_t addr, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn);
 uint32_t hal_entropy(void);          /* any jitter; need not be good (see spec) */
 uint8_t hal_unique_id(uint8_t id[12]); /* 1 if the chip has a factory-unique id (then in id) */
 uint8_t hal_pair_jumper(void);       /* 1 if the pairing jumper is held */

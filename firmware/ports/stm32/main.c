@@ -4,7 +4,8 @@
  * Clock: HSI 8 MHz -> PLL x6 / 2 = 24 MHz (the F100's maximum and QEMU's modelled clock; QEMU
  * models no RCC, so the PLL wait is bounded, never an endless spin). USART1 on PA9/PA10 at
  * 115200 baud, RX by interrupt into a ring, TX by polling TXE. SysTick 1 ms. WFI when idle.
- * Pins: 0-15 = PA0-PA15, 16-31 = PB0-PB15 (PA9/PA10 serial, PA13/PA14 SWD: reserved).
+ * Pins: 0-15 = PA0-PA15, 16-31 = PB0-PB15 (PA9/PA10 serial, PA13/PA14 SWD, PB6/PB7 I2C:
+ * reserved).
  * ADC1 channels 0-7 = PA0-PA7, 8-9 = PB0-PB1. PWM: TIM2 CH1-4 on PA0-PA3, TIM3 CH1-4 on
  * PA6, PA7, PB0, PB1 (1 kHz, 8-bit duty). Pairing jumper: PB12 tied to 3V3 at start.
  * Storage: the last 1 KB flash page, programmed through the FPEC and verified by reading back;
@@ -93,7 +94,7 @@ static int8_t pwm_of(uint8_t pin)       /* timer*16 + channel(1..4) */
 }
 uint8_t hal_pin_caps(uint8_t pin)
 {
-    if (pin == 9 || pin == 10 || pin == 13 || pin == 14) return 0;
+    if (pin == 9 || pin == 10 || pin == 13 || pin == 14 || pin == 22 || pin == 23) return 0;
     uint8_t c = CAP_IN | CAP_OUT | CAP_PULLUP;
     if (pwm_of(pin) >= 0) c |= CAP_PWM;
     if (adc_channel_of(pin) >= 0) c |= CAP_ADC;
@@ -101,7 +102,7 @@ uint8_t hal_pin_caps(uint8_t pin)
 }
 uint8_t hal_num_adc(void) { return 10; }
 uint8_t hal_adc_bits(void) { return 12; }
-uint8_t hal_has_i2c(void) { return 0; }
+uint8_t hal_has_i2c(void) { return 1; }
 
 static void pin_cfg(uint8_t pin, uint32_t cfg)
 {
@@ -167,10 +168,17 @@ uint8_t hal_adc_read(uint8_t ch, uint16_t *v)
     *v = (uint16_t)(ADC1_DR & 0xFFF);
     return ST_OK;
 }
+/* I2C: bit-banged (core/i2c_soft.c) on PB6 = SCL, PB7 = SDA, open-drain, ~100 kHz. Under QEMU
+ * the GPIO is not modelled, the lines never read high, and every transfer reports HW_TIMEOUT. */
+void hal_i2c_line(uint8_t line, uint8_t level)
+{
+    GPIO_BSRR(1) = (1u << (6 + line)) << (level ? 0 : 16);
+}
+uint8_t hal_i2c_sense(uint8_t line) { return (GPIO_IDR(1) >> (6 + line)) & 1; }
+void hal_i2c_delay(void) { for (volatile uint8_t i = 0; i < 10; i++) {} }
 uint8_t hal_i2c_xfer(uint8_t a, const uint8_t *w, uint8_t wn, uint8_t *r, uint8_t rn)
 {
-    (void)a; (void)w; (void)wn; (void)r; (void)rn;
-    return ST_UNSUPPORTED;                               /* not implemented on this port */
+    return copa_i2c_soft_xfer(a, w, wn, r, rn);
 }
 
 /* ---- storage ---- */
@@ -288,6 +296,9 @@ int main(void)
     SYST_RVR = SYSCLK / 1000u - 1;
     SYST_CVR = 0;
     SYST_CSR = 7;
+    GPIO_BSRR(1) = (1u << 6) | (1u << 7);                /* I2C lines released */
+    pin_cfg(22, 0x6);                                    /* PB6 SCL: open-drain output */
+    pin_cfg(23, 0x6);                                    /* PB7 SDA: open-drain output */
     pin_cfg(28, 0x8);                                    /* PB12 input, pull-down */
     GPIO_BSRR(1) = 1u << (12 + 16);
     for (volatile uint32_t i = 0; i < 100; i++) {}

@@ -2,7 +2,7 @@
 ARM_CC    ?= arm-none-eabi-gcc
 ARM_FLAGS := -mcpu=cortex-m3 -mthumb -std=c99 -Os -Wall -Wextra -Werror -ffreestanding \
              -ffunction-sections -fdata-sections -Icore \
-             -DCOPA_MAX_BODY=64 -DCOPA_MAX_RULES=8 -DCOPA_MAX_SUBS=8
+             -DCOPA_MAX_BODY=64 -DCOPA_MAX_RULES=8 -DCOPA_MAX_SUBS=8 -DCOPA_I2C_SOFT
 STM32_ELF := $(BUILD)/stm32/copa-stm32.elf
 
 stm32: $(STM32_ELF) $(BUILD)/stm32/copa-stm32.bin
