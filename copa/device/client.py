@@ -50,11 +50,11 @@ class NoAnswer(CopaError):
 class Client:
     """One connection to one board. Not thread-safe."""
 
-    def __init__(self, port: SerialLike, *, timeout: float = 2.0):
+    def __init__(self, port: SerialLike, *, timeout: float = 2.0, max_events: int = 4096):
         self.port = port
         self.timeout = timeout
         self.decoder = FrameDecoder()
-        self.events: deque[Frame] = deque()
+        self.events: deque[Frame] = deque(maxlen=max_events)  # oldest dropped when full
         self._responses: dict[int, Frame] = {}
         self._next_id = 0
         self.session: Session | None = None
