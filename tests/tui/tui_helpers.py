@@ -28,3 +28,18 @@ async def wait_for(pilot, condition: Callable[[], object], timeout: float = 10.0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}:\n{screen_text(pilot.app)}")
         await pilot.pause(0.05)
+
+
+async def settle(pilot, timeout: float = 10.0) -> None:
+    """Wait until no worker is running (cancelled ones included), then let the screen repaint."""
+    from textual.worker import WorkerState
+
+    await wait_for(pilot, lambda: all(w.state not in (WorkerState.PENDING, WorkerState.RUNNING)
+                                      for w in pilot.app.workers), timeout, what="workers to finish")
+    await pilot.pause(0.1)
+
+
+def no_blink(app) -> None:
+    """A blinking cursor makes a screenshot depend on the millisecond it was taken."""
+    for widget in app.screen.query("Input, TextArea"):
+        widget.cursor_blink = False
