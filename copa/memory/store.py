@@ -191,34 +191,56 @@ class MemoryStore:
         the session summaries up to date. Duplicates are looked up for the whole batch at once and
         plain rows go in with one executemany: per-row round trips would cost more than the insert."""
         last = c.execute("SELECT coalesce(max(pk), 0) FROM memories").fetchone()[0]
-        known = self._current_norms(c, [p["norm"] for p in prepared if p["norm"] is not None and
-                                        p["subject"] is None])
-        ids: list[str] = []
-        plain: list[tuple] = []
+        known: dict[tuple[str, str], Any] = dict(self._current_norms(
+            c, [p["norm"] for p in prepared if p["norm"] is not None and p["subject"] is None]))
+        out: list[Any] = []  # a record dict (its id may still change on a collision) or an existing id
+        plain: list[dict[str, Any]] = []
         for p in prepared:
             if p["subject"] is None:
                 key = (p["norm"], p["kind"])
                 dup = known.get(key) if p["norm"] is not None else None
                 if dup is None:
-                    p["id"] = p["id"] or new_id()
-                    plain.append(tuple(p.values()))
-                    ids.append(p["id"])
+                    plain.append(p)
+                    out.append(p)
                     if p["norm"] is not None:
-                        known[key] = p["id"]
+                        known[key] = p
                     continue
             if plain:  # keep order: what follows may corroborate or supersede these rows
-                c.executemany(_INSERT_SQL, plain)
+                self._insert_rows(c, plain)
                 plain = []
             if p["subject"] is None:
-                self._corroborate(c, dup, p)
-                ids.append(dup)
+                mid = dup if isinstance(dup, str) else dup["id"]
+                self._corroborate(c, mid, p)
+                out.append(mid)
             else:
-                ids.append(self._insert(c, p))
+                out.append(self._insert(c, p))
         if plain:
-            c.executemany(_INSERT_SQL, plain)
+            self._insert_rows(c, plain)
         self._index_new(c, last)
         self._touch_sessions(c, prepared)
-        return ids
+        return [x if isinstance(x, str) else x["id"] for x in out]
+
+    @staticmethod
+    def _insert_rows(c: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+        """executemany with fresh ids; ids are time-ordered with 32 random bits, so a collision is
+        possible (if rare) at tens of thousands of writes a second: retry the batch with new ids."""
+        generated = [p for p in rows if not p["id"]]
+        for p in generated:
+            p["id"] = new_id()
+        for attempt in range(5):
+            c.execute("SAVEPOINT memory_rows")
+            try:
+                c.executemany(_INSERT_SQL, [tuple(p.values()) for p in rows])
+                c.execute("RELEASE memory_rows")
+                return
+            except sqlite3.IntegrityError as e:
+                c.execute("ROLLBACK TO memory_rows")
+                c.execute("RELEASE memory_rows")
+                if attempt == 4 or not generated:
+                    raise UsageError(f"cannot store these memories: {e}",
+                                     hint="an id given in the records is already used") from None
+                for p in generated:
+                    p["id"] = new_id()
 
     @staticmethod
     def _current_norms(c: sqlite3.Connection, norms: list[str]) -> dict[tuple[str, str], str]:
@@ -268,8 +290,7 @@ class MemoryStore:
             if dup is not None:
                 self._corroborate(c, dup, p)
                 return dup
-        p["id"] = p["id"] or new_id()
-        c.execute(_INSERT_SQL, tuple(p.values()))
+        self._insert_rows(c, [p])
         if p["subject"] is not None:
             self._link(c, p["id"], p["subject"], p["valid_from"])
         return p["id"]
@@ -352,11 +373,13 @@ class MemoryStore:
         return row_to_memory(rows[0]) if rows else None
 
     def resolve(self, prefix: str) -> str:
-        """A full id from a unique prefix (what a person types)."""
+        """A full id from a unique prefix or suffix of it (what a person types)."""
         prefix = prefix.strip().lower()
         if len(prefix) < 4 or not re.fullmatch(r"[0-9a-z_-]+", prefix):
             raise UsageError(f"{prefix!r} is not a memory id", hint="give at least 4 characters of the id")
         rows = self._read("SELECT id FROM memories WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "\uffff"))
+        if not rows:  # ids start with their time, so the random tail is what people remember
+            rows = self._read("SELECT id FROM memories WHERE id LIKE ? LIMIT 2", ("%" + prefix,))
         if not rows:
             raise NotFoundError(f"no memory with id {prefix!r}", hint="see 'copa memory list'")
         if len(rows) > 1:

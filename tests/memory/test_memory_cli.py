@@ -32,7 +32,7 @@ def test_add_search_show_history_list(run_copa, copa_home):
     assert old[0]["id"] == a and old[0]["current"] is False
     then = json.loads(_ok(run_copa("memory", "search", "live", "--as-of", "2023-06-01", "--json")).stdout)
     assert [h["id"] for h in then] == [a]
-    shown = json.loads(_ok(run_copa("memory", "show", a[:6], "--json")).stdout)
+    shown = json.loads(_ok(run_copa("memory", "show", a[-6:], "--json")).stdout)  # a unique tail
     assert shown["superseded_by"] == b and shown["valid_to"].startswith("2024-02-01")
     hist = _ok(run_copa("memory", "history", "user.home_city")).stdout
     assert hist.index("Lisbon") < hist.index("Porto")
@@ -117,7 +117,7 @@ def test_tasks_commands(run_copa):
     listed = json.loads(_ok(run_copa("tasks", "list", "--json")).stdout)
     assert [t["id"] for t in listed] == [a, b] and all(t["status"] == "open" for t in listed)
     _ok(run_copa("tasks", "start", a))
-    assert "done" in _ok(run_copa("tasks", "done", b[:8])).stdout
+    assert "done" in _ok(run_copa("tasks", "done", b[-8:])).stdout
     listed = json.loads(_ok(run_copa("tasks", "list", "--json")).stdout)
     assert [(t["id"], t["status"]) for t in listed] == [(a, "in_progress")]
     _ok(run_copa("tasks", "cancel", a))

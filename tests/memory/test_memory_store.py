@@ -249,3 +249,16 @@ def test_fts_index_matches_the_table_after_every_kind_of_write(store, tmp_path):
     # 'integrity-check' with rank 1 compares the index with the content table and raises on a mismatch
     store.conn.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
     assert [h.text for h in store.search("beta")] == ["beta fact"]  # gamma forgotten: beta is current again
+
+
+def test_id_collision_is_retried_with_fresh_ids(store, monkeypatch):
+    import copa.memory.store as store_mod
+
+    ids = iter(["00000000aaaaaaaa", "00000000aaaaaaaa", "00000000bbbbbbbb", "00000000cccccccc"])
+    monkeypatch.setattr(store_mod, "new_id", lambda: next(ids))
+    first = store.add("first")
+    second = store.add("second")  # gets the same id first: the batch is redone with a new one
+    assert first == "00000000aaaaaaaa" and second == "00000000bbbbbbbb"
+    assert store.get(second).text == "second" and store.stats()["memories"] == 2
+    with pytest.raises(UsageError, match="already used"):
+        store.add_many([{"id": first, "text": "explicit id that exists"}])
