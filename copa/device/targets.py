@@ -96,13 +96,17 @@ class Target:
 
 
 def start(target: str, *, store: Path | None = None, adc_mv: dict[int, int] | None = None) -> Target:
-    """Start a built target with blank storage (or the host build's ``store`` file)."""
+    """Start a built target. Storage starts blank, except that ``store`` names a file that holds
+    it across restarts (the host build's store, the simavr Uno's EEPROM); ``adc_mv`` sets the
+    simavr Uno's analog inputs in millivolts."""
     if target == "host":
         cmd = [str(BUILD / "host" / "copa-fw")] + (["--store", str(store)] if store else [])
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         pattern, timeout = r"PTY (\S+)\n", 10.0
     elif target == "avr":
         args = [a for ch, mv in (adc_mv or {}).items() for a in ("-a", f"{ch}={mv}")]
+        if store:
+            args += ["-e", str(store)]
         proc = subprocess.Popen([str(BUILD / "sim" / "uno-pty"), *args, str(BUILD / "avr" / "copa-uno.elf")],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         pattern, timeout = r"PTY (\S+)\n", 10.0

@@ -399,3 +399,23 @@ def test_host_build_storage_survives_power_cycle(start_target, tmp_path):
     assert [(e.slot, e.rule) for e in c2.rules()] == [(slot, rule)]
     c2.authenticate(KEY)
     assert c2.stats().boot_count == 2
+
+
+def test_avr_eeprom_survives_power_cycle(start_target, tmp_path):
+    """The Uno image in simavr with its EEPROM in a file: kill the simulator, start it again."""
+    ee = tmp_path / "uno-eeprom.bin"
+    b1 = start_target("avr", store=ee)
+    c = paired(b1.open())
+    rule = Rule(Rule.ADC, 3, Rule.ABOVE, 700, 650, 1000, act_pin=13)
+    slot = c.rule_add(rule)
+    dev = c.hello_info.device_id
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (ee.exists() and ee.read_bytes()[32 + 14 * slot] == 0xA5):
+        time.sleep(0.05)  # the harness saves within ~50 ms of an EEPROM change
+    b1.stop()  # SIGKILL: a power cut
+    c2 = start_target("avr", store=ee).open()
+    h = c2.hello()
+    assert h.device_id == dev and h.paired and not h.pair_open
+    assert [(e.slot, e.rule) for e in c2.rules()] == [(slot, rule)]
+    assert c2.stats().boot_count == 2
+    c2.authenticate(KEY)
