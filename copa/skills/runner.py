@@ -338,6 +338,7 @@ class WorkerPool:
 
     def close(self) -> None:
         self._stop.set()
+        atexit.unregister(self.close)  # a closed pool leaves nothing behind in a long-lived process
         with self._lock:
             workers, self._workers = self._workers, []
         for w in workers:
