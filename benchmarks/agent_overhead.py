@@ -64,7 +64,7 @@ def populate(ws, n: int, seed: int = 7) -> float:
             batch.append({"text": sentence(rng, 16, vocab), "kind": "episode", "session_id": f"bench-{s}",
                           "role": "user" if i % 2 else "assistant", "occurred_at": f"2024-{1 + s % 12:02d}-10"})
         elif r < 9:
-            subject = f"bench.{rng.randrange(n // 3)}"
+            subject = f"bench.{rng.randrange(n // 3)}" if i % 7 == 0 else None  # some facts change
             batch.append({"text": sentence(rng, 12, vocab), "kind": "fact", "subject": subject})
         else:
             batch.append({"text": sentence(rng, 12, vocab), "kind": "note"})
@@ -132,6 +132,15 @@ def cli_ttfb(env: dict[str, str], n: int) -> list[float]:
     return out
 
 
+def cli_breakdown(env: dict[str, str]) -> dict[str, float]:
+    """Where a cold `copa ask` process spends its time inside the turn (from --json)."""
+    import json
+
+    out = subprocess.run([sys.executable, "-m", "copa", "ask", "--json", "hi"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, env=env, cwd=ROOT, check=True).stdout
+    return json.loads(out)["timing"]
+
+
 def fmt(xs: list[float]) -> str:
     xs = sorted(xs)
     p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
@@ -169,6 +178,7 @@ def main() -> None:
                     results["bare"] = bare_requests(ws, args.turns)
                     env = {**os.environ, "COPA_HOME": home}
                     results["cli"] = cli_ttfb(env, 5)
+                    results["cli_timing"] = cli_breakdown(env)
                 ws.close()
     finally:
         proc.terminate()
@@ -185,6 +195,9 @@ def main() -> None:
             print(f"  {name:<33}{fmt(r[k])}")
     print(f"bare provider request, first byte     {fmt(results['bare'])}")
     print(f"`copa ask --no-memory` process start -> first byte {fmt(results['cli'])}  (5 runs)")
+    ct = results["cli_timing"]
+    print("  one cold `copa ask --json` turn: " + ", ".join(
+        f"{k} {ct.get(k, 0):.0f} ms" for k in ("tools_load_ms", "store_ms", "context_ms", "ttfb_ms", "total_ms")))
     big_med = statistics.median(results[big]["overhead_ms"])
     empty_med = statistics.median(results["empty memory"]["overhead_ms"])
     print(f"\noverhead ratio {big} / empty: {big_med / empty_med:.2f}x")

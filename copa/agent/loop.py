@@ -127,18 +127,30 @@ def run_turn(ws: Any, message: str, *, session_id: str | None = None, model: str
 
         raise ProviderError("no model is configured", hint=CONFIGURE_HINT)
     spec = models.get(model)
+    models.warm()
     session_id = session_id or new_session_id()
     turn_id = secrets.token_hex(8)
     timing: dict[str, float] = {}
-    emit = on_event or (lambda e: None)
+    cancelled = []  # a face cancels by raising KeyboardInterrupt from on_event (the TUI's stop key)
+
+    def emit(event: Event) -> None:
+        if on_event is not None:
+            try:
+                on_event(event)
+            except KeyboardInterrupt:
+                cancelled.append(True)
 
     t = time.perf_counter()
     user_mid = ws.memory.add_turn(session_id, "user", message, metadata={"turn": turn_id}) if use_memory else None
-    turn_log = TurnLog(ws.paths.db_file)
+    turn_log = ws.__dict__.get("_agent_turn_log")  # one connection per workstation, not per turn
+    if turn_log is None:
+        turn_log = ws.__dict__["_agent_turn_log"] = TurnLog(ws.paths.db_file)
     timing["store_ms"] = (time.perf_counter() - t) * 1000
 
     saved: list[str] = []
+    t = time.perf_counter()
     tools = collect_tools(ws, use_memory=use_memory, session_id=session_id, turn_id=turn_id, saved=saved)
+    timing["tools_load_ms"] = (time.perf_counter() - t) * 1000
     by_name = {tl.spec.name: tl for tl in tools}
     extra = "\n\n".join(s for s in (cfg.get("agent.system_prompt"), system) if s)
     ctx = assemble(ws, message, session_id=session_id, window=spec.window(), answer_tokens=spec.max_tokens,
@@ -174,6 +186,8 @@ def run_turn(ws: Any, message: str, *, session_id: str | None = None, model: str
     error: ProviderError | None = None
     try:
         for step in range(max_steps + 2):  # max_steps rounds of tools, then one told to answer
+            if cancelled:
+                raise KeyboardInterrupt
             reply = models.chat(ChatRequest(messages, system=ctx.system, tools=specs), model, on_event=on_event)
             model_ms += reply.duration_ms
             if reply.ttfb_ms is not None and "ttfb_ms" not in timing:
@@ -188,6 +202,8 @@ def run_turn(ws: Any, message: str, *, session_id: str | None = None, model: str
             messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls))
             t = time.perf_counter()
             for call in reply.tool_calls:
+                if cancelled:
+                    raise KeyboardInterrupt
                 if step >= max_steps:
                     res, how = ToolResult(False, error=f"tool step limit reached (agent.max_tool_steps = {max_steps})"
                                           "; answer with what you have", error_type="limit"), "limit"
@@ -232,7 +248,6 @@ def run_turn(ws: Any, message: str, *, session_id: str | None = None, model: str
                       error=result.error, input_tokens=result.usage.input_tokens,
                       output_tokens=result.usage.output_tokens, cost=result.cost,
                       memories_used=ctx.memories_used, timing=timing)
-    turn_log.close()
     timing["store_ms"] += (time.perf_counter() - t) * 1000
     result.timing = timing
     if error is not None:

@@ -81,6 +81,10 @@ class Registry:
         specs = self.all()
         if name in specs:
             return specs[name]
+        if name in ("default", "fast"):  # role names: reports.summary_model = "fast" etc.
+            target = self.default_name() if name == "default" else self.fast_name()
+            if target and target not in ("default", "fast"):
+                return self.get(target)
         provider, sep, model = name.partition(":")
         if sep and provider in PROVIDERS and model:
             base = specs.get(provider) if provider in self.environment else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,7 @@ class Models:
         self.ws = ws
         self.env = os.environ if env is None else env
         self._client = None
+        self._client_lock = threading.Lock()
         self._registry: Registry | None = None
         self.sleep = time.sleep  # tests may replace it
 
@@ -149,8 +151,18 @@ class Models:
         except (CopaError, OSError):
             return set()
 
+    def warm(self) -> None:
+        """Import httpx and open the client in the background (it costs ~0.15 s in a cold process), so
+        that it overlaps with the caller's other work (storing, recall, loading skills)."""
+        if self._client is None:
+            threading.Thread(target=lambda: self.client, daemon=True, name="copa-http-warm").start()
+
     @property
     def client(self):
+        with self._client_lock:
+            return self._make_client()
+
+    def _make_client(self):
         if self._client is None:
             import httpx
 

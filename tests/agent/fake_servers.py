@@ -171,6 +171,14 @@ def error_body(wire: str, code: int, message: str) -> dict[str, Any]:
                       "code": None}}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up are expected here
+            super().handle_error(request, client_address)
+
+
 class FakeModelServer:
     """A threaded HTTP/1.1 server on 127.0.0.1 (free port) answering like the chosen provider."""
 
@@ -234,7 +242,7 @@ class FakeModelServer:
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> FakeModelServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
+        self._server = _QuietServer(("127.0.0.1", self._port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True, name=f"fake-{self.wire}")

@@ -241,3 +241,17 @@ def test_post_turn_extraction_saves_memories_with_subjects(srv, monkeypatch):
     assert r.text == "Lyon is lovely." and len(r.saved) == 1
     assert [m.text for m in w.memory.history("user.home_city")] == ["The user lives in Lyon."]
     w.close()
+
+
+def test_a_face_cancels_by_raising_keyboardinterrupt_from_on_event(srv, ws):
+    """The TUI's stop key: raising from on_event ends the turn, keeping what streamed, never crashing."""
+    srv.add(Answer("abc", tool_calls=[("recall", {"query": "x"}), ("recall", {"query": "y"})]), Answer("never"))
+
+    def on_event(e):
+        if e.type == "tool_result":
+            raise KeyboardInterrupt
+
+    r = run_turn(ws, "go", session_id="s", on_event=on_event)
+    assert r.cancelled and r.interrupted and r.text == "abc" and len(r.tool_calls) == 1
+    assert len(srv.requests) == 1
+    assert ws.memory.turns("s")[-1].metadata["interrupted"] is True

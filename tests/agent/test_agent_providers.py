@@ -315,3 +315,14 @@ def test_zero_config_finds_a_local_ollama_on_its_default_port():
         assert srv.requests[-1].body["model"] == "qwen2.5:0.5b"
     finally:
         srv.stop()
+
+
+def test_role_names_default_and_fast(monkeypatch):
+    with FakeModelServer("openai", model="big") as big, FakeModelServer("gemini", model="small") as small:
+        big.configure("big")
+        small.configure("small")
+        monkeypatch.setenv("COPA_AGENT_FAST_MODEL", "small")
+        small.add(Answer("fast answer"))
+        ws = Workstation()
+        assert ws.models.get("default").name == "big" and ws.models.get("fast").name == "small"
+        assert ws.models.chat(ChatRequest([Message("user", "hi")]), "fast").text == "fast answer"
