@@ -138,6 +138,9 @@ def run_cmd(name: str = typer.Argument(..., help="Skill name."),
             raise UsageError(f"'{name}' is dangerous and needs approval", hint="add --yes to run it")
         typer.confirm(f"'{name}' is marked dangerous. Run it with {json.dumps(arguments)}?", abort=True)
     result = ws.skills.call(name, arguments)
+    printed = ws.skills.last_output
+    if printed and not json_out:  # the skill's own print()s: handy while writing one
+        sys.stderr.write("".join(f"| {line}\n" for line in printed.rstrip("\n").splitlines()))
     if json_out:
         emit_json(result.as_dict() | {"duration_ms": result.duration_ms})
     elif result.ok:

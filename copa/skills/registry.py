@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -25,6 +26,7 @@ from copa.tools import ToolResult, ToolSpec
 if TYPE_CHECKING:
     from copa.workstation import Workstation
 
+log = logging.getLogger("copa.skills")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOCATIONS = ("builtin", "extra", "user", "project")  # lowest precedence first
 
@@ -96,6 +98,7 @@ class Skills:
         self._last_scan = -1e9
         self._fps: dict[str, tuple] = {}
         self._transient: dict[str, dict] = {}
+        self.last_output = ""
         self._mcp = None
         self._lock = threading.RLock()
 
@@ -264,10 +267,14 @@ class Skills:
         except TimeoutError:
             return ToolResult(False, error=f"skill '{name}' took too long to load", error_type="timeout",
                               duration_ms=_ms(t0))
+        pos = worker.output_pos()
         try:
             result = worker.call(info.function or name, arguments, timeout)
+            self.last_output = worker.output_since(pos)  # what it printed: shown by `copa skills run`
         finally:
             self.pool.release(worker)
+        if self.last_output:
+            log.debug("skill %s printed: %s", name, self.last_output[-2000:])
         result.duration_ms = _ms(t0)
         return result
 

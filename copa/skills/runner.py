@@ -223,6 +223,24 @@ class Worker:
             return "memory", f"the skill ran out of memory (limit {self.config.get('memory_mb')} MB)"
         return "crash", f"the skill's worker exited with code {code}" + (f": {last}" if last else "")
 
+    def output_since(self, pos: int, limit: int = 20000) -> str:
+        """What the skill printed (stdout and stderr) since ``pos`` in its output file."""
+        if self._stderr is None:
+            return ""
+        try:
+            self._stderr.seek(pos)
+            data = self._stderr.read(limit + 1)
+        except (OSError, ValueError):
+            return ""
+        text = data[:limit].decode("utf-8", "replace")
+        return text + ("\n... (more output cut)" if len(data) > limit else "")
+
+    def output_pos(self) -> int:
+        try:
+            return self._stderr.seek(0, os.SEEK_END) if self._stderr is not None else 0
+        except (OSError, ValueError):
+            return 0
+
     def call(self, function: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
         t0 = time.perf_counter()
         self._next_id += 1

@@ -9,6 +9,7 @@ runs here, confined, so copa's own process never executes skill code).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -184,6 +185,8 @@ def serve(cfg: dict, out, report: dict) -> None:
             reply = {"id": rid, "ok": False, "error_type": kind, "error": _error_text(e), "where": _where(e, path)}
         if recycle:
             reply["recycle"] = True
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()  # what the skill printed is in the output file before the reply
         _send(out, reply)
         if recycle:
             return

@@ -34,6 +34,7 @@ def echo(text: str, times: int = 1, loud: bool = False, mode: Literal["a", "b"] 
         times: how often.
     """
     out = " ".join([text] * times)
+    print("debug: repeating", times, "times", end="")
     return {"out": out.upper() if loud else out, "mode": mode}
 
 @skill
@@ -71,6 +72,9 @@ def test_list_show_run(run_copa, copa_home):
     run = run_copa("skills", "run", "echo", "--arg", "text=42", "--arg", "times=2", "--arg", "loud=true", "--json")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["content"] == {"out": "42 42", "mode": "a"}  # "42" stays a string
+    plain = run_copa("skills", "run", "echo", "--arg", "text=hi")
+    assert plain.returncode == 0 and json.loads(plain.stdout)["out"] == "hi"
+    assert plain.stderr == "| debug: repeating 1 times\n"  # the skill's print, apart from the result
     bad = run_copa("skills", "run", "echo", "--arg", "text=x", "--arg", "mode=c", "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["error_type"] == "invalid_arguments"
     fail = run_copa("skills", "run", "fails")
