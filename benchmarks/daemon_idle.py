@@ -28,15 +28,21 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15 of stat)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
-    return rss, hwm
+    """(VmRSS, VmHWM) in MB; 0 for a process that is exiting (a zombie has neither)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0, 0.0
+    rss, hwm = re.search(r"VmRSS:\s+(\d+)", status), re.search(r"VmHWM:\s+(\d+)", status)
+    return (int(rss.group(1)) / 1024 if rss else 0.0), (int(hwm.group(1)) / 1024 if hwm else 0.0)
 
 
 def descendants(pid: int) -> list[int]:
@@ -59,10 +65,22 @@ def measure(pid: int, seconds: float) -> tuple[float, float, float, int]:
     procs = descendants(pid)
     t0, c0 = time.monotonic(), sum(cpu_ticks(p) for p in procs)
     time.sleep(seconds)
-    procs = [p for p in procs if Path(f"/proc/{p}").exists()]
-    t1, c1 = time.monotonic(), sum(cpu_ticks(p) for p in procs)
+    alive = [p for p in procs if Path(f"/proc/{p}").exists()]
+    t1, c1 = time.monotonic(), sum(cpu_ticks(p) for p in alive)  # a process gone in between: its ticks are lost
+    procs = alive
     rss = sum(rss_mb(p)[0] for p in procs)
     return (c1 - c0) / TICK / (t1 - t0) * 100, rss, rss_mb(pid)[1], len(procs)
+
+
+def wait_runs(log: Path, n: int, timeout: float = 600) -> None:
+    """Until both warm jobs have each finished n runs (as the daemon's log says)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        if min(text.count("job warm: ok"), text.count("job warm-skill: ok")) >= n:
+            return
+        time.sleep(0.2)
+    raise SystemExit("the warm jobs did not run; see " + str(log))
 
 
 def copa(env: dict[str, str], *args: str) -> None:
@@ -74,6 +92,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measurement window")
     ap.add_argument("--jobs", type=int, default=20, help="jobs defined (none due in the window)")
     ap.add_argument("--changes", type=int, default=5, help="CLI changes timed for the reload latency")
+    ap.add_argument("--runs", type=int, default=30, help="runs of a report job and a skill job for the growth check")
     args = ap.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="copa-bench-daemon-"))
@@ -112,10 +131,14 @@ def main() -> int:
             latencies.append(max(0.0, seen - done))
 
         # after real work: a report (memory, doctor checks, skills) ran in the daemon, then idle again
-        copa(env, "schedule", "add", "warm", "--every", "2s", "--report", "daily-briefing")
-        while "job warm: ok" not in log.read_text():
-            time.sleep(0.1)
+        copa(env, "schedule", "add", "warm", "--every", "1s", "--report", "daily-briefing")
+        copa(env, "schedule", "add", "warm-skill", "--every", "1s", "--skill", "current_time")
+        wait_runs(log, 3)
+        r_first = sum(rss_mb(p)[0] for p in descendants(daemon.pid))
+        wait_runs(log, 3 + args.runs)
+        r_last = sum(rss_mb(p)[0] for p in descendants(daemon.pid))
         copa(env, "schedule", "pause", "warm")
+        copa(env, "schedule", "pause", "warm-skill")
         time.sleep(2.0)
         w_cpu, w_rss, w_hwm, w_procs = measure(daemon.pid, args.seconds)
     finally:
@@ -129,8 +152,10 @@ def main() -> int:
     print(f"{'process':<28}{'CPU %':>8}{'RSS MB':>9}{'peak MB':>9}")
     print(f"{'python sleeping (baseline)':<28}{b_cpu:>8.3f}{b_rss:>9.1f}{'':>9}")
     print(f"{'copa daemon':<28}{d_cpu:>8.3f}{d_rss:>9.1f}{d_hwm:>9.1f}")
-    print(f"{'  idle again after a report':<28}{w_cpu:>8.3f}{w_rss:>9.1f}{w_hwm:>9.1f}  ({w_procs} process(es))")
+    print(f"{'  idle again after runs':<28}{w_cpu:>8.3f}{w_rss:>9.1f}{w_hwm:>9.1f}  ({w_procs} process(es))")
     print(f"RSS ratio daemon / bare python: {d_rss / b_rss:.1f}x")
+    print(f"growth over {args.runs} more runs of a report and a skill: {r_first:.1f} -> {r_last:.1f} MB "
+          f"({(r_last - r_first) * 1024 / (2 * args.runs):+.1f} KB per run)")
     print(f"CLI change -> daemon reload: median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
           f"max {latencies[-1] * 1000:.0f} ms over {len(latencies)} changes")
     ok_cpu, ok_rss = max(d_cpu, w_cpu) < 1.0, max(d_hwm, w_hwm, w_rss) < 80.0

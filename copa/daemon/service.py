@@ -9,6 +9,7 @@ retry or raise anything without taking the daemon down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -39,6 +40,9 @@ class Daemon:
         self.written_next: dict[int, datetime | None] = {}
         self.version = -1
         self.scheduler: Any = None
+        self._skills: Any = None
+        self._skills_lock = threading.Lock()
+        self._skills_ws: Workstation | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
     def run(self) -> int:
@@ -123,6 +127,7 @@ class Daemon:
         if left:
             n = self.store.mark_interrupted(left, "the daemon was stopped before the run finished")
             log.warning("stopped with %d run(s) unfinished; marked interrupted", n)
+        self._close_skills()  # after marking: a run whose worker dies now cannot overwrite "interrupted"
         self.store.set_meta("daemon_stopped", iso(datetime.now(UTC)))
         say(f"copa daemon: stopped ({len(left)} run(s) interrupted)")
         if left:  # worker threads cannot be killed; leave without waiting for them
@@ -231,7 +236,10 @@ class Daemon:
     def _fire(self, job_id: int, origin: str) -> None:
         """Called by APScheduler in a worker thread. Never raises."""
         try:
-            ws = Workstation(self.paths)
+            ws = Workstation(self.paths)  # fresh config and its own database connection for this run
+            shared = self._shared_skills()
+            if shared is not None:
+                ws.__dict__["skills"] = shared  # see _shared_skills
             try:
                 store = JobStore(ws.db.conn)
                 job = store.get_by_id(job_id)
@@ -248,9 +256,34 @@ class Daemon:
                     store.record_skipped(job, str(e.message), origin=origin)
                     log.info("job %s skipped: %s", job.name, e.message)
             finally:
+                ws.__dict__.pop("skills", None)  # shared: not this run's to close
                 ws.close()
         except BaseException:  # the daemon never dies of a job
             log.exception("job %s crashed in the daemon", job_id)
+
+    def _shared_skills(self) -> Any:
+        """One skills registry (and worker pool) for the daemon's life, shared by every run: a
+        registry per run would leave its pool's atexit hook behind each time (a slow leak in a
+        process that runs for months) and pay the discovery again. Its own Workstation keeps its
+        database connection apart from the runs'. User skill files are still rescanned on use."""
+        with self._skills_lock:
+            if self._skills is None:
+                try:
+                    from copa.skills import Skills
+
+                    self._skills_ws = Workstation(self.paths)
+                    self._skills = Skills(self._skills_ws)
+                except Exception:  # no skills part: each run's ws.skills will say why
+                    log.exception("skills are not available to scheduled runs")
+                    self._skills = False
+            return self._skills or None
+
+    def _close_skills(self) -> None:
+        if self._skills:
+            with contextlib.suppress(Exception):
+                self._skills.close()  # stops its sandboxed workers: no orphans after the daemon
+        if self._skills_ws is not None:
+            self._skills_ws.close()
 
     def _track(self, run_id: int, name: str) -> None:
         with self.active_lock:

@@ -200,3 +200,18 @@ def test_a_run_missed_while_suspended_runs_once_on_wake(copa_home, run_copa, dae
                       what="the missed run to be caught up")
     assert caught[0]["status"] in ("ok", "running")
     assert "missed its run" in Path(d.log_path).read_text()
+
+
+def test_skill_workers_do_not_outlive_the_daemon(copa_home, run_copa, daemons):
+    from sched_helpers import alive, children
+
+    assert run_copa("schedule", "add", "clock", "--every", "1s", "--skill", "current_time",
+                    "--arg", "timezone=UTC").returncode == 0
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        n = len(_runs(copa_home, "clock", "ok"))
+        d = daemons.start()
+        wait_for(lambda n=n: len(_runs(copa_home, "clock", "ok")) >= n + 2, 30, what="skill runs")
+        workers = wait_for(lambda d=d: children(d.pid), 10, what="a skill worker under the daemon")
+        os.kill(d.pid, how)
+        d.wait(timeout=30)
+        wait_for(lambda w=workers: not any(alive(p) for p in w), 15, what=f"workers gone after {how.name}")
