@@ -1,6 +1,7 @@
 """Files: list, read and search files in your home folder and the project copa runs in.
 
 Read-only. The sandbox only lets this skill see ~ and the current folder; paths elsewhere fail.
+Credential stores inside those (~/.ssh, ~/.aws, copa's secrets files, ...) are refused too.
 """
 
 from __future__ import annotations
@@ -17,11 +18,30 @@ MAX_READ_BYTES = 512 * 1024
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".tox"}
 
 
+def _sensitive() -> tuple[str, ...]:
+    """Credential stores inside the allowed roots that the model has no business reading."""
+    from copa.paths import Paths
+
+    home = os.path.expanduser("~")
+    paths = Paths.from_env()
+    names = [".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".pgpass", ".password-store",
+             ".config/gcloud", ".local/share/keyrings", ".git-credentials"]
+    return tuple([os.path.join(home, n) for n in names] + [str(paths.secrets_file), str(paths.secrets_key_file),
+                                                           str(paths.secrets_index_file)])
+
+
+def _refused(p: Path) -> bool:
+    s = str(p)
+    return any(s == r or s.startswith(r + os.sep) for r in _sensitive())
+
+
 def _resolve(path: str) -> Path:
     p = Path(os.path.expanduser(path))
     if not p.is_absolute():
         p = Path(os.environ.get("COPA_CWD", os.getcwd())) / p
     p = p.resolve()
+    if _refused(p):
+        raise PermissionError(f"{path} holds credentials; the files skill does not read it")
     if not p.exists():
         raise FileNotFoundError(f"{path} does not exist")
     return p
@@ -48,10 +68,10 @@ def list_files(path: str = ".", pattern: str = "*", recursive: bool = False, lim
     walker = os.walk(root) if recursive else [(str(root), None, None)]
     for folder, dirs, _ in walker:
         if dirs is not None:
-            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not _refused(Path(folder) / d))
         with os.scandir(folder) as it:
             for e in sorted(it, key=lambda e: e.name):
-                if not fnmatch.fnmatch(e.name, pattern) or (recursive and e.is_dir()):
+                if not fnmatch.fnmatch(e.name, pattern) or (recursive and e.is_dir()) or _refused(Path(e.path)):
                     continue
                 if len(entries) >= limit:
                     truncated = True
@@ -103,9 +123,9 @@ def search_files(query: str, path: str = ".", glob: str = "*", regex: bool = Fal
     pattern = re.compile(query if regex else re.escape(query), re.IGNORECASE)
     matches, scanned = [], 0
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not _refused(Path(folder) / d))
         for name in sorted(files):
-            if not fnmatch.fnmatch(name, glob):
+            if not fnmatch.fnmatch(name, glob) or _refused(Path(folder) / name):
                 continue
             full = os.path.join(folder, name)
             scanned += 1

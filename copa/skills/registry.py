@@ -256,8 +256,6 @@ class Skills:
         key = (info.source, info.fingerprint, tuple(sorted(info.permissions)), digest)
         config = sandbox_config(perms, Path(info.source), self.limits, self._data_dirs(perms))
         config.update(mode="serve", file=info.source, cwd=self.cwd)
-        if perms.memory and self.ws is not None:
-            config["read"].append(str(self.ws.paths.config_dir))
         timeout = info.timeout or self.limits.timeout
         try:
             worker = self.pool.acquire(key, config, secrets)
@@ -309,7 +307,8 @@ class Skills:
         if not perms.memory or self.ws is None:
             return ()
         self.ws.paths.ensure()
-        return (str(self.ws.paths.data_dir), str(self.ws.paths.state_dir))
+        # the database's folder only: not the config folder, whose key file unlocks the secrets file
+        return (str(self.ws.paths.data_dir),)
 
 
 def _stem(path: Path) -> str:

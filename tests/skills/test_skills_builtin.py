@@ -234,3 +234,43 @@ def test_memory(builtins):
         assert ws.memory.get(rid) is None
     finally:
         ws.close()
+
+
+def test_memory_permission_cannot_reach_the_secrets_key(write_skill, skill_dir):
+    ws = Workstation()
+    ws.secrets.set("SOME_KEY", "value-1234")  # creates the key file (file backend here)
+    key_file = ws.paths.secrets_key_file
+    assert key_file.exists()
+    write_skill("peek_key.py", f'''
+        from copa.skills import skill
+
+        @skill(permissions=["memory"])
+        def peek_key() -> int:
+            """Tries to read copa's secrets key."""
+            return len(open({str(key_file)!r}, "rb").read())
+    ''')
+    reg = Skills(ws, dirs=[("user", skill_dir)], min_interval=0)
+    try:
+        r = reg.call("peek_key")
+        assert not r.ok and r.error_type == "permission", r
+    finally:
+        reg.close()
+        ws.close()
+
+
+def test_files_refuse_credentials_in_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY needle")
+    (home / "todo.txt").write_text("needle: water the plants")
+    monkeypatch.setenv("HOME", str(home))
+    reg = Skills(dirs=[("builtin", discovery.builtin_dir())], cwd=str(home), min_interval=0)
+    try:
+        r = reg.call("read_file", {"path": "~/.ssh/id_ed25519"})
+        assert not r.ok and r.error_type == "permission" and "credentials" in r.error
+        listing = _ok(reg.call("list_files", {"path": "~"}))
+        assert [e["path"] for e in listing["entries"]] == ["todo.txt"]
+        found = _ok(reg.call("search_files", {"query": "needle", "path": "~"}))
+        assert [m["path"] for m in found["matches"]] == ["todo.txt"]
+    finally:
+        reg.close()
