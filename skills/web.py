@@ -65,6 +65,22 @@ def html_to_text(html: str) -> tuple[str, str]:
     return " ".join(p.title.split()), "\n".join(out).strip()
 
 
+def _check_host(request) -> None:
+    """Refuse link-local and unspecified addresses (cloud metadata services live at 169.254.169.254)."""
+    import ipaddress
+    import socket
+
+    host = request.url.host
+    try:
+        infos = socket.getaddrinfo(host, request.url.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as e:
+        raise ValueError(f"cannot resolve {host}: {e.strerror}") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        if ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+            raise PermissionError(f"{host} is a link-local or reserved address ({ip}); not fetched")
+
+
 @skill(permissions=["net"], timeout=60)
 def fetch_url(url: str, max_chars: int = 20000, max_bytes: int = 2_000_000, timeout: float = 20.0) -> dict:
     """Fetch a web page (or text file) and return its readable text.
@@ -81,7 +97,8 @@ def fetch_url(url: str, max_chars: int = 20000, max_bytes: int = 2_000_000, time
         raise ValueError("only http:// and https:// addresses can be fetched")
     deadline = time.monotonic() + timeout
     headers = {"User-Agent": "copa-web-skill/1 (+https://github.com/)", "Accept": "text/html,text/plain,*/*;q=0.5"}
-    with httpx.Client(follow_redirects=True, timeout=min(timeout, 30.0), headers=headers) as client, \
+    with httpx.Client(follow_redirects=True, timeout=min(timeout, 30.0), headers=headers,
+                      event_hooks={"request": [_check_host]}) as client, \
             client.stream("GET", url) as r:
         ctype = r.headers.get("content-type", "")
         body, truncated = bytearray(), False

@@ -140,6 +140,8 @@ def test_web_fetch(builtins, http_server):
     assert not img.ok and "image/png" in img.error
     bad = builtins.call("fetch_url", {"url": "file:///etc/passwd"})
     assert not bad.ok and "http" in bad.error
+    meta = builtins.call("fetch_url", {"url": "http://169.254.169.254/latest/meta-data/", "timeout": 2})
+    assert not meta.ok and meta.error_type == "permission" and "link-local" in meta.error
 
 
 def test_shell(builtins, project):
