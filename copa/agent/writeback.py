@@ -67,8 +67,8 @@ def parse_proposals(text: str) -> list[dict[str, str]]:
 def extract(ws: Any, session_id: str, turn_id: str, user_text: str, answer: str, model: str | None) -> list[str]:
     """Ask the fast model for memories in this exchange and store them; returns the ids saved."""
     exchange = f"user: {user_text[:8000]}\nassistant: {answer[:4000]}"
-    reply = ws.models.chat(ChatRequest([Message("user", exchange)], system=EXTRACT_PROMPT, max_tokens=600,
-                                       temperature=0), model)
+    # no temperature: reasoning models refuse any value but their default
+    reply = ws.models.chat(ChatRequest([Message("user", exchange)], system=EXTRACT_PROMPT, max_tokens=600), model)
     ids = []
     for p in parse_proposals(reply.text):
         meta = {"session_id": session_id, "turn": turn_id, "via": "extract"}
