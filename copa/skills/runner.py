@@ -116,6 +116,7 @@ class Worker:
     _buf: bytes = b""
     _stderr: Any = None
     _next_id: int = 0
+    _pending: dict | None = None  # inspect mode: the first message, read while starting
 
     # -- lifecycle
     def start(self, timeout: float = 20.0) -> None:
@@ -123,8 +124,13 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-B", "-m", "copa.skills.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._stderr, env=self.env, cwd=self.tmpdir, close_fds=True, start_new_session=True)
-        self._write(self.config)
-        hello = self._read(time.monotonic() + timeout)
+        try:
+            self._write(self.config)
+            hello = self._read(time.monotonic() + timeout)
+        except (WorkerDied, ValueError):
+            _, why = self.death_reason()
+            self.close()
+            raise WorkerDied(why) from None
         if self.config.get("mode") == "inspect":
             self._pending = hello
             return
@@ -139,10 +145,10 @@ class Worker:
 
     def close(self) -> None:
         if self.proc is not None:
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)  # the worker and anything it started
-                except (ProcessLookupError, PermissionError):
+            try:  # the worker and anything it started (even after the worker itself has exited)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                if self.proc.poll() is None:
                     self.proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
@@ -194,7 +200,7 @@ class Worker:
         return json.loads(line)
 
     def read_message(self, timeout: float) -> dict:
-        pending = getattr(self, "_pending", None)
+        pending = self._pending
         if pending is not None:
             self._pending = None
             return pending

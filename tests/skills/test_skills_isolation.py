@@ -379,3 +379,25 @@ def test_flooding_the_protocol_is_stopped(write_skill, registry):
     r = registry.call("flood")
     assert not r.ok and r.error_type == "result" and "over-long" in r.error
     assert registry.call("fine").content == "fine"
+
+
+def test_background_children_are_stopped_with_the_worker(write_skill, registry, tmp_path):
+    marker = tmp_path / "alive"
+    write_skill("spawner.py", f'''
+        import subprocess
+        from copa.skills import skill
+
+        @skill(permissions=["exec", "fs.write:{tmp_path}"], timeout=2)
+        def spawn() -> int:
+            """Leaves a child behind, then hangs."""
+            p = subprocess.Popen(["/bin/sh", "-c", "while true; do touch {marker}; sleep 0.1; done"])
+            import time
+            time.sleep(30)
+            return p.pid
+    ''')
+    r = registry.call("spawn")
+    assert r.error_type == "timeout"
+    time.sleep(0.5)
+    marker.unlink(missing_ok=True)
+    time.sleep(0.5)
+    assert not marker.exists(), "the skill's child kept running after its worker was stopped"
