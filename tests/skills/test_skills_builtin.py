@@ -50,6 +50,10 @@ def test_every_builtin_loads(builtins):
             "upcoming_events", "current_time", "convert_time", "date_add", "date_diff", "memory_remember",
             "memory_recall", "memory_forget", "memory_tasks", "memory_add_task"} <= names
     assert all(i.description and i.parameters["type"] == "object" for i in infos)
+    import jsonschema
+
+    for i in infos:  # what the model and MCP clients receive must be valid JSON Schema
+        jsonschema.Draft202012Validator.check_schema(i.parameters)
     assert {i.name for i in infos if i.dangerous} == {"run_command"}
 
 

@@ -123,3 +123,27 @@ def test_results_to_json():
                    "path": "/a"}
     with pytest.raises(TypeError, match="cannot turn"):
         to_json(object())
+
+
+def test_custom_name_and_private_parameters():
+    @skill(name="lookup-city", description="Find a city.")
+    def find(city: str, _cache: dict | None = None) -> str:
+        """Docstring that the explicit description overrides."""
+        return city
+
+    meta = meta_of(find)
+    assert meta.name == "lookup-city" and meta.description == "Find a city."
+    _, schema = function_schema(find)
+    assert list(schema["properties"]) == ["city"]
+    assert coerce_arguments(find, {"city": "Porto"}) == {"city": "Porto"}
+    with pytest.raises(ArgumentError, match="unknown argument"):
+        coerce_arguments(find, {"city": "Porto", "_cache": {}})
+
+
+def test_generated_schemas_are_valid_json_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    _, schema = function_schema(forecast)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate({"place": {"city": "Lisbon"}, "unit": "celsius", "hours": [1, 2]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"place": {"city": "Lisbon"}, "unit": "kelvin"}, schema)
