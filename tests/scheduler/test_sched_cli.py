@@ -140,3 +140,19 @@ def test_dangerous_skill_needs_explicit_consent_and_exit_codes_count(run_copa, c
                     "command=echo oops >&2; exit 3", "--allow-dangerous", "--retries", "0").returncode == 0
     r = run_copa("schedule", "run", "bad")
     assert r.returncode == 1 and "exit code 3: oops" in r.stdout
+
+
+def test_prompt_job_runs_an_agent_turn_against_a_real_model_server(run_copa, copa_home):
+    from tests.agent.fake_servers import Answer, FakeModelServer
+
+    with FakeModelServer("openai") as srv:
+        srv.configure("fake")
+        srv.add(Answer("Your week: three meetings and one deadline."))
+        assert run_copa("schedule", "add", "ask", "--every", "1d", "--prompt", "summarize my week",
+                        "--to", f"file:{copa_home}/answer.md").returncode == 0
+        r = run_copa("schedule", "run", "ask", "--json", env={"COPA_AGENT_RETRIES": "0"})
+        assert r.returncode == 0, r.stderr
+        run = json.loads(r.stdout)
+        assert run["status"] == "ok"
+        assert (copa_home / "answer.md").read_text().strip() == "Your week: three meetings and one deadline."
+        assert "summarize my week" in json.dumps(srv.requests[0].body)
