@@ -118,3 +118,19 @@ def test_copa_mcp_serve_with_the_sdk_client(copa_home):
     assert recall and recall[0]["text"] == "The cat is called Miso"
     assert out["bad"].is_error and "cannot read 'not a date'" in out["bad"].content[0].text
     assert out["danger"].is_error
+
+
+def test_mcp_list_cli(run_copa, copa_home, tmp_path):
+    script = tmp_path / "demo_server.py"
+    script.write_text(DEMO_SERVER)
+    _config(copa_home, f"""
+        [mcp.servers.demo]
+        command = {json.dumps(sys.executable)}
+        args = [{json.dumps(str(script))}]
+    """)
+    r = run_copa("mcp", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert [t["name"] for t in data["tools"]] == ["demo__add", "demo__fail"] and data["errors"] == {}
+    run = run_copa("skills", "run", "demo__add", "--args-json", '{"a": 20, "b": 22}', "--yes")
+    assert run.returncode == 0 and run.stdout.strip() == "42", run.stderr
