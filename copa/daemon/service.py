@@ -59,6 +59,7 @@ class Daemon:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        self._install_signals()  # first: a SIGTERM during start-up still ends in a clean shutdown
         cfg = ws.config
         self.store = JobStore(ws.db.conn)
         stale = self.store.mark_stale_interrupted()
@@ -84,12 +85,14 @@ class Daemon:
         try:
             from copa.device.service import DeviceService
 
-            self.devices = DeviceService(ws)
+            # its own Workstation: device threads must not share the scheduler's connection
+            # (a transaction open in one would swallow the other's writes)
+            self._devices_ws = Workstation(self.paths)
+            self.devices = DeviceService(self._devices_ws)
             self.devices.start()
         except Exception:  # the scheduler runs even if the device part cannot start
             log.exception("the device service could not start")
             self.devices = None
-        self._install_signals()
         self.sync(initial=True)
         say(f"copa daemon: running (pid {os.getpid()}), {len(self.scheduler.get_jobs())} job(s) scheduled")
         poll = max(0.05, float(cfg.get("scheduler.poll_interval")))
@@ -119,7 +122,12 @@ class Daemon:
     def _shutdown(self, timeout: float) -> int:
         self.scheduler.shutdown(wait=False)  # no new runs; running ones continue for now
         if getattr(self, "devices", None) is not None:  # issue 8: unsubscribe, close ports, flush readings
-            self.devices.stop(timeout=2.0)
+            try:
+                self.devices.stop(timeout=2.0)
+            except Exception:
+                log.exception("stopping the device service failed")
+        if getattr(self, "_devices_ws", None) is not None:
+            self._devices_ws.close()
         deadline = time.monotonic() + max(0.0, timeout)
         while self._active_ids() and time.monotonic() < deadline:
             time.sleep(0.05)
