@@ -50,13 +50,14 @@ def list_cmd(name: str = typer.Option(None, "--name", help="Only reports of this
 
     with workstation() as ws:
         items = reports.recent(ws, name, reports.check_limit(limit))
+        zone = reports.zone(ws)
     if json_out:
         emit_json([{k: v for k, v in r.as_dict().items() if k != "body"} for r in items])
         return
     if not items:
         print("no reports yet; try 'copa report run daily-briefing'")
         return
-    print_table([(r.id, r.name, r.created_at.astimezone().strftime("%Y-%m-%d %H:%M"), r.title, r.path)
+    print_table([(r.id, r.name, r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), r.title, r.path)
                  for r in items], ["id", "name", "created", "title", "file"])
 
 

@@ -140,7 +140,8 @@ def _template_text(ws: Workstation, name: str) -> str:
     return BUILTIN[name]
 
 
-def _zone(ws: Workstation) -> Any:
+def zone(ws: Workstation) -> Any:
+    """The user's zone (scheduler.timezone, general.timezone, the system's) as a ZoneInfo."""
     from zoneinfo import ZoneInfo
 
     from copa.scheduler.triggers import default_zone
@@ -157,7 +158,7 @@ def render(ws: Workstation, name: str, *, now: datetime | None = None) -> tuple[
     """(title, markdown) of the report NAME, gathered now."""
     check_name(ws, name)
     now = now or datetime.now(UTC)
-    tz = _zone(ws)
+    tz = zone(ws)
     ctx = sections.Context(ws, name, now, last_report_at(ws, name), tz)
     if name.startswith("skill:"):
         body = sections.skill(ctx, name=name[6:], **_skill_args(ws, name[6:], ctx))
@@ -256,7 +257,7 @@ def create(ws: Workstation, name: str, *, run_id: int | None = None, now: dateti
     title, body = render(ws, name, now=now)
     rid = f"r{now:%Y%m%dT%H%M%S}-{_random.token_hex(2)}"
     safe = name.replace(":", "-")
-    path = ws.paths.data_dir / "reports" / safe / f"{now.astimezone(_zone(ws)):%Y-%m-%d_%H%M%S}-{rid[-4:]}.md"
+    path = ws.paths.data_dir / "reports" / safe / f"{now.astimezone(zone(ws)):%Y-%m-%d_%H%M%S}-{rid[-4:]}.md"
     from copa.paths import atomic_write
 
     atomic_write(path, body.encode("utf-8"), mode=0o600)
