@@ -44,12 +44,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class RecallOptions:
-    pool: int = 300  # BM25 candidates considered
+    pool: int = 200  # BM25 candidates considered
     stop_words: bool = True
     coverage: float = 0.55  # weight of idf coverage against normalised BM25
     # A word in more than max(common_df * n, common_docs) memories is not used to fetch candidates
     # (it still counts in scoring): its long posting list would dominate latency at millions of rows.
-    common_df: float = 0.02
+    common_df: float = 0.005
     common_docs: int = 5000
     dates: bool = True
     date_bonus: float = 0.35
@@ -151,7 +151,10 @@ def _diversify(ranked: list[dict], q: _Query, limit: int) -> list[dict]:
     ('Oslo and Krakow'), let a hit that brings a name not yet covered move up."""
     seen: set[str] = set()
     unique = []
-    for r in ranked:
+    for i, r in enumerate(ranked):
+        if len(unique) >= limit * 3:  # beyond what can be shown: keep the order, skip the hashing
+            unique += ranked[i:]
+            break
         key = norm_key(r["text"])
         if key not in seen:
             seen.add(key)
@@ -197,17 +200,21 @@ def _fetch_keywords(c, q: _Query, weights: dict[str, float], pool: dict, kinds, 
     n = weights["__n__"]
     cap = max(opts.common_df * n, opts.common_docs)
     rare = [s for s in known if weights[f"__df__{s}"] <= cap]
-    use = rare or sorted(known, key=lambda s: weights[f"__df__{s}"])[:2]
+    use = rare or sorted(known, key=lambda s: weights[f"__df__{s}"])[:1]
     use += [a for s in use for a in q.alts.get(s, ()) if a in weights and weights[f"__df__{a}"] <= cap]
     match = " OR ".join(f'"{q.surface[s]}"' for s in dict.fromkeys(use))
     kc, kp = _kind_clause(kinds)
+    order = "ORDER BY r"
+    if not rare and weights[f"__df__{use[0]}"] > 4 * cap:  # only very common words: newest matches
+        order = "ORDER BY rowid DESC"  # (ranking all of them would cost a scan of a huge posting list)
     if kinds:  # filter inside: a rare kind might not make the unfiltered top of the pool
         sql = (f"SELECT {_SEL}, bm25(memories_fts, 1.0, 0.5) FROM memories_fts JOIN memories m "
-               f"ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ?{kc} ORDER BY 16 LIMIT ?")
+               f"ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ?{kc} "
+               f"{'ORDER BY 16' if order.endswith('r') else 'ORDER BY m.pk DESC'} LIMIT ?")
         rows = c.execute(sql, (match, *kp, opts.pool)).fetchall()
     else:
         sql = (f"SELECT {_SEL}, f.r FROM (SELECT rowid, bm25(memories_fts, 1.0, 0.5) AS r FROM memories_fts "
-               "WHERE memories_fts MATCH ? ORDER BY r LIMIT ?) f JOIN memories m ON m.pk = f.rowid")
+               f"WHERE memories_fts MATCH ? {order} LIMIT ?) f JOIN memories m ON m.pk = f.rowid")
         rows = c.execute(sql, (match, opts.pool)).fetchall()
     for row in rows:
         r = dict(zip(_FIELDS, row[:-1], strict=True))
@@ -230,15 +237,23 @@ def _fetch_windows(c, windows, pool: dict, kinds, opts: RecallOptions) -> None:
                 pool[r["pk"]] = r
 
 
-def _doc_stems(texts: list[str]) -> list[set[str]]:
-    """Each text's stems, plus its folded words marked '=word' (names are matched as written)."""
-    st = stemmer()
-    toks = [[fold(w) for w in words(t)] for t in texts]
-    flat = st.stems([w for ts in toks for w in ts])
-    out, i = [], 0
-    for ts in toks:
-        out.append(set(flat[i:i + len(ts)]) | {"=" + w for w in ts})
-        i += len(ts)
+def _doc_keys(texts: list[str], qw: dict[tuple[str, ...], float]) -> list[set[str]]:
+    """For each text, which of the question's match keys it holds: stems, and '=word' for names
+    (matched as written). Only words sharing their first three letters with a wanted stem are
+    stemmed (porter rewrites endings, not beginnings): stemming every word of every candidate
+    was most of a query's time at a million memories."""
+    wanted = {k for keys in qw for k in keys}
+    names = {k[1:] for k in wanted if k.startswith("=")}
+    prefixes = {k[:3] for k in wanted if not k.startswith("=")}
+    raws = []
+    for t in texts:  # lower the whole text once; only non-ASCII words need the slow fold
+        raws.append({w if w.isascii() else fold(w) for w in words(t.lower())})
+    stem = stemmer().stem_map({w for raw in raws for w in raw if w[:3] in prefixes})
+    out = []
+    for raw in raws:
+        keys = {stem[w] for w in raw if w in stem and stem[w] in wanted}
+        keys.update("=" + w for w in raw if w in names)
+        out.append(keys)
     return out
 
 
@@ -266,17 +281,20 @@ def _score(pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions
     recency = opts.recency_now if q.now else opts.recency
     total = sum(qw.values()) or 1.0
     best = max((r["bm25"] for r in rows), default=0.0) or 1.0
-    times = [r["occurred_at"] for r in rows]
-    t0, t1 = parse_iso(min(times)).timestamp(), parse_iso(max(times)).timestamp()
-    span = (t1 - t0) or 1.0
-    stems = _doc_stems([r["text"] + " " + (r["subject"] or "").replace(".", " ").replace("_", " ") for r in rows])
+    if recency:
+        times = [r["occurred_at"] for r in rows]
+        t0, t1 = parse_iso(min(times)).timestamp(), parse_iso(max(times)).timestamp()
+        span = (t1 - t0) or 1.0
+    windows = [(iso(a), iso(b)) for a, b in q.windows] if opts.dates else []
+    stems = _doc_keys([r["text"] + " " + (r["subject"] or "").replace(".", " ") for r in rows], qw)
     for r, ds in zip(rows, stems, strict=True):
         r["stems"] = ds
         cov = sum(w for keys, w in qw.items() if any(k in ds for k in keys)) / total
         score = (1 - opts.coverage) * (r["bm25"] / best) + opts.coverage * cov
-        if q.windows and opts.dates and any(iso(a) <= r["occurred_at"] < iso(b) for a, b in q.windows):
+        if windows and any(a <= r["occurred_at"] < b for a, b in windows):
             score += opts.date_bonus
-        score += recency * (parse_iso(r["occurred_at"]).timestamp() - t0) / span
+        if recency:
+            score += recency * (parse_iso(r["occurred_at"]).timestamp() - t0) / span
         score += opts.importance * (r["importance"] - 0.5)
         score += opts.corroboration * math.log1p(r["corroborations"])
         r["own"] = r["score"] = score

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ def _time(value: Any, name: str) -> str | None:
     """The stored form of a time; canonical strings (as stored, as exported) pass straight through."""
     if value is None or value == "":
         return None
+    if type(value) is datetime and value.tzinfo is UTC:  # the common case in bulk writes
+        return value.isoformat(timespec="microseconds")
     if isinstance(value, str) and len(value) == 32 and value.endswith("+00:00") and value[10] == "T":
         try:
             datetime.fromisoformat(value)

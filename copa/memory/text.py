@@ -71,6 +71,14 @@ class Stemmer:
         self._max = max_cache
         self._lock = threading.Lock()
 
+    def stem_map(self, tokens: set[str]) -> dict[str, str]:
+        """{token: stem} for a set of folded tokens."""
+        cache = self._cache
+        if any(t not in cache for t in tokens):
+            self.stems([t for t in tokens if t not in cache])
+            cache = self._cache
+        return {t: cache[t] for t in tokens}
+
     def stems(self, tokens: list[str]) -> list[str]:
         missing = list({t for t in tokens if t not in self._cache})
         if missing:
