@@ -14,6 +14,7 @@ import random
 import select
 import termios
 import threading
+import time
 import tty
 
 
@@ -114,3 +115,101 @@ class Relay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fault_campaign(s, n: int, *, batch: int = 96, timeout: float = 0.05, rounds: int = 10,
+                   adc_channel: int = 1, adc_value: int | None = None) -> dict:
+    """Send ``n`` pipelined requests (PING, GPIO_WRITE d7, PWM_WRITE d3, GPIO_READ d8 or ADC_READ) in
+    batches over a faulty link; lost ones time out and are re-sent (up to ``rounds`` times).
+
+    Checks every answer (echoes, read values) and returns counters plus the expected final board
+    state: ``last_level`` of d7 and ``last_duty`` of d3 from the last acknowledged writes, and the
+    values of writes that never got an answer (``unacked_levels``/``unacked_duties``), any of
+    which may legitimately be in force.
+    """
+    from copa.device.protocol import Cmd, Status
+    from copa.device.session import DeviceUnavailable, RequestTimeout
+
+    out = {"requests": n, "ok": 0, "timeouts": 0, "resent": 0, "refused": 0, "malformed": 0, "wrong_answers": 0,
+           "wrong": [],
+           "failed": 0, "other_errors": 0, "last_level": None, "last_duty": None,
+           "unacked_levels": set(), "unacked_duties": set()}
+
+    def make(i: int) -> tuple[int, bytes]:
+        k = i % 4
+        if k == 0:
+            return Cmd.PING, bytes([(i >> s_) & 0xFF for s_ in (0, 8, 16)]) * (1 + i % 5)
+        if k == 1:
+            return Cmd.GPIO_WRITE, bytes([7, (i // 4) & 1])
+        if k == 2:
+            return Cmd.PWM_WRITE, bytes([3, 20 + (i // 4) % 200])
+        return (Cmd.ADC_READ, bytes([adc_channel])) if adc_value is not None else (Cmd.GPIO_READ, bytes([8]))
+
+    def check(i: int, f) -> str:
+        """ok; malformed (the bridge's checks catch it: wrong echo or length -> re-sent); wrong."""
+        cmd, body = make(i)
+        p = f.payload
+        if cmd == Cmd.PING:
+            return "ok" if p == body else "malformed"
+        if cmd == Cmd.ADC_READ:
+            return "malformed" if len(p) != 2 else "ok" if p == adc_value.to_bytes(2, "little") else "wrong"  # type: ignore[union-attr]
+        if cmd == Cmd.GPIO_READ:
+            return "malformed" if len(p) != 1 else "ok" if p == b"\x00" else "wrong"
+        return "ok" if not p else "malformed"
+
+    for start in range(0, n, batch):
+        todo = list(range(start, min(n, start + batch)))
+        for rnd in range(rounds):
+            if not todo:
+                break
+            if rnd:
+                out["resent"] += len(todo)
+            futs = []
+            for i in todo:
+                try:
+                    futs.append((i, s.submit(*make(i), wait=timeout * 4)))
+                except (RequestTimeout, DeviceUnavailable):
+                    futs.append((i, None))
+            again = []
+            deadline = time.monotonic() + timeout  # one deadline for the batch: lost answers overlap
+            for i, fut in futs:
+                try:
+                    if fut is None:
+                        raise RequestTimeout("window full")
+                    f = s.result(fut, max(0.0, deadline - time.monotonic()))
+                except RequestTimeout:
+                    out["timeouts"] += 1
+                    again.append(i)
+                    continue
+                except Exception:  # noqa: BLE001 - counted: the campaign must finish and report
+                    out["other_errors"] += 1
+                    again.append(i)
+                    continue
+                if f.status in (Status.BAD_MAC, Status.BAD_LENGTH, Status.REPLAY, Status.AUTH_REQUIRED):
+                    out["refused"] += 1  # a damaged frame that passed the CRC and was caught by the MAC
+                    again.append(i)
+                    continue
+                verdict = check(i, f) if f.status == Status.OK else "wrong"
+                if verdict == "malformed":
+                    out["malformed"] += 1
+                    again.append(i)
+                    continue
+                if verdict == "wrong":
+                    out["wrong_answers"] += 1
+                    out["wrong"].append((i, f.type, f.id, f.body.hex()))
+                    continue
+                out["ok"] += 1
+                cmd, body = make(i)
+                if cmd == Cmd.GPIO_WRITE:
+                    out["last_level"] = body[1]
+                elif cmd == Cmd.PWM_WRITE:
+                    out["last_duty"] = body[1]
+            todo = again
+        out["failed"] += len(todo)
+        for i in todo:
+            cmd, body = make(i)
+            if cmd == Cmd.GPIO_WRITE:
+                out["unacked_levels"].add(body[1])
+            elif cmd == Cmd.PWM_WRITE:
+                out["unacked_duties"].add(body[1])
+    return out

@@ -60,6 +60,7 @@ IDEMPOTENT = frozenset({
     Cmd.I2C_SCAN, Cmd.SUBSCRIBE, Cmd.RULE_LIST, Cmd.RULE_CLEAR, Cmd.STATS,
 })
 COUNTER_BLOCK = 256  # host counters are reserved (persisted) this many at a time
+QUARANTINE_MIN = 0.15  # seconds a timed-out request's id stays unused (a late answer must not match)
 AUTH_OVERHEAD = AUTH_TRAILER  # a signed body grows by counter + MAC; COBS adds ~1 byte per 254
 #: request bytes allowed in flight per board (its UART receive ring: 128 B on the Uno, 256 B on the
 #: STM32 port); more overruns the ring and loses frames. Unknown boards get the smallest.
@@ -107,13 +108,14 @@ class DeviceSession:
         self.hello_info: Hello | None = None
         self.auth: Session | None = None
         self.stats = {"sent": 0, "answered": 0, "timeouts": 0, "retries": 0, "stray": 0,
-                      "reconnects": 0, "events": 0, "reauth": 0}
+                      "reconnects": 0, "events": 0, "reauth": 0, "malformed": 0}
         self._port: Any = None
         self._gen = 0  # bumped on every (re)connect; a reader of an old generation exits
         self._lock = threading.RLock()  # id allocation, signing and writing happen in one order
         self._pending: dict[int, tuple[int, Future[Frame], int]] = {}
         self._window_cv = threading.Condition(self._lock)
         self._inflight = 0  # request bytes sent and not yet answered (flow control)
+        self._quarantine: dict[int, float] = {}  # id -> until when it is not reused (timed out)
         self.window = DEFAULT_WINDOW
         self._next_id = 0
         self._connected = threading.Event()
@@ -176,16 +178,23 @@ class DeviceSession:
         deadline = time.monotonic() + (self.timeout if wait is None else wait)
         with self._lock:
             size = len(body) + 2 * AUTH_OVERHEAD  # upper bound of the encoded frame
-            while self._inflight and self._inflight + size > self.window:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._window_cv.wait(left):
+            while True:  # wait for room in the board's window and for a free request id
+                now = time.monotonic()
+                rid = None
+                if not (self._inflight and self._inflight + size > self.window):
+                    rid = self._alloc_id()
+                    if rid is not None:
+                        break
+                left = deadline - now
+                if left <= 0:
                     raise RequestTimeout(f"{self.name}: the board is not taking requests",
                                          hint="is the board still running copa firmware?")
+                soonest = min(self._quarantine.values(), default=now + left) - now
+                self._window_cv.wait(min(left, max(0.002, soonest)))
             port = self._port
             if port is None:
                 raise DeviceUnavailable(f"{self.name} is not connected",
                                         hint="check the cable; copa reconnects by itself when it is back")
-            rid = self._alloc_id()
             payload = body
             if cmd in AUTHENTICATED and self.auth is not None and self.auth.established:
                 self._reserve_counter()
@@ -212,14 +221,19 @@ class DeviceSession:
                 rid = getattr(fut, "rid", None)
                 if rid is not None and self._pending.get(rid, (0, None, 0))[1] is fut:
                     self._release(rid)
+                    # its answer may still come: keep the id out of use so it cannot answer another
+                    waited = self.timeout if timeout is None else timeout
+                    self._quarantine[rid] = time.monotonic() + max(QUARANTINE_MIN, 2 * waited)
             self.stats["timeouts"] += 1
             raise RequestTimeout(f"{self.name}: no answer in time",
                                  hint="is the board still running copa firmware?") from None
 
     def request(self, cmd: int, body: bytes = b"", *, timeout: float | None = None,
-                retries: int | None = None, check: bool = True, _internal: bool = False) -> Frame:
+                retries: int | None = None, check: bool = True, expect: Callable[[Frame], bool] | None = None,
+                _internal: bool = False) -> Frame:
         """Send and wait, retrying idempotent commands on timeout and re-authenticating once if
-        the board lost our session; ``check`` raises DeviceError on a non-OK status."""
+        the board lost our session; ``check`` raises DeviceError on a non-OK status. An OK answer
+        that fails ``expect`` (wrong length, wrong echo: damage the CRC missed) counts as lost."""
         timeout = self.timeout if timeout is None else timeout
         tries = 1 + ((self.retries if retries is None else retries) if cmd in IDEMPOTENT else 0)
         reauthed = False
@@ -249,6 +263,12 @@ class DeviceSession:
                 self.stats["reauth"] += 1
                 self._authenticate()
                 attempt -= 1
+                continue
+            if expect is not None and f.status == Status.OK and not expect(f):
+                self.stats["malformed"] += 1
+                last = RequestTimeout(f"{self.name}: a damaged answer to command 0x{cmd:02x}")
+                if attempt < tries:
+                    self.stats["retries"] += 1
                 continue
             if check and f.status != Status.OK:
                 raise DeviceError(cmd, f.status)
@@ -286,6 +306,9 @@ class DeviceSession:
     def _open_and_start(self, path: str) -> None:
         port = self._opener(path)
         with self._lock:
+            if self._closed:  # closed while we were opening: let go of the port at once
+                port.close()
+                raise DeviceUnavailable(f"{self.name}: session closed")
             self._gen += 1
             gen = self._gen
             self._port = port
@@ -294,8 +317,8 @@ class DeviceSession:
         threading.Thread(target=self._read_loop, args=(port, gen), daemon=True,
                          name=f"copa-device-reader-{self.name}").start()
 
-    def _handshake(self) -> Hello:
-        h = self._hello()
+    def _handshake(self, attempts: int | None = None) -> Hello:
+        h = self._hello(attempts or self.hello_attempts)
         if self.device_id is not None and h.device_id != self.device_id:
             raise CopaError(f"the board on {self.port_path} is not {self.name} "
                             f"(id {h.device_id.hex()}, expected {self.device_id.hex()})",
@@ -309,9 +332,11 @@ class DeviceSession:
         self._connected.set()  # callers may go ahead only now: authenticated and subscribed
         return h
 
-    def _hello(self) -> Hello:
+    def _hello(self, attempts: int) -> Hello:
         last: Exception | None = None
-        for _ in range(self.hello_attempts):
+        for _ in range(attempts):
+            if self._closed:
+                raise DeviceUnavailable(f"{self.name}: session closed")
             try:
                 f = self.result(self.submit(Cmd.HELLO, bytes([1])), self.hello_interval)
             except RequestTimeout as e:
@@ -325,12 +350,19 @@ class DeviceSession:
                        hint="is it a copa board? flash it with 'copa device flash --board uno|bluepill'"
                        ) from last
 
-    def _authenticate(self) -> None:
+    def _authenticate(self, attempts: int = 3) -> None:
+        """Mutual challenge-response; a lost frame restarts it from AUTH_BEGIN (fresh nonces)."""
         assert self.key is not None
-        s = Session(self.key)
-        f = self.request(Cmd.AUTH_BEGIN, s.begin(), retries=0, _internal=True)
-        answer = s.answer(f.payload[:8], f.payload[8:16])  # raises if the board cannot prove the key
-        self.request(Cmd.AUTH_FINISH, answer, retries=0, _internal=True)
+        for attempt in range(attempts):
+            s = Session(self.key)
+            try:
+                f = self.request(Cmd.AUTH_BEGIN, s.begin(), retries=0, _internal=True)
+                answer = s.answer(f.payload[:8], f.payload[8:16])  # raises if the board cannot prove the key
+                self.request(Cmd.AUTH_FINISH, answer, retries=0, _internal=True)
+                break
+            except (RequestTimeout, DeviceError) as e:
+                if attempt + 1 == attempts or (isinstance(e, DeviceError) and e.status != Status.BAD_STATE):
+                    raise
         s.confirm()
         with self._lock:
             base = self.counters[0]() if self.counters else 0
@@ -353,12 +385,18 @@ class DeviceSession:
             except Exception:  # closing must not fail on a closed database
                 log.debug("could not persist the device counter", exc_info=True)
 
-    def _alloc_id(self) -> int:
+    def _alloc_id(self) -> int | None:
+        now = time.monotonic()
         for _ in range(255):
             self._next_id = self._next_id % 255 + 1  # 1..255; 0 is for events
-            if self._next_id not in self._pending:
-                return self._next_id
-        raise CopaError(f"{self.name}: 255 requests in flight", hint="wait for answers before sending more")
+            rid = self._next_id
+            if rid in self._pending:
+                continue
+            if self._quarantine.get(rid, 0) > now:
+                continue
+            self._quarantine.pop(rid, None)
+            return rid
+        return None  # all 255 ids in flight or quarantined: the caller waits
 
     def _wait_connected(self, timeout: float) -> None:
         if self._closed:
@@ -418,7 +456,9 @@ class DeviceSession:
                         log.debug("resolve failed", exc_info=True)
                 try:
                     self._open_and_start(path)
-                    h = self._handshake()
+                    # 1.6 s covers an Uno's bootloader after the reset-on-open, and bounds how long
+                    # a port that turns out to be another board is held
+                    h = self._handshake(min(self.hello_attempts, 8))
                 except Exception as e:
                     self._connected.clear()
                     self._drop_port()
@@ -470,6 +510,8 @@ class DeviceSession:
             entry = self._pending.get(f.id)
             if entry is None or entry[0] != f.cmd:
                 self.stats["stray"] += 1  # a late answer to a request that timed out
+                if entry is None:
+                    self._quarantine.pop(f.id, None)
                 return
             self._release(f.id)
         self.stats["answered"] += 1
@@ -492,29 +534,29 @@ class DeviceSession:
 
     # ------------------------------------------------------------------ typed commands
     def ping(self, data: bytes = b"") -> bytes:
-        return self.request(Cmd.PING, data).payload
+        return self.request(Cmd.PING, data, expect=lambda f: f.payload == data).payload
 
     def gpio_mode(self, pin: int, mode: int) -> None:
         self.request(Cmd.GPIO_MODE, bytes([pin, mode]))
 
     def gpio_read(self, pin: int) -> int:
-        return _payload(self.request(Cmd.GPIO_READ, bytes([pin])), 1)[0]
+        return self.request(Cmd.GPIO_READ, bytes([pin]), expect=_length(1)).payload[0]
 
     def gpio_write(self, pin: int, value: int) -> None:
         self.request(Cmd.GPIO_WRITE, bytes([pin, 1 if value else 0]))
 
     def adc_read(self, channel: int) -> int:
-        return int(struct.unpack("<H", _payload(self.request(Cmd.ADC_READ, bytes([channel])), 2)[:2])[0])
+        return int(struct.unpack("<H", self.request(Cmd.ADC_READ, bytes([channel]), expect=_length(2)).payload)[0])
 
     def pwm_write(self, pin: int, duty: int) -> None:
         self.request(Cmd.PWM_WRITE, bytes([pin, duty]))
 
     def i2c_scan(self) -> list[int]:
-        bitmap = _payload(self.request(Cmd.I2C_SCAN, timeout=max(self.timeout, 5.0)), 16)
+        bitmap = self.request(Cmd.I2C_SCAN, timeout=max(self.timeout, 5.0), expect=_length(16)).payload
         return [a for a in range(128) if bitmap[a >> 3] >> (a & 7) & 1]
 
     def i2c_read(self, addr: int, n: int) -> bytes:
-        return self.request(Cmd.I2C_READ, bytes([addr, n])).payload
+        return self.request(Cmd.I2C_READ, bytes([addr, n]), expect=_length(n)).payload
 
     def i2c_write(self, addr: int, data: bytes) -> None:
         self.request(Cmd.I2C_WRITE, bytes([addr]) + data)
@@ -545,13 +587,17 @@ class DeviceSession:
         self.request(Cmd.RULE_CLEAR)
 
     def board_stats(self) -> Stats:
-        return Stats.parse(self.request(Cmd.STATS).payload)
+        return Stats.parse(self.request(Cmd.STATS, expect=lambda f: len(f.payload) >= 28).payload)
 
     def pair(self, key: bytes) -> None:
         """Store ``key`` on a board whose pairing is open, then authenticate with it."""
         self.request(Cmd.PAIR, key, retries=0)
         self.key = key
         self._authenticate()
+
+
+def _length(n: int) -> Callable[[Frame], bool]:
+    return lambda f: len(f.payload) == n
 
 
 def _payload(f: Frame, n: int) -> bytes:
