@@ -27,6 +27,35 @@ from copa.workstation import Workstation
 
 log = logging.getLogger("copa.daemon")
 HEARTBEAT_SECONDS = 10.0
+_current = threading.local()  # the fire time APScheduler is running, for the run's "scheduled_for"
+
+
+def _executor(max_workers: int) -> Any:
+    """APScheduler's thread pool, but telling the job which fire time it is running (APScheduler 3
+    passes it to its executor, not to the job function)."""
+    from apscheduler.executors.base import run_job
+    from apscheduler.executors.pool import ThreadPoolExecutor
+
+    def run_with_time(job: Any, alias: str, run_times: list[datetime], logger_name: str) -> Any:
+        _current.run_time = run_times[-1] if run_times else None
+        try:
+            return run_job(job, alias, run_times, logger_name)
+        finally:
+            _current.run_time = None
+
+    class Executor(ThreadPoolExecutor):
+        def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:  # same as the base, one line
+            def callback(f: Any) -> None:
+                exc = f.exception()
+                if exc:
+                    self._run_job_error(job.id, exc, exc.__traceback__)
+                else:
+                    self._run_job_success(job.id, f.result())
+
+            f = self._pool.submit(run_with_time, job, job._jobstore_alias, run_times, self._logger.name)
+            f.add_done_callback(callback)
+
+    return Executor(max_workers=max_workers)
 
 
 class Daemon:
@@ -56,7 +85,6 @@ class Daemon:
             lock.release()
 
     def _serve(self, ws: Workstation, lock: DaemonLock) -> int:
-        from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._install_signals()  # first: a SIGTERM during start-up still ends in a clean shutdown
@@ -72,7 +100,7 @@ class Daemon:
         self.default_grace = int(cfg.get("scheduler.misfire_grace"))
         self.scheduler = BackgroundScheduler(
             timezone=triggers.default_zone(cfg),
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, int(cfg.get("scheduler.max_workers"))))},
+            executors={"default": _executor(max(1, int(cfg.get("scheduler.max_workers"))))},
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": self.default_grace},
         )
@@ -191,7 +219,7 @@ class Daemon:
         if catch_up:
             log.info("job %s missed its run at %s while the daemon was down; running it once now",
                      job.name, iso(job.next_run_at))
-            self._catch_up_now(job.id)
+            self._catch_up_now(job.id, job.next_run_at)
         if job.trigger_kind == "at" and missed:
             self.store.set_next_run(job.id, None, done=True)
             if not catch_up:
@@ -203,8 +231,8 @@ class Daemon:
                                misfire_grace_time=grace, coalesce=True, max_instances=1)
         self.signatures[job.id] = self._signature(job)
 
-    def _catch_up_now(self, job_id: int) -> None:
-        self.scheduler.add_job(self._fire, "date", run_date=datetime.now(UTC), args=[job_id, "catch-up"],
+    def _catch_up_now(self, job_id: int, missed: datetime | None) -> None:
+        self.scheduler.add_job(self._fire, "date", run_date=datetime.now(UTC), args=[job_id, "catch-up", missed],
                                id=f"{job_id}-catch-up", replace_existing=True, misfire_grace_time=None)
 
     def _on_missed(self, event: Any) -> None:
@@ -219,7 +247,7 @@ class Daemon:
             if self.catch_up:
                 log.warning("job %s missed its run at %s by %.0fs; running it once now", jid,
                             iso(event.scheduled_run_time), late)
-                self._catch_up_now(jid)
+                self._catch_up_now(jid, event.scheduled_run_time)
                 return
             with Workstation(self.paths) as ws:
                 store = JobStore(ws.db.conn)
@@ -241,8 +269,9 @@ class Daemon:
                 self.written_next[jid] = nxt
 
     # --- running ------------------------------------------------------------------------------
-    def _fire(self, job_id: int, origin: str) -> None:
+    def _fire(self, job_id: int, origin: str, missed: datetime | None = None) -> None:
         """Called by APScheduler in a worker thread. Never raises."""
+        scheduled_for = missed if origin == "catch-up" else getattr(_current, "run_time", None)
         try:
             ws = Workstation(self.paths)  # fresh config and its own database connection for this run
             shared = self._shared_skills()
@@ -256,7 +285,7 @@ class Daemon:
                 if job.trigger_kind == "at":
                     store.set_next_run(job.id, None, done=True)
                 try:
-                    run = runner.execute(ws, job, origin=origin, stop=self.stopping,
+                    run = runner.execute(ws, job, origin=origin, stop=self.stopping, scheduled_for=scheduled_for,
                                          on_start=lambda rid: self._track(rid, job.name),
                                          on_finish=self._untrack)
                     log.info("job %s: %s%s", job.name, run.status, f" ({run.error})" if run.error else "")

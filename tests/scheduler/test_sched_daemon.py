@@ -46,6 +46,14 @@ def test_daemon_fires_picks_up_cli_changes_and_keeps_jobs_across_restart(copa_ho
     assert files[0].read_text().startswith("# Tick ")
     ok = _runs(copa_home, "tick", "ok")[0]
     assert ok["origin"] == "schedule" and Path(ok["output_path"]).read_text().startswith("# Tick")
+    # each run knows the fire time it served: on the job's 1 s grid, and not after its start
+    created = query(copa_home, "SELECT created_at FROM sched_jobs WHERE name = 'tick'")[0][0]
+    from datetime import datetime
+
+    for run in _runs(copa_home, "tick", "ok"):
+        due = datetime.fromisoformat(run["scheduled_for"])
+        offset = (due - datetime.fromisoformat(created)).total_seconds()
+        assert abs(offset - round(offset)) < 0.01 and due <= datetime.fromisoformat(run["started_at"])
     assert query(copa_home, "SELECT COUNT(*) FROM sched_reports WHERE name = 'tick'")[0][0] >= 2
 
     # a job added through the CLI while the daemon runs fires without a restart
@@ -160,6 +168,7 @@ def test_missed_runs_after_downtime_run_once_and_at_jobs_fire_once(copa_home, ru
     threading.Event().wait(2.0)
     hourly, missed_at, soon_runs = _runs(copa_home, "hourly"), _runs(copa_home, "missed-at"), _runs(copa_home, "soon")
     assert [(r["origin"], r["status"]) for r in hourly] == [("catch-up", "ok")]  # once, not five times
+    assert datetime.fromisoformat(hourly[0]["scheduled_for"]) == datetime.fromisoformat(past)  # what it stands in for
     assert [(r["origin"], r["status"]) for r in missed_at] == [("catch-up", "ok")]
     assert [(r["origin"], r["status"]) for r in soon_runs] == [("schedule", "ok")]
     jobs = {j["name"]: j for j in json.loads(run_copa("schedule", "list", "--json").stdout)}
