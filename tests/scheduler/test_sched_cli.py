@@ -156,3 +156,24 @@ def test_prompt_job_runs_an_agent_turn_against_a_real_model_server(run_copa, cop
         assert run["status"] == "ok"
         assert (copa_home / "answer.md").read_text().strip() == "Your week: three meetings and one deadline."
         assert "summarize my week" in json.dumps(srv.requests[0].body)
+
+
+def test_one_instance_at_a_time_across_processes(run_copa, copa_home):
+    import os
+
+    from copa.scheduler.store import JobStore
+    from copa.workstation import Workstation
+
+    assert run_copa("schedule", "add", "solo", "--every", "1h", "--report", "weekly-review").returncode == 0
+    with Workstation() as ws:
+        store = JobStore(ws.db.conn)
+        run_id = store.begin_run(store.get("solo"), origin="manual")  # a live run, in this (test) process
+        r = run_copa("schedule", "run", "solo")
+        assert r.returncode == 2 and f"already running (run {run_id}, pid {os.getpid()})" in r.stderr
+        store.finish_run(run_id, "ok")
+    assert run_copa("schedule", "run", "solo").returncode == 0
+    # a run left 'running' by a process that is gone does not block, and is shown for what it is
+    with Workstation() as ws:
+        ws.db.conn.execute("UPDATE sched_runs SET status = 'running', pid = 999999999 WHERE id = ?", (run_id,))
+    assert "running? (process gone)" in run_copa("schedule", "history", "solo").stdout
+    assert run_copa("schedule", "run", "solo").returncode == 0
