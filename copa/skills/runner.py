@@ -120,10 +120,18 @@ class Worker:
 
     # -- lifecycle
     def start(self, timeout: float = 20.0) -> None:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        self.proc = subprocess.Popen(
-            [sys.executable, "-B", "-m", "copa.skills.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._stderr, env=self.env, cwd=self.tmpdir, close_fds=True, start_new_session=True)
+        # The worker's output file: it appends through its own descriptor, copa reads through another,
+        # so copa's reads never move the worker's write position.
+        fd, path = tempfile.mkstemp(prefix="copa-skill-out-")
+        child_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        os.unlink(path)
+        self._stderr = os.fdopen(fd, "rb")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-B", "-m", "copa.skills.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=child_fd, env=self.env, cwd=self.tmpdir, close_fds=True, start_new_session=True)
+        finally:
+            os.close(child_fd)
         try:
             self._write(self.config)
             hello = self._read(time.monotonic() + timeout)
