@@ -37,6 +37,7 @@ from copa.memory.text import (
 )
 
 _WORD_ITER = _WORD_RE.finditer
+_ROLES = frozenset({"user", "assistant", "system", "tool"})
 
 if TYPE_CHECKING:
     from copa.memory.store import MemoryStore
@@ -265,12 +266,10 @@ def _match_keys(q: _Query, weights: dict[str, float], opts: RecallOptions) -> di
     keys: dict[tuple[str, ...], float] = {}
     for s in q.stems:
         forms = [a for a in (s, *q.alts.get(s, ())) if a in weights]
-        if not forms:
-            continue
-        if s in q.names and s in weights:
-            w = weights[s] if q.surface[s] == s else max(weights[s], top)
+        if s in q.names:  # a name absent from every text may still be a speaker (role) of turns
+            w = weights[s] if s in weights and q.surface[s] == s else max(weights.get(s, 0.0), top)
             keys[("=" + q.surface[s],)] = w * opts.names
-        else:
+        elif forms:
             keys[tuple(forms)] = max(weights[a] for a in forms)
     return keys
 
@@ -286,7 +285,10 @@ def _score(pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions
         t0, t1 = parse_iso(min(times)).timestamp(), parse_iso(max(times)).timestamp()
         span = (t1 - t0) or 1.0
     windows = [(iso(a), iso(b)) for a, b in q.windows] if opts.dates else []
-    stems = _doc_keys([r["text"] + " " + (r["subject"] or "").replace(".", " ") for r in rows], qw)
+    # A speaker's name ("Caroline") is part of what a turn says about whom, though not of its text.
+    stems = _doc_keys([" ".join((r["text"], (r["subject"] or "").replace(".", " "),
+                                 r["role"] if r["role"] and r["role"] not in _ROLES else ""))
+                       for r in rows], qw)
     for r, ds in zip(rows, stems, strict=True):
         r["stems"] = ds
         cov = sum(w for keys, w in qw.items() if any(k in ds for k in keys)) / total
