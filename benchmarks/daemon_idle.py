@@ -4,7 +4,7 @@ Baseline (same run): a bare `python -c "import time; time.sleep(...)"` process m
 way. Also measured: how long a change made with the CLI takes to reach the running daemon (from the
 moment `copa schedule add` returns to the daemon's "reloaded" log line).
 
-    .venv/bin/python benchmarks/daemon_idle.py [--seconds 30] [--jobs 20]
+    .venv/bin/python benchmarks/daemon_idle.py [--seconds 10] [--jobs 20] [--runs 20]
 
 Targets (issue 6): < 1 % CPU and < 80 MB RSS for an idle daemon with jobs.
 """
@@ -89,10 +89,10 @@ def copa(env: dict[str, str], *args: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=20.0, help="measurement window")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     ap.add_argument("--jobs", type=int, default=20, help="jobs defined (none due in the window)")
     ap.add_argument("--changes", type=int, default=5, help="CLI changes timed for the reload latency")
-    ap.add_argument("--runs", type=int, default=30, help="runs of a report job and a skill job for the growth check")
+    ap.add_argument("--runs", type=int, default=20, help="runs of a report job and a skill job for the growth check")
     args = ap.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="copa-bench-daemon-"))
