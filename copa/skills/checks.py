@@ -66,13 +66,14 @@ def _sandbox_check(limits) -> Check:
     fs, net = report.get("filesystem", "?"), report.get("network", "?")
     parts = [f"files: {fs}" if fs.startswith("landlock") else
              "files: no Landlock here; enforced instead by a Python audit hook on open() (native code can bypass it)"]
+    seccomp = report.get("sockets") == "seccomp"
     if net in ("netns", "userns+netns"):
         parts.append(f"network: undeclared use refused by an empty network namespace ({net})"
-                     + (" + Landlock TCP" if "TCP" in fs else ""))
+                     + (" + seccomp socket()" if seccomp else "") + (" + Landlock TCP" if "TCP" in fs else ""))
     else:
-        parts.append("network: no namespace allowed here; enforced by "
+        parts.append("network: no namespace allowed here; enforced by " + ("seccomp socket() + " if seccomp else "")
                      + ("Landlock TCP denial + " if "TCP" in fs else "") + "a Python audit hook on sockets")
     parts.append(f"limits: {limits.memory_mb} MB, {limits.cpu_seconds} s CPU, {limits.timeout:g} s per call")
-    strong = fs.startswith("landlock") and (net in ("netns", "userns+netns") or "TCP" in fs)
+    strong = fs.startswith("landlock") and (net in ("netns", "userns+netns") or "TCP" in fs or seccomp)
     return Check("skill sandbox", OK if strong else INFO, "; ".join(parts),
                  "" if strong else "a Linux kernel with Landlock (5.13+) and user namespaces gives full isolation")

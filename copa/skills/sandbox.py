@@ -1,12 +1,14 @@
 """Confinement a skill worker applies to itself before it imports the skill (Linux first).
 
-Layers, strongest first, each applied where the platform allows and reported by ``report()``:
+Layers, strongest first, each applied where the platform allows (the worker reports which held;
+``copa doctor`` shows it):
 - filesystem: Landlock (kernel >= 5.13) allow-list: read-only for Python, copa and the skill's own
   folder, plus declared ``fs.read``/``fs.write`` paths and a private temp dir. Without Landlock, an
   audit hook refuses Python-level ``open`` outside those paths (bypassable by native code).
 - network, undeclared: a new, empty network namespace (``unshare(CLONE_NEWNET)``; root, or an
-  unprivileged user namespace), Landlock TCP bind/connect denial (ABI >= 4) and an audit hook on
-  Python socket calls. ``net:HOST`` skills keep the network and get the audit-hook host allow-list.
+  unprivileged user namespace), a seccomp filter that fails every ``socket()`` call (UNIX sockets
+  too), Landlock TCP bind/connect denial (ABI >= 4) and an audit hook on Python socket calls.
+  ``net:HOST`` skills keep the network and get the audit-hook host allow-list.
 - programs: without ``exec`` no file is executable under Landlock; the audit hook also refuses
   ``subprocess``/``os.exec*``/``os.system``.
 - resources: RLIMIT_AS (memory), RLIMIT_CPU (per call), no core files; the parent kills on timeout.
@@ -145,6 +147,41 @@ def isolate_network() -> str:
     if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
         return "userns+netns"
     return "unavailable"
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+# (audit arch, number of the socket() syscall) for the architectures this filter knows
+_SECCOMP_ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}
+
+
+def deny_sockets() -> str:
+    """seccomp: make socket() fail with EPERM (any family, UNIX sockets included: a path such as
+    /var/run/docker.sock is not covered by Landlock or a network namespace). Unprivileged."""
+    import platform
+
+    if not sys.platform.startswith("linux") or platform.machine() not in _SECCOMP_ARCH:
+        return "unavailable"
+    arch, nr_socket = _SECCOMP_ARCH[platform.machine()]
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, deny),  # another ABI (int 0x80): refuse all
+            (ld, 0, 0, 0), (jge, 2, 0, 0x40000000),  # x32 system calls: refuse
+            (jeq, 1, 0, nr_socket), (ret, 0, 0, allow), (ret, 0, 0, deny)]
+    filters = (_SockFilter * len(prog))(*[_SockFilter(*f) for f in prog])
+    fprog = _SockFprog(len(prog), filters)
+    libc = _c()
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return f"failed (no_new_privs errno {ctypes.get_errno()})"
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        return f"failed (errno {ctypes.get_errno()})"
+    return "seccomp"
 
 
 def set_limits(memory_mb: int, cpu_seconds: int) -> None:

@@ -43,6 +43,7 @@ def _confine(cfg: dict) -> dict:
         report["network"] = "allowed" if net == "any" else "hosts"
     else:
         report["network"] = sandbox.isolate_network() if kernel else "disabled"
+    report["sockets"] = sandbox.deny_sockets() if net == "none" else "allowed"
     report["filesystem"] = sandbox.apply_landlock(cfg.get("read", []), cfg.get("write", []), cfg.get("exec", []),
                                                   deny_tcp=net == "none") if kernel else "disabled"
     landlocked = report["filesystem"].startswith("landlock")

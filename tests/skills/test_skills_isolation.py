@@ -401,3 +401,36 @@ def test_background_children_are_stopped_with_the_worker(write_skill, registry, 
     marker.unlink(missing_ok=True)
     time.sleep(0.5)
     assert not marker.exists(), "the skill's child kept running after its worker was stopped"
+
+
+def test_unix_sockets_refused_below_python(write_skill, registry, tmp_path):
+    """A named UNIX socket (think /var/run/docker.sock) is outside Landlock's and netns' reach."""
+    path = tmp_path / "daemon.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    try:
+        write_skill("unixpeek.py", f'''
+            import ctypes, struct
+            from copa.skills import skill
+
+            @skill
+            def unix_connect() -> int:
+                """Connects with libc to a UNIX socket; returns errno (0 = connected)."""
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = libc.socket(1, 1, 0)
+                if fd < 0:
+                    return ctypes.get_errno()
+                addr = struct.pack("<H108s", 1, {str(path).encode()!r})
+                rc = libc.connect(fd, addr, len(addr))
+                return ctypes.get_errno() if rc else 0
+        ''')
+        r = registry.call("unix_connect")
+        assert r.ok and r.content != 0, r
+        (w,) = registry.pool._workers
+        import platform
+
+        if platform.machine() in ("x86_64", "aarch64"):
+            assert w.sandbox["sockets"] == "seccomp"
+    finally:
+        srv.close()
