@@ -8,6 +8,6 @@ AVR_ELF   := $(BUILD)/avr/copa-uno.elf
 avr: $(AVR_ELF) $(BUILD)/avr/copa-uno.hex
 $(AVR_ELF): $(CORE) $(HDRS) ports/avr/main.c ports/avr/port.mk
 	@mkdir -p $(dir $@)
-	$(AVR_CC) $(AVR_FLAGS) $(CORE) ports/avr/main.c -Wl,--gc-sections -o $@
+	$(AVR_CC) $(AVR_FLAGS) $(CORE) ports/avr/main.c -Wl,--gc-sections -o $@.$$$$ && mv -f $@.$$$$ $@
 $(BUILD)/avr/copa-uno.hex: $(AVR_ELF)
 	avr-objcopy -O ihex -R .eeprom $< $@

@@ -9,6 +9,6 @@ stm32: $(STM32_ELF) $(BUILD)/stm32/copa-stm32.bin
 $(STM32_ELF): $(CORE) $(HDRS) ports/stm32/main.c ports/stm32/stm32f103.ld ports/stm32/port.mk
 	@mkdir -p $(dir $@)
 	$(ARM_CC) $(ARM_FLAGS) $(CORE) ports/stm32/main.c -nostdlib -Wl,--gc-sections \
-	  -T ports/stm32/stm32f103.ld -o $@ -lgcc
+	  -T ports/stm32/stm32f103.ld -o $@.$$$$ -lgcc && mv -f $@.$$$$ $@
 $(BUILD)/stm32/copa-stm32.bin: $(STM32_ELF)
 	arm-none-eabi-objcopy -O binary $< $@
