@@ -74,11 +74,12 @@ def test_ping_sizes(board):
 def test_pipelined_requests(board):
     c = board.open()
     c.hello()
-    ids = [c.send(Cmd.PING, bytes([i]) * (i % 20)) for i in range(12)]
+    # 11 requests, 111 bytes on the wire: within the 128 unanswered bytes the spec allows
+    ids = [c.send(Cmd.PING, bytes([i]) * (i % 12)) for i in range(10)]
     ids.append(c.send(Cmd.STATS))
-    answers = [c.wait(i, timeout=5) for i in ids]
+    answers = [c.wait(i, timeout=10) for i in ids]
     for i, f in enumerate(answers[:-1]):
-        assert f.cmd == Cmd.PING and f.status == Status.OK and f.payload == bytes([i]) * (i % 20)
+        assert f.cmd == Cmd.PING and f.status == Status.OK and f.payload == bytes([i]) * (i % 12)
     assert answers[-1].cmd == Cmd.STATS
 
 
