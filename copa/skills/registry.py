@@ -257,20 +257,23 @@ class Skills:
         config = sandbox_config(perms, Path(info.source), self.limits, self._data_dirs(perms))
         config.update(mode="serve", file=info.source, cwd=self.cwd)
         timeout = info.timeout or self.limits.timeout
-        try:
-            worker = self.pool.acquire(key, config, secrets)
-        except WorkerDied as e:
-            return ToolResult(False, error=f"skill '{name}' could not start: {e}", error_type="load",
-                              duration_ms=_ms(t0))
-        except TimeoutError:
-            return ToolResult(False, error=f"skill '{name}' took too long to load", error_type="timeout",
-                              duration_ms=_ms(t0))
-        pos = worker.output_pos()
-        try:
-            result = worker.call(info.function or name, arguments, timeout)
-            self.last_output = worker.output_since(pos)  # what it printed: shown by `copa skills run`
-        finally:
-            self.pool.release(worker)
+        for _attempt in range(2):  # a second time only when the first worker had retired
+            try:
+                worker = self.pool.acquire(key, config, secrets)
+            except WorkerDied as e:
+                return ToolResult(False, error=f"skill '{name}' could not start: {e}", error_type="load",
+                                  duration_ms=_ms(t0))
+            except TimeoutError:
+                return ToolResult(False, error=f"skill '{name}' took too long to load", error_type="timeout",
+                                  duration_ms=_ms(t0))
+            pos = worker.output_pos()
+            try:
+                result = worker.call(info.function or name, arguments, timeout)
+                self.last_output = worker.output_since(pos)  # what it printed: shown by `copa skills run`
+            finally:
+                self.pool.release(worker)
+            if result.error_type != "retired":
+                break
         if self.last_output:
             log.debug("skill %s printed: %s", name, self.last_output[-2000:])
         result.duration_ms = _ms(t0)

@@ -45,6 +45,7 @@ _EXEC_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/opt")
 class Limits:
     memory_mb: int = 512
     cpu_seconds: int = 30
+    cpu_budget: int = 20  # a worker's lifetime CPU = cpu_seconds x this; then it is replaced
     timeout: float = 30.0
     idle_seconds: float = 300.0
 
@@ -78,7 +79,7 @@ def sandbox_config(perms: Permissions, source: Path, limits: Limits, data_dirs: 
         "kernel": os.environ.get("COPA_SKILLS_KERNEL_SANDBOX", "1") != "0",
         "read": read, "write": write, "exec": list(_EXEC_DIRS) if perms.exec else [],
         "net": perms.net, "hosts": list(perms.hosts), "allow_exec": perms.exec,
-        "memory_mb": limits.memory_mb, "cpu_seconds": limits.cpu_seconds,
+        "memory_mb": limits.memory_mb, "cpu_seconds": limits.cpu_seconds, "cpu_budget": limits.cpu_budget,
     }
 
 

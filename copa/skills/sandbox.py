@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import resource
 import signal
@@ -184,14 +185,15 @@ def deny_sockets() -> str:
     return "seccomp"
 
 
-def set_limits(memory_mb: int, cpu_seconds: int) -> None:
+def set_limits(memory_mb: int, cpu_seconds: int, budget_calls: int = 20) -> None:
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if cpu_seconds > 0:
-        # the hard limit is a lifetime budget (SIGKILL); the soft limit is moved per call (SIGXCPU)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds * 20))
+        # the hard limit is a lifetime budget (SIGKILL), so a skill that raises its own soft limit
+        # gains little; the soft limit is moved per call (SIGXCPU); a spent worker is replaced
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds * max(budget_calls, 2)))
     if sys.platform.startswith("linux"):
         _c().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with copa
 
@@ -206,7 +208,7 @@ def arm_cpu_limit(cpu_seconds: int) -> bool:
     if cpu_seconds <= 0:
         return True
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = int(cpu_used()) + cpu_seconds
+    soft = math.ceil(cpu_used()) + cpu_seconds
     if hard != resource.RLIM_INFINITY and soft >= hard:
         return False
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))

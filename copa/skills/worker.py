@@ -36,7 +36,7 @@ def _confine(cfg: dict) -> dict:
     from copa.skills import sandbox
 
     report: dict[str, Any] = {}
-    sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)))
+    sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)), int(cfg.get("cpu_budget", 20)))
     net = cfg.get("net", "none")
     kernel = cfg.get("kernel", True)
     if net != "none":
@@ -161,8 +161,8 @@ def serve(cfg: dict, out, report: dict) -> None:
                         "error": f"{Path(path).name} has no skill function {req.get('function')!r}"})
             continue
         if not sandbox.arm_cpu_limit(cpu):
-            _send(out, {"id": rid, "ok": False, "error_type": "cpu", "error": "worker CPU budget spent",
-                        "recycle": True})
+            _send(out, {"id": rid, "ok": False, "error_type": "retired", "recycle": True,
+                        "error": "this worker's CPU budget is spent; the call goes to a new one"})
             return
         try:
             kwargs = coerce_arguments(func, req.get("arguments") or {})

@@ -434,3 +434,32 @@ def test_unix_sockets_refused_below_python(write_skill, registry, tmp_path):
             assert w.sandbox["sockets"] == "seccomp"
     finally:
         srv.close()
+
+
+def test_worker_with_spent_cpu_budget_is_replaced_transparently(write_skill, skill_dir):
+    from copa.skills import Skills
+    from copa.skills.runner import Limits
+
+    write_skill("burn.py", '''
+        import os, time
+        from copa.skills import skill
+
+        @skill
+        def burn() -> int:
+            """Uses half a second of CPU."""
+            end = time.process_time() + 0.5
+            while time.process_time() < end:
+                pass
+            return os.getpid()
+    ''')
+    reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
+    reg.limits = reg.pool.limits = Limits(cpu_seconds=1, cpu_budget=3, timeout=30)
+    try:
+        pids = []
+        for _ in range(3):
+            r = reg.call("burn")
+            assert r.ok, r
+            pids.append(r.content)
+        assert pids[0] == pids[1] != pids[2]  # the third call went to a fresh worker, and succeeded
+    finally:
+        reg.close()
