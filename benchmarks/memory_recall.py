@@ -89,6 +89,7 @@ ABLATIONS = {
     "no assistant cue": {"assistant_next": 0.0},
     "no name weight": {"names": 1.0},
     "no diversify": {"diversify": False},
+    "no irregular verbs": {"irregular": False},
 }
 
 
@@ -126,12 +127,12 @@ def main() -> None:
     types = list(results["fts5"])
     print(f"memory_recall: {args.seeds} datasets, {n_turns} turns, {n_q} questions "
           f"({time.perf_counter() - t0:.1f} s)")
-    head = f"{'system':<18}" + "".join(f"{t + ' @5/@10':>22}" for t in types) + f"{'all @5/@10':>16}"
+    head = f"{'system':<22}" + "".join(f"{t + ' @5/@10':>22}" for t in types) + f"{'all @5/@10':>16}"
     print(head)
     for name, res in results.items():
         cells = "".join(f"{res[t][5]:>14.2f} / {res[t][10]:.2f}" for t in types)
         allk = {k: sum(res[t][k] for t in types) / len(types) for k in KS}
-        print(f"{name:<18}{cells}{allk[5]:>9.2f} / {allk[10]:.2f}")
+        print(f"{name:<22}{cells}{allk[5]:>9.2f} / {allk[10]:.2f}")
     store, best = results["copa store"], {t: max(results["fts5"][t][5], results["fts5+porter"][t][5]) for t in types}
     beaten = [t for t in types if store[t][5] > best[t] and
               store[t][10] > max(results["fts5"][t][10], results["fts5+porter"][t][10])]

@@ -48,10 +48,10 @@ class RecallOptions:
     pool: int = 200  # BM25 candidates considered
     stop_words: bool = True
     coverage: float = 0.55  # weight of idf coverage against normalised BM25
-    # A word in more than max(common_df * n, common_docs) memories is not used to fetch candidates
-    # (it still counts in scoring): its long posting list would dominate latency at millions of rows.
-    common_df: float = 0.005
-    common_docs: int = 5000
+    # Candidates are fetched with the rarest words whose posting lists add up to at most this many
+    # entries (the others still count in scoring): BM25 over long posting lists is what makes a
+    # query slow at a million memories, and the rare words carry most of the weight anyway.
+    fetch_budget: int = 6_000
     dates: bool = True
     date_bonus: float = 0.35
     # Generic lending to neighbours measured as a loss (it lifts chatter next to strong matches above
@@ -67,6 +67,7 @@ class RecallOptions:
     corroboration: float = 0.02
     names: float = 2.0  # weight of a name (a capitalised word inside the question) against other words
     diversify: bool = True  # one copy of repeated text; several named things -> each one represented
+    irregular: bool = True  # also look for irregular verb forms (buy -> bought)
     chain: bool = True
 
 
@@ -108,7 +109,7 @@ def analyse(query: str, now: datetime, opts: RecallOptions = DEFAULT) -> _Query:
         surface.setdefault(s, t)
     alts: dict[str, list[str]] = {}
     for t, st in zip(content, stems, strict=True):
-        forms = [f for f in IRREGULAR.get(t, ()) if f not in STOP_WORDS]
+        forms = [f for f in IRREGULAR.get(t, ()) if f not in STOP_WORDS] if opts.irregular else []
         if forms:
             fs = stemmer().stems(forms)
             alts[st] = [f for f in fs if f != st]
@@ -198,16 +199,21 @@ def _fetch_keywords(c, q: _Query, weights: dict[str, float], pool: dict, kinds, 
     known = [s for s in q.stems if s in weights]
     if not known:
         return
-    n = weights["__n__"]
-    cap = max(opts.common_df * n, opts.common_docs)
-    rare = [s for s in known if weights[f"__df__{s}"] <= cap]
-    use = rare or sorted(known, key=lambda s: weights[f"__df__{s}"])[:1]
-    use += [a for s in use for a in q.alts.get(s, ()) if a in weights and weights[f"__df__{a}"] <= cap]
-    match = " OR ".join(f'"{q.surface[s]}"' for s in dict.fromkeys(use))
+    def df(s: str) -> float:
+        return weights[f"__df__{s}"]
+
+    terms = sorted(set(known) | {a for s in known for a in q.alts.get(s, ()) if a in weights}, key=df)
+    use, total = [], 0.0
+    for s in terms:
+        if total + df(s) > opts.fetch_budget and use:
+            break
+        use.append(s)
+        total += df(s)
+    match = " OR ".join(f'"{q.surface[s]}"' for s in use)
     kc, kp = _kind_clause(kinds)
     order = "ORDER BY r"
-    if not rare and weights[f"__df__{use[0]}"] > 4 * cap:  # only very common words: newest matches
-        order = "ORDER BY rowid DESC"  # (ranking all of them would cost a scan of a huge posting list)
+    if total > 2 * opts.fetch_budget:  # even the rarest word is everywhere: take its newest matches
+        order = "ORDER BY rowid DESC"  # (ranking all of them would mean scoring a huge posting list)
     if kinds:  # filter inside: a rare kind might not make the unfiltered top of the pool
         sql = (f"SELECT {_SEL}, bm25(memories_fts, 1.0, 0.5) FROM memories_fts JOIN memories m "
                f"ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ?{kc} "
