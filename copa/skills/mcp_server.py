@@ -55,9 +55,38 @@ def build_server(ws, *, allow_dangerous: bool = False, only: list[str] | None = 
         result = await anyio.to_thread.run_sync(ws.skills.call, params.name, dict(params.arguments or {}))
         return _to_result(result)
 
+    async def list_resources(ctx, params) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=[
+            types.Resource(uri=uri, name=name, description=desc, mime_type="application/json")
+            for uri, (name, desc, _) in RESOURCES.items()])
+
+    async def read_resource(ctx, params) -> types.ReadResourceResult:
+        uri = str(params.uri)
+        if uri not in RESOURCES:
+            raise ValueError(f"no resource {uri!r}; known: {', '.join(RESOURCES)}")
+        data = await anyio.to_thread.run_sync(RESOURCES[uri][2], ws)
+        return types.ReadResourceResult(contents=[types.TextResourceContents(
+            uri=uri, mime_type="application/json", text=json.dumps(data, ensure_ascii=False, default=str))])
+
     return Server("copa", version=__version__, instructions="copa's skills: files, web, time, calendar, system, "
-                  "memory (remember, recall, tasks) and the user's own.", on_list_tools=list_tools,
-                  on_call_tool=call_tool)
+                  "memory (remember, recall, tasks) and the user's own. Resources: the open tasks and the "
+                  "user's stated preferences.", on_list_tools=list_tools, on_call_tool=call_tool,
+                  on_list_resources=list_resources, on_read_resource=read_resource)
+
+
+def _memory_rows(items) -> list[dict]:
+    return [{"id": m.id, "text": m.text, "subject": m.subject, "status": m.status,
+             "due_at": m.due_at.isoformat() if m.due_at else None} for m in items]
+
+
+# Read-only views of the memory store, read in copa's own process (copa's code, not a skill's)
+RESOURCES = {
+    "copa://memory/tasks": ("tasks", "Open and in-progress tasks, due ones first.",
+                            lambda ws: _memory_rows(ws.memory.tasks())),
+    "copa://memory/preferences": ("preferences", "What the user has said they prefer.",
+                                  lambda ws: _memory_rows(ws.memory.preferences())),
+    "copa://memory/stats": ("memory stats", "How much copa remembers, by kind.", lambda ws: ws.memory.stats()),
+}
 
 
 def serve_stdio(ws, *, allow_dangerous: bool = False, only: list[str] | None = None) -> None:

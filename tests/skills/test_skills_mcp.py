@@ -105,6 +105,9 @@ def test_copa_mcp_serve_with_the_sdk_client(copa_home):
                 out["recall"] = await session.call_tool("memory_recall", {"query": "what is the cat called"})
                 out["bad"] = await session.call_tool("date_add", {"start": "not a date"})
                 out["danger"] = await session.call_tool("run_command", {"command": "echo no"})
+                await session.call_tool("memory_add_task", {"text": "Water the plants"})
+                out["resources"] = [str(r.uri) for r in (await session.list_resources()).resources]
+                out["tasks"] = await session.read_resource("copa://memory/tasks")
 
     anyio.run(session_run)
     tools = out["tools"]
@@ -118,6 +121,9 @@ def test_copa_mcp_serve_with_the_sdk_client(copa_home):
     assert recall and recall[0]["text"] == "The cat is called Miso"
     assert out["bad"].is_error and "cannot read 'not a date'" in out["bad"].content[0].text
     assert out["danger"].is_error
+    assert "copa://memory/tasks" in out["resources"] and "copa://memory/preferences" in out["resources"]
+    tasks = json.loads(out["tasks"].contents[0].text)
+    assert [t["text"] for t in tasks] == ["Water the plants"] and tasks[0]["status"] == "open"
 
 
 def test_mcp_list_cli(run_copa, copa_home, tmp_path):
