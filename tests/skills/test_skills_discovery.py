@@ -173,3 +173,29 @@ def test_inspector_failures_are_not_cached(write_skill, monkeypatch):
     second = Skills(ws, dirs=[("user", folder)])
     assert [(i.name, i.status) for i in second.list()] == [("add", "ok")]
     second.close()
+
+
+def test_config_keys_drive_folders_and_limits(write_skill, tmp_path, monkeypatch):
+    from copa.workstation import Workstation
+
+    project, extra = tmp_path / "proj", tmp_path / "extra"
+    write_skill("p.py", GOOD.replace("def add", "def in_project"), folder=project / ".copa" / "skills")
+    write_skill("e.py", GOOD.replace("def add", "def in_extra"), folder=extra)
+    monkeypatch.setenv("COPA_SKILLS_DIRS", str(extra))
+    monkeypatch.setenv("COPA_SKILLS_MEMORY_MB", "300")
+    monkeypatch.setenv("COPA_SKILLS_TIMEOUT", "7.5")
+    ws = Workstation()
+    reg = Skills(ws, cwd=str(project))
+    try:
+        locs = {i.name: i.location for i in reg.list()}
+        assert locs["in_project"] == "project" and locs["in_extra"] == "extra" and locs["read_file"] == "builtin"
+        assert reg.limits.memory_mb == 300 and reg.limits.timeout == 7.5
+    finally:
+        reg.close()
+    monkeypatch.setenv("COPA_SKILLS_PROJECT", "false")
+    ws2 = Workstation()
+    reg2 = Skills(ws2, cwd=str(project))
+    try:
+        assert "in_project" not in {i.name for i in reg2.list()}
+    finally:
+        reg2.close()
