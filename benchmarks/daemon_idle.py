@@ -2,7 +2,7 @@
 
 Baseline (same run): a bare `python -c "import time; time.sleep(...)"` process measured the same
 way. Also measured: how long a change made with the CLI takes to reach the running daemon (from the
-moment `copa schedule add` returns to the daemon's "reloaded" log line).
+moment `copa schedule pause|resume` returns to the daemon's "reloaded" log line).
 
     .venv/bin/python benchmarks/daemon_idle.py [--seconds 10] [--jobs 20] [--runs 20]
 
@@ -72,6 +72,21 @@ def measure(pid: int, seconds: float) -> tuple[float, float, float, int]:
     return (c1 - c0) / TICK / (t1 - t0) * 100, rss, rss_mb(pid)[1], len(procs)
 
 
+def pair_board(env: dict[str, str], home: Path):
+    """The host build of the firmware on a pty, paired and watched (a0 every second), so the daemon
+    keeps a live session to it while it idles (issue 8's device service)."""
+    from copa.device import targets
+
+    if targets.missing_tools("host"):
+        raise SystemExit("--device needs the host firmware toolchain: " + ", ".join(targets.missing_tools("host")))
+    if targets.build("host").returncode != 0:
+        raise SystemExit("building the host firmware failed (make -C firmware)")
+    board = targets.start("host", store=home / "board-store.bin")
+    copa(env, "device", "pair", board.path, "--name", "bench")
+    copa(env, "device", "watch", "bench", "--save", "-c", "a0", "--period", "1000", "--count", "1")
+    return board
+
+
 def wait_runs(log: Path, n: int, timeout: float = 600) -> None:
     """Until both warm jobs have each finished n runs (as the daemon's log says)."""
     deadline = time.monotonic() + timeout
@@ -92,6 +107,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="measurement window")
     ap.add_argument("--jobs", type=int, default=20, help="jobs defined (none due in the window)")
     ap.add_argument("--changes", type=int, default=5, help="CLI changes timed for the reload latency")
+    ap.add_argument("--device", action="store_true", help="also pair a host-build board watched every second")
     ap.add_argument("--runs", type=int, default=20, help="runs of a report job and a skill job for the growth check")
     args = ap.parse_args()
 
@@ -100,6 +116,10 @@ def main() -> int:
     for i in range(args.jobs):
         trigger = ["--cron", f"{i % 60} 3 * * *"] if i % 2 else ["--every", f"{6 + i}h"]
         copa(env, "schedule", "add", f"job{i}", *trigger, "--report", "daily-briefing")
+
+    board = None
+    if args.device:
+        board = pair_board(env, home)
 
     base = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({args.seconds * 3 + 60})"])
     log = home / "daemon.log"
@@ -146,9 +166,12 @@ def main() -> int:
         daemon.wait(timeout=30)
         base.kill()
         base.wait()
+        if board is not None:
+            board.stop()
 
     latencies.sort()
-    print(f"idle daemon with {args.jobs} jobs, none due, measured over {args.seconds:.0f} s (poll 0.5 s)")
+    what = " and a paired board sampled every 1 s" if args.device else ""
+    print(f"idle daemon with {args.jobs} jobs{what}, none due, measured over {args.seconds:.0f} s (poll 0.5 s)")
     print(f"{'process':<28}{'CPU %':>8}{'RSS MB':>9}{'peak MB':>9}")
     print(f"{'python sleeping (baseline)':<28}{b_cpu:>8.3f}{b_rss:>9.1f}{'':>9}")
     print(f"{'copa daemon':<28}{d_cpu:>8.3f}{d_rss:>9.1f}{d_hwm:>9.1f}")
