@@ -86,7 +86,7 @@ def resolve_target(ws: Workstation, spec: str) -> Target:
 
 def _check(t: Target) -> None:
     need = {"file": t.to, "email": t.to, "telegram": t.to, "ntfy": t.to,
-            "webhook": t.url, "slack": t.url, "discord": t.url}
+            "webhook": t.url, "slack": t.url or t.secret, "discord": t.url or t.secret}
     if t.kind in need and not need[t.kind]:
         what = "a URL" if t.kind in ("webhook", "slack", "discord") else "a value"
         raise UsageError(f"delivery target {t.spec!r} needs {what}", hint=f"e.g. {_example(t.kind)}")
@@ -253,13 +253,23 @@ def _send_webhook(ws: Workstation, t: Target, title: str, body: str, meta: dict[
     return t.url
 
 
+def _secret_url(ws: Workstation, t: Target) -> str:
+    """Slack and Discord webhook URLs are credentials: ``secret`` may name the secret holding one."""
+    if t.url:
+        return t.url
+    url = ws.secrets.resolve(t.secret)
+    if not url:
+        raise DeliveryError(f"the secret {t.secret} is not set (copa secrets set {t.secret})")
+    return url
+
+
 def _send_slack(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
-    _post(t.url, json_body={"text": _clip(f"*{title}*\n{body}", 39000)}, what="slack")
+    _post(_secret_url(ws, t), json_body={"text": _clip(f"*{title}*\n{body}", 39000)}, what="slack")
     return "slack"
 
 
 def _send_discord(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
-    _post(t.url, json_body={"content": _clip(f"**{title}**\n{body}", 2000)}, what="discord")
+    _post(_secret_url(ws, t), json_body={"content": _clip(f"**{title}**\n{body}", 2000)}, what="discord")
     return "discord"
 
 

@@ -141,25 +141,26 @@ def test_webhooks_slack_discord_ntfy_telegram(run_copa, receiver, copa_home):
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(f'[delivery.tg]\nkind = "telegram"\nto = "4242"\nurl = "{receiver.url}"\n'
                    f'secret = "TG_TOKEN"\n\n[delivery.alerts]\nkind = "ntfy"\nto = "copa-alerts"\n'
-                   f'url = "{receiver.url}/ntfy"\n')
+                   f'url = "{receiver.url}/ntfy"\n\n[delivery.team]\nkind = "slack"\nsecret = "SLACK_HOOK_URL"\n')
     receiver.plan["/flaky"] = [500, 503]  # two failures, then 200: delivered on the third attempt
     receiver.plan["/down"] = [500] * 10
     receiver.body_for[f"/bot{TOKEN}/sendMessage"] = b'{"ok": true, "result": {"message_id": 1}}'
     targets = [f"webhook:{receiver.url}/hook", f"slack:{receiver.url}/slack", f"discord:{receiver.url}/discord",
-               "alerts", "tg", f"webhook:{receiver.url}/flaky", f"webhook:{receiver.url}/down"]
+               "alerts", "tg", "team", f"webhook:{receiver.url}/flaky", f"webhook:{receiver.url}/down"]
     args = [a for t in targets for a in ("--to", t)]
     r = run_copa("report", "run", "weekly-review", *args, "--json",
-                 env={"TG_TOKEN": TOKEN, "COPA_SCHEDULER_DELIVERY_RETRY_DELAY": "0.05"})
+                 env={"TG_TOKEN": TOKEN, "COPA_SCHEDULER_DELIVERY_RETRY_DELAY": "0.05",
+                      "SLACK_HOOK_URL": f"{receiver.url}/slack-secret"})
     assert r.returncode == 1  # one target is down
     import json
 
     out = json.loads(r.stdout)
     body, rid = out["body"], out["id"]
     results = {d["target"]: d for d in out["deliveries"]}
-    assert all(results[t]["ok"] for t in targets[:6]), results
-    assert results[targets[5]]["attempts"] == 3
-    assert not results[targets[6]]["ok"] and results[targets[6]]["attempts"] == 3
-    assert "HTTP 500" in results[targets[6]]["error"]
+    assert all(results[t]["ok"] for t in targets[:7]), results
+    assert results[targets[6]]["attempts"] == 3
+    assert not results[targets[7]]["ok"] and results[targets[7]]["attempts"] == 3
+    assert "HTTP 500" in results[targets[7]]["error"]
 
     hook = receiver.to("/hook")[0]["json"]
     assert hook["title"] == out["title"] and hook["text"] == body and hook["report_id"] == rid
@@ -171,9 +172,10 @@ def test_webhooks_slack_discord_ntfy_telegram(run_copa, receiver, copa_home):
     tg = receiver.to(f"/bot{TOKEN}/sendMessage")[0]["json"]
     assert tg["chat_id"] == "4242" and tg["text"].startswith(out["title"]) and body.strip()[:40] in tg["text"]
     assert len(receiver.to("/flaky")) == 3 and len(receiver.to("/down")) == 3
+    assert receiver.to("/slack-secret")[0]["json"]["text"].startswith(f"*{out['title']}*")  # URL from a secret
 
     rows = query(copa_home, "SELECT target, status, attempts, error FROM sched_deliveries ORDER BY id")
-    assert [(r["target"], r["status"]) for r in rows] == [(t, "ok") for t in targets[:6]] + [(targets[6], "failed")]
+    assert [(r["target"], r["status"]) for r in rows] == [(t, "ok") for t in targets[:7]] + [(targets[7], "failed")]
     assert all(TOKEN not in (r["error"] or "") for r in rows)
 
 
