@@ -70,7 +70,7 @@ TABLES["delivery"] = {
                 ("file", "stdout", "notify", "email", "webhook", "slack", "discord", "ntfy", "telegram")),
     "to": Key(str, "", "Path (file), address (email), chat id (telegram) or topic (ntfy)"),
     "url": Key(str, "", "Webhook URL, or the server/API base (ntfy, telegram)"),
-    "secret": Key(str, "", "Name of a secret: telegram bot token, ntfy token, webhook bearer token"),
+    "secret": Key(str, "", "Name of a secret: telegram bot token, ntfy token, webhook bearer token, slack/discord URL"),
 }
 
 # Models and the agent loop (copa/providers, copa/agent; see docs/agent.md).
