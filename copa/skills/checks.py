@@ -73,7 +73,10 @@ def _sandbox_check(limits) -> Check:
     else:
         parts.append("network: no namespace allowed here; enforced by " + ("seccomp socket() + " if seccomp else "")
                      + ("Landlock TCP denial + " if "TCP" in fs else "") + "a Python audit hook on sockets")
-    parts.append(f"limits: {limits.memory_mb} MB, {limits.cpu_seconds} s CPU, {limits.timeout:g} s per call")
+    held = report.get("limits", "")
+    refused = [n for n in ("memory", "cpu") if n not in held]
+    parts.append(f"limits: {limits.memory_mb} MB, {limits.cpu_seconds} s CPU, {limits.timeout:g} s per call"
+                 + (f" ({' and '.join(refused)} limit refused by this platform)" if refused else ""))
     strong = fs.startswith("landlock") and (net in ("netns", "userns+netns") or "TCP" in fs or seccomp)
     return Check("skill sandbox", OK if strong else INFO, "; ".join(parts),
                  "" if strong else "a Linux kernel with Landlock (5.13+) and user namespaces gives full isolation")

@@ -18,6 +18,7 @@ Pure stdlib + ctypes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import math
@@ -185,17 +186,25 @@ def deny_sockets() -> str:
     return "seccomp"
 
 
-def set_limits(memory_mb: int, cpu_seconds: int, budget_calls: int = 20) -> None:
+def set_limits(memory_mb: int, cpu_seconds: int, budget_calls: int = 20) -> str:
+    """Resource limits; returns which held (a platform may refuse one, e.g. RLIMIT_AS on macOS)."""
+    held, wanted = [], []
     if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        wanted.append(("memory", resource.RLIMIT_AS, (memory_mb * 2**20,) * 2))
+    wanted.append(("core", resource.RLIMIT_CORE, (0, 0)))
     if cpu_seconds > 0:
         # the hard limit is a lifetime budget (SIGKILL), so a skill that raises its own soft limit
         # gains little; the soft limit is moved per call (SIGXCPU); a spent worker is replaced
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds * max(budget_calls, 2)))
+        wanted.append(("cpu", resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds * max(budget_calls, 2))))
+    for name, which, value in wanted:
+        try:
+            resource.setrlimit(which, value)
+            held.append(name)
+        except (ValueError, OSError):
+            pass  # the parent's timeout still bounds the call
     if sys.platform.startswith("linux"):
         _c().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # die with copa
+    return "+".join(held) or "none"
 
 
 def cpu_used() -> float:
@@ -211,7 +220,8 @@ def arm_cpu_limit(cpu_seconds: int) -> bool:
     soft = math.ceil(cpu_used()) + cpu_seconds
     if hard != resource.RLIM_INFINITY and soft >= hard:
         return False
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    with contextlib.suppress(ValueError, OSError):  # no CPU limit here: the timeout still applies
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
     return True
 
 

@@ -36,7 +36,8 @@ def _confine(cfg: dict) -> dict:
     from copa.skills import sandbox
 
     report: dict[str, Any] = {}
-    sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)), int(cfg.get("cpu_budget", 20)))
+    report["limits"] = sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)),
+                                          int(cfg.get("cpu_budget", 20)))
     net = cfg.get("net", "none")
     kernel = cfg.get("kernel", True)
     if net != "none":
