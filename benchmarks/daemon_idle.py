@@ -102,6 +102,52 @@ def copa(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "-m", "copa", *args], env=env, check=True, capture_output=True, timeout=120)
 
 
+def leak_check(runs: int) -> None:
+    """The daemon's run path (a fresh Workstation per run, one shared skills registry) in this process,
+    alternating a report job and a skill job; RSS after each quarter shows whether it keeps growing."""
+    import gc
+
+    home = Path(tempfile.mkdtemp(prefix="copa-bench-leak-"))
+    os.environ["COPA_HOME"] = str(home)
+    from copa.scheduler import runner
+    from copa.scheduler.jobs import add_job
+    from copa.scheduler.store import JobStore
+    from copa.skills import Skills
+    from copa.workstation import Workstation
+
+    base, skills_ws = Workstation(), Workstation()
+    shared = Skills(skills_ws)
+    add_job(base, "r", every="1h", report="weekly-review")
+    add_job(base, "s", every="1h", skill="current_time")
+    store = JobStore(base.db.conn)
+    jobs = [store.get("r"), store.get("s")]
+
+    def once(i: int) -> None:
+        ws = Workstation()
+        ws.__dict__["skills"] = shared
+        try:
+            runner.execute(ws, jobs[i % 2], origin="schedule")
+        finally:
+            ws.__dict__.pop("skills")
+            ws.close()
+
+    for i in range(20):  # warm-up: imports, caches, allocator arenas
+        once(i)
+    gc.collect()
+    marks = [rss_mb(os.getpid())[0]]
+    quarter = max(1, runs // 4)
+    for k in range(4):
+        for i in range(quarter):
+            once(i)
+        gc.collect()
+        marks.append(rss_mb(os.getpid())[0])
+        print(f"in-process, after {(k + 1) * quarter} runs: RSS {marks[-1]:.1f} MB "
+              f"({(marks[-1] - marks[-2]) * 1024 / quarter:+.2f} KB per run)")
+    shared.close()
+    base.close()
+    skills_ws.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="measurement window")
@@ -109,7 +155,12 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=5, help="CLI changes timed for the reload latency")
     ap.add_argument("--device", action="store_true", help="also pair a host-build board watched every second")
     ap.add_argument("--runs", type=int, default=20, help="runs of a report job and a skill job for the growth check")
+    ap.add_argument("--leak-runs", type=int, default=0,
+                    help="instead: run the daemon's run path N times in-process and print RSS by quarter")
     args = ap.parse_args()
+    if args.leak_runs:
+        leak_check(args.leak_runs)
+        return 0
 
     home = Path(tempfile.mkdtemp(prefix="copa-bench-daemon-"))
     env = {**os.environ, "COPA_HOME": str(home)}
