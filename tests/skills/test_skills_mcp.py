@@ -57,6 +57,7 @@ def test_configured_servers_become_tools(copa_home, tmp_path):
         [mcp.servers.demo]
         command = {json.dumps(sys.executable)}
         args = [{json.dumps(str(script))}]
+        timeout = 120.0
 
         [mcp.servers.missing]
         command = "/nonexistent/mcp-server"
@@ -95,7 +96,7 @@ def test_copa_mcp_serve_with_the_sdk_client(copa_home):
     out: dict = {}
 
     async def session_run() -> None:
-        with anyio.fail_after(60):
+        with anyio.fail_after(150):  # generous: importing the SDK alone takes seconds on a busy machine
             async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
                 await session.initialize()
                 tools = {t.name: t for t in (await session.list_tools()).tools}
@@ -133,10 +134,11 @@ def test_mcp_list_cli(run_copa, copa_home, tmp_path):
         [mcp.servers.demo]
         command = {json.dumps(sys.executable)}
         args = [{json.dumps(str(script))}]
+        timeout = 120.0
     """)
-    r = run_copa("mcp", "list", "--json")
+    r = run_copa("mcp", "list", "--json", timeout=150)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert [t["name"] for t in data["tools"]] == ["demo__add", "demo__fail"] and data["errors"] == {}
-    run = run_copa("skills", "run", "demo__add", "--args-json", '{"a": 20, "b": 22}', "--yes")
+    run = run_copa("skills", "run", "demo__add", "--args-json", '{"a": 20, "b": 22}', "--yes", timeout=150)
     assert run.returncode == 0 and run.stdout.strip() == "42", run.stderr
