@@ -128,6 +128,7 @@ def test_copa_mcp_serve_with_the_sdk_client(copa_home):
 
 
 def test_mcp_list_cli(run_copa, copa_home, tmp_path):
+    # (calling an MCP tool through ws.skills is covered in-process above: each SDK process costs ~1 s of CPU)
     script = tmp_path / "demo_server.py"
     script.write_text(DEMO_SERVER)
     _config(copa_home, f"""
@@ -140,5 +141,3 @@ def test_mcp_list_cli(run_copa, copa_home, tmp_path):
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert [t["name"] for t in data["tools"]] == ["demo__add", "demo__fail"] and data["errors"] == {}
-    run = run_copa("skills", "run", "demo__add", "--args-json", '{"a": 20, "b": 22}', "--yes", timeout=150)
-    assert run.returncode == 0 and run.stdout.strip() == "42", run.stderr
