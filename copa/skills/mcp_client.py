@@ -156,6 +156,9 @@ class McpServers:
         for name, cfg in self.config().items():
             try:
                 _, tools = self._server(name)
+            except ImportError:
+                self._errors[name] = "the MCP SDK is not installed (pip install 'copa[mcp]')"
+                continue
             except Exception as e:  # one broken server must not hide the others
                 srv = self._servers.get(name)
                 tail = srv.stderr_tail() if srv else ""
