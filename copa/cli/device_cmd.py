@@ -26,7 +26,9 @@ def _session(ws, name: str, **kw):
 def scan(json_out: bool = JSON,
          port: list[str] = typer.Option([], "--port", "-p", help="Also probe this port or URL (repeatable)."),
          all_ports: bool = typer.Option(False, "--all", help="List every serial port, not only known USB ids."),
-         no_probe: bool = typer.Option(False, "--no-probe", help="Do not ask the ports for HELLO.")) -> None:
+         no_probe: bool = typer.Option(False, "--no-probe", help="Do not ask the ports for HELLO."),
+         wait: float = typer.Option(2.0, "--wait", help="Seconds to wait for each HELLO (an Uno resets on open).")
+         ) -> None:
     """Serial ports with known USB ids (Arduino, CH340, CP210x, FTDI, ST-LINK), and whether copa answers."""
     from copa.device.scan import list_ports, probe
 
@@ -35,7 +37,7 @@ def scan(json_out: bool = JSON,
     known = {r.device_id: r.name for r in ws.devices.list()}
     infos = list_ports(extra, all_ports=all_ports)
     if not no_probe:
-        infos = [probe(i, known=known) for i in infos]
+        infos = [probe(i, known=known, attempts=max(1, int(wait / 0.2))) for i in infos]
     if json_out:
         emit_json([i.as_dict() for i in infos])
         return

@@ -120,8 +120,28 @@ def flash(board: str, port: str | None, progress: Callable[[str], None], *, do_b
         raise CopaError(f"no serial port {port}", hint="run 'copa device scan' to see the ports")
     image = build(spec.name, progress) if do_build else firmware_dir() / "build" / spec.artefact
     cmd = flash_command(spec.name, image, port, tool)
-    needed = Path(cmd[-1].split(":")[1]) if spec.name == "uno" else None
-    if needed is not None and not needed.exists():
-        raise CopaError(f"no firmware image at {needed}", hint="build it: make -C firmware avr")
+    if spec.name == "uno" and not image.exists():
+        raise CopaError(f"no firmware image at {image}", hint="build it: make -C firmware avr")
     _run(cmd, progress, f"flashing with {Path(cmd[0]).name}")
+    if port:
+        progress(verify_hello(port))
     return image
+
+
+def verify_hello(port: str, wait: float = 12.0) -> str:
+    """After flashing, the board must answer HELLO (an Uno first sits ~1 s in its bootloader, longer
+    while bytes keep arriving, so this waits generously)."""
+    from copa.device.registry import board_name
+    from copa.device.session import DeviceSession
+
+    s = DeviceSession(port, name=port, reconnect=False, hello_attempts=max(1, int(wait / 0.25)),
+                      hello_interval=0.25)
+    try:
+        h = s.connect()
+    except CopaError as e:
+        raise CopaError(f"flashed, but the board does not answer: {e.message}",
+                        hint="press its reset button; check the board type (--board)") from None
+    finally:
+        s.close()
+    version = f"{h.firmware[0]}.{h.firmware[1]}"
+    return f"the board answers HELLO: copa {board_name(h.board)} {h.device_id.hex()}, firmware {version}"

@@ -1,0 +1,66 @@
+"""`copa device flash`: the real avrdude flashes the virtual Uno (optiboot and reset-on-open in
+simavr, firmware/sim/uno_boot.c), after which the board answers HELLO; refusals are one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ensure_built
+
+from copa.device import targets
+
+
+def test_flash_virtual_uno_then_pair(run_copa, tmp_path: Path):
+    ensure_built("uno-boot")
+    t = targets.start("uno-boot")
+    try:
+        # (no HELLO probe of the erased chip first: the harness exits when optiboot starts an erased
+        # application, where a real Uno would cycle through its bootloader)
+        r = run_copa("device", "flash", "--board", "uno", "--port", t.path, timeout=240)
+        assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+        out = r.stdout
+        assert "make -C" in out and "avrdude" in out  # progress: the build, then the flasher
+        assert "flashed copa-uno.hex" in out
+        assert "the board answers HELLO: copa uno " in out
+        r = run_copa("device", "scan", "--port", t.path, "--json", "--wait", "6")  # open resets: bootloader, then copa
+        found = json.loads(r.stdout)[-1]
+        assert found["copa"] is True and found["board"] == "uno", found
+        r = run_copa("device", "pair", t.path, "--name", "uno")
+        assert r.returncode == 0, r.stderr
+        # each one-shot command opens the port, which resets an Uno (as a real one does): the write
+        # reads its pin back in the same session; rules, kept in EEPROM, survive the resets
+        r = run_copa("device", "write", "uno", "d7", "high")
+        assert r.returncode == 0 and r.stdout.strip() == "d7 = 1", r.stderr
+        assert run_copa("device", "rules", "uno", "add", "a0 > 612 -> d7 high").returncode == 0
+        r = run_copa("device", "rules", "uno", "list", "--json")
+        assert [x["rule"] for x in json.loads(r.stdout)] == ["a0 > 612 -> d7 high"]
+    finally:
+        t.stop()
+
+
+def test_flash_refusals(run_copa, tmp_path: Path):
+    r = run_copa("device", "flash", "--board", "esp32")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1
+    assert "unknown board 'esp32'" in r.stderr and "uno" in r.stderr and "bluepill" in r.stderr
+    r = run_copa("device", "flash", "--board", "uno")
+    assert r.returncode != 0 and "needs its serial port" in r.stderr and "--port" in r.stderr
+    r = run_copa("device", "flash", "--board", "uno", "--port", str(tmp_path / "nope"))
+    assert r.returncode != 0 and "no serial port" in r.stderr
+    flashers = [t for t in ("stm32flash", "st-flash", "openocd") if shutil.which(t)]
+    if flashers:
+        pytest.skip(f"an STM32 flasher is installed ({flashers[0]}); the refusal path cannot be shown")
+    r = run_copa("device", "flash", "--board", "bluepill", "--no-build")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1
+    assert "no STM32 flasher found" in r.stderr and "apt-get install" in r.stderr
+
+
+def test_flash_command_lines():
+    from copa.device.flash import flash_command
+
+    if shutil.which("avrdude"):
+        cmd = flash_command("uno", Path("/x/copa-uno.hex"), "/dev/ttyACM0")
+        assert cmd[1:] == ["-c", "arduino", "-p", "m328p", "-P", "/dev/ttyACM0", "-b", "115200", "-D",
+                           "-U", "flash:w:/x/copa-uno.hex:i"]
