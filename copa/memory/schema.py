@@ -79,9 +79,19 @@ def _m002_bulk_fts(db: Any) -> None:
     db.execute("DROP TRIGGER IF EXISTS memories_ai")
 
 
+def _m003_lean_indexes(db: Any) -> None:
+    # Conversation turns are most of the rows and are listed by session, not by kind or by creation
+    # time: leaving them out of those two indexes made bulk ingest 1.3-1.6x faster at 300k rows.
+    db.execute("DROP INDEX IF EXISTS memories_kind")
+    db.execute("DROP INDEX IF EXISTS memories_created")
+    db.execute("CREATE INDEX memories_kind_k ON memories(kind, occurred_at) WHERE kind != 'episode'")
+    db.execute("CREATE INDEX memories_created_k ON memories(created_at) WHERE kind != 'episode'")
+
+
 MIGRATIONS = [
     ("memory_001_init", _m001_init),
     ("memory_002_bulk_fts", _m002_bulk_fts),
+    ("memory_003_lean_indexes", _m003_lean_indexes),
 ]
 NAMES = [name for name, _ in MIGRATIONS]
 MODULE = "copa.memory.schema"
