@@ -157,37 +157,40 @@ class MemoryStore:
     def _prepare(self, rec: dict[str, Any], now: datetime, now_s: str | None = None) -> dict[str, Any]:
         if not isinstance(rec, dict):
             raise UsageError(f"a memory record must be a mapping, not {type(rec).__name__}")
-        text = str(rec.get("text") or "").strip()
+        g = rec.get
+        text = g("text")
+        text = text.strip() if isinstance(text, str) else str(text or "").strip()
         if not text:
             raise UsageError("a memory needs some text", hint="give the text to remember")
-        kind = rec.get("kind") or "note"
+        kind = g("kind") or "note"
         if kind not in DEFAULT_IMPORTANCE:
             kind = check_kind(kind)
         now_s = now_s or iso(now)
-        occurred = _time(rec.get("occurred_at"), "occurred_at") or now_s
-        metadata = rec.get("metadata") or None
+        occurred = _time(g("occurred_at"), "occurred_at") or now_s
+        metadata = g("metadata") or None
         if metadata is not None and not isinstance(metadata, dict):
             raise UsageError("metadata must be a JSON object (a dict)")
-        imp = rec.get("importance")
+        imp = g("importance")
         importance = DEFAULT_IMPORTANCE.get(kind, 0.5) if imp is None else min(1.0, max(0.0, float(imp)))
-        status = rec.get("status")
+        status = g("status")
         if kind == "task":
             status = check_status(status or "open")
         elif status is not None:
             status = str(status)
-        subject = rec.get("subject")
+        subject = g("subject")
+        created, valid_from, valid_to, due = g("created_at"), g("valid_from"), g("valid_to"), g("due_at") or g("due")
         return {
-            "id": rec.get("id") or None, "text": text, "kind": kind,
+            "id": g("id") or None, "text": text, "kind": kind,
             "subject": None if subject is None else normalise_subject(subject),
-            "source": rec.get("source"), "occurred_at": occurred,
-            "created_at": _time(rec.get("created_at"), "created_at") or now_s,
-            "valid_from": _time(rec.get("valid_from"), "valid_from") or occurred,
-            "valid_to": _time(rec.get("valid_to"), "valid_to"),
-            "superseded_by": rec.get("superseded_by"), "status": status,
-            "due_at": _time(rec.get("due_at") or rec.get("due"), "due"),
-            "session_id": rec.get("session_id"), "role": rec.get("role"), "importance": importance,
+            "source": g("source"), "occurred_at": occurred,
+            "created_at": now_s if created is None else (_time(created, "created_at") or now_s),
+            "valid_from": occurred if valid_from is None else (_time(valid_from, "valid_from") or occurred),
+            "valid_to": None if valid_to is None else _time(valid_to, "valid_to"),
+            "superseded_by": g("superseded_by"), "status": status,
+            "due_at": None if due is None else _time(due, "due"),
+            "session_id": g("session_id"), "role": g("role"), "importance": importance,
             "metadata": json.dumps(metadata, ensure_ascii=False, default=str) if metadata else None,
-            "corroborations": int(rec.get("corroborations") or 0),
+            "corroborations": int(g("corroborations") or 0),
             "norm": None if kind in NO_DEDUP_KINDS else norm_key(text),
         }
 
