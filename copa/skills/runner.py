@@ -46,6 +46,7 @@ class Limits:
     memory_mb: int = 512
     cpu_seconds: int = 30
     cpu_budget: int = 20  # a worker's lifetime CPU = cpu_seconds x this; then it is replaced
+    output_mb: int = 256  # largest file a skill without fs.write may write (its output, its temp dir)
     timeout: float = 30.0
     idle_seconds: float = 300.0
 
@@ -80,6 +81,7 @@ def sandbox_config(perms: Permissions, source: Path, limits: Limits, data_dirs: 
         "read": read, "write": write, "exec": list(_EXEC_DIRS) if perms.exec else [],
         "net": perms.net, "hosts": list(perms.hosts), "allow_exec": perms.exec,
         "memory_mb": limits.memory_mb, "cpu_seconds": limits.cpu_seconds, "cpu_budget": limits.cpu_budget,
+        "fsize_mb": 0 if perms.write else limits.output_mb,
     }
 
 
@@ -224,6 +226,8 @@ class Worker:
             return "crash", "the worker stopped answering"
         if code < 0:
             sig = signal.Signals(-code)
+            if sig == signal.SIGXFSZ:
+                return "output", f"the skill wrote more than {self.config.get('fsize_mb')} MB (output or a file)"
             if sig == signal.SIGXCPU:
                 return "cpu", f"the skill used more than {self.config.get('cpu_seconds')} s of CPU (stopped)"
             if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):

@@ -11,7 +11,8 @@ Layers, strongest first, each applied where the platform allows (the worker repo
   ``net:HOST`` skills keep the network and get the audit-hook host allow-list.
 - programs: without ``exec`` no file is executable under Landlock; the audit hook also refuses
   ``subprocess``/``os.exec*``/``os.system``.
-- resources: RLIMIT_AS (memory), RLIMIT_CPU (per call), no core files; the parent kills on timeout.
+- resources: RLIMIT_AS (memory), RLIMIT_CPU (per call), RLIMIT_FSIZE (skills without fs.write), no
+  core files; the parent kills on timeout.
 - signals: Landlock scoping (ABI >= 6) stops a skill from signalling copa or other processes.
 Pure stdlib + ctypes.
 """
@@ -186,9 +187,11 @@ def deny_sockets() -> str:
     return "seccomp"
 
 
-def set_limits(memory_mb: int, cpu_seconds: int, budget_calls: int = 20) -> str:
+def set_limits(memory_mb: int, cpu_seconds: int, budget_calls: int = 20, fsize_mb: int = 0) -> str:
     """Resource limits; returns which held (a platform may refuse one, e.g. RLIMIT_AS on macOS)."""
     held, wanted = [], []
+    if fsize_mb > 0:  # a flood of print() must not fill the disk before the timeout
+        wanted.append(("output", resource.RLIMIT_FSIZE, (fsize_mb * 2**20,) * 2))
     if memory_mb > 0:
         wanted.append(("memory", resource.RLIMIT_AS, (memory_mb * 2**20,) * 2))
     wanted.append(("core", resource.RLIMIT_CORE, (0, 0)))

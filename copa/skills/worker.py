@@ -10,6 +10,7 @@ runs here, confined, so copa's own process never executes skill code).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import importlib.util
 import json
@@ -37,7 +38,7 @@ def _confine(cfg: dict) -> dict:
 
     report: dict[str, Any] = {}
     report["limits"] = sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)),
-                                          int(cfg.get("cpu_budget", 20)))
+                                          int(cfg.get("cpu_budget", 20)), int(cfg.get("fsize_mb", 0)))
     net = cfg.get("net", "none")
     kernel = cfg.get("kernel", True)
     if net != "none":
@@ -137,6 +138,8 @@ def _classify(e: BaseException) -> str:
         return "memory"
     if isinstance(e, PermissionError):
         return "permission"
+    if isinstance(e, OSError) and e.errno == errno.EFBIG:  # RLIMIT_FSIZE (Python ignores SIGXFSZ)
+        return "output"
     return "exception"
 
 
@@ -183,7 +186,9 @@ def serve(cfg: dict, out, report: dict) -> None:
             kind = _classify(e)
             if kind == "memory":
                 e = MemoryError(f"the skill ran out of memory (limit {cfg.get('memory_mb')} MB)")
-            recycle = kind == "memory" or isinstance(e, SystemExit | KeyboardInterrupt)
+            if kind == "output":
+                e = OSError(f"the skill wrote more than {cfg.get('fsize_mb')} MB (output or a file)")
+            recycle = kind in ("memory", "output") or isinstance(e, SystemExit | KeyboardInterrupt)
             reply = {"id": rid, "ok": False, "error_type": kind, "error": _error_text(e), "where": _where(e, path)}
         if recycle:
             reply["recycle"] = True

@@ -463,3 +463,33 @@ def test_worker_with_spent_cpu_budget_is_replaced_transparently(write_skill, ski
         assert pids[0] == pids[1] != pids[2]  # the third call went to a fresh worker, and succeeded
     finally:
         reg.close()
+
+
+def test_output_flood_is_bounded(write_skill, skill_dir):
+    from copa.skills import Skills
+    from copa.skills.runner import Limits
+
+    write_skill("chatty.py", '''
+        from copa.skills import skill
+
+        @skill
+        def chatty() -> str:
+            """Prints far too much."""
+            line = "x" * 1023
+            for _ in range(4096):  # 4 MB
+                print(line)
+            return "done"
+
+        @skill
+        def quiet() -> str:
+            """Prints nothing."""
+            return "ok"
+    ''')
+    reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
+    reg.limits = reg.pool.limits = Limits(output_mb=1)
+    try:
+        r = reg.call("chatty")
+        assert not r.ok and r.error_type == "output" and "1 MB" in r.error, r
+        assert reg.call("quiet").content == "ok"
+    finally:
+        reg.close()
