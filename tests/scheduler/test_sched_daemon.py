@@ -40,12 +40,17 @@ def test_daemon_fires_picks_up_cli_changes_and_keeps_jobs_across_restart(copa_ho
     assert second.returncode != 0
     assert f"pid {d1.pid}" in second.stderr and "already running" in second.stderr
 
-    wait_for(lambda: len(_runs(copa_home, "tick", "ok")) >= 2, 30, what="two ok runs of tick")
+    wait_for(lambda: len([r for r in _runs(copa_home, "tick", "ok") if r["origin"] == "schedule"]) >= 2, 30,
+             what="two scheduled ok runs of tick")
     files = sorted(out_dir.glob("*.md"))
     assert files, "the file delivery wrote nothing"
     assert files[0].read_text().startswith("# Tick ")
-    ok = _runs(copa_home, "tick", "ok")[0]
-    assert ok["origin"] == "schedule" and Path(ok["output_path"]).read_text().startswith("# Tick")
+    oks = _runs(copa_home, "tick", "ok")
+    # the 1 s grid started when the job was added; if the daemon took longer than that to start, the
+    # first time counts as missed during downtime and runs once as a catch-up, never more
+    assert [r["origin"] for r in oks].count("catch-up") <= 1
+    ok = next(r for r in oks if r["origin"] == "schedule")
+    assert Path(ok["output_path"]).read_text().startswith("# Tick")
     # each run knows the fire time it served: on the job's 1 s grid, and not after its start
     created = query(copa_home, "SELECT created_at FROM sched_jobs WHERE name = 'tick'")[0][0]
     from datetime import datetime
@@ -74,10 +79,11 @@ def test_daemon_fires_picks_up_cli_changes_and_keeps_jobs_across_restart(copa_ho
     assert {n["job"] for n in st["next_runs"]} >= {"tick", "late"}
     assert st["heartbeat_age_s"] is not None and st["heartbeat_age_s"] < 30
 
-    # pausing reaches the daemon too
+    # pausing reaches the daemon too: once it has reloaded and any run in flight is over, no more runs
+    reloads = Path(d1.log_path).read_text().count("reloaded")
     assert run_copa("schedule", "pause", "late").returncode == 0
-    wait_for(lambda: query(copa_home, "SELECT paused FROM sched_jobs WHERE name='late'")[0][0] == 1, 5)
-    threading.Event().wait(1.0)
+    wait_for(lambda: Path(d1.log_path).read_text().count("reloaded") > reloads, 20, what="the daemon to reload")
+    wait_for(lambda: not _runs(copa_home, "late", "running"), 20, what="a run in flight to end")
     n_late = len(_runs(copa_home, "late"))
     threading.Event().wait(2.5)
     assert len(_runs(copa_home, "late")) == n_late, "a paused job kept firing"
@@ -170,7 +176,8 @@ def test_missed_runs_after_downtime_run_once_and_at_jobs_fire_once(copa_home, ru
     assert [(r["origin"], r["status"]) for r in hourly] == [("catch-up", "ok")]  # once, not five times
     assert datetime.fromisoformat(hourly[0]["scheduled_for"]) == datetime.fromisoformat(past)  # what it stands in for
     assert [(r["origin"], r["status"]) for r in missed_at] == [("catch-up", "ok")]
-    assert [(r["origin"], r["status"]) for r in soon_runs] == [("schedule", "ok")]
+    # once (as a catch-up instead if the daemon took more than 3 s to start on a loaded machine)
+    assert [r["status"] for r in soon_runs] == ["ok"] and soon_runs[0]["origin"] in ("schedule", "catch-up")
     jobs = {j["name"]: j for j in json.loads(run_copa("schedule", "list", "--json").stdout)}
     assert jobs["soon"]["state"] == "done" and jobs["missed-at"]["state"] == "done"
     nxt = datetime.fromisoformat(jobs["hourly"]["next_run_at"])
@@ -200,13 +207,17 @@ def test_a_run_missed_while_suspended_runs_once_on_wake(copa_home, run_copa, dae
                     "--retries", "0").returncode == 0
     d = daemons.start()
     wait_for(lambda: _runs(copa_home, "nap", "ok"), 30, what="a first run")
+    wait_for(lambda: not _runs(copa_home, "nap", "running"), 30, what="no run in flight")
+    from datetime import UTC, datetime
+
+    stopped_at = datetime.now(UTC).isoformat()
     os.kill(d.pid, signal.SIGSTOP)
     try:
         threading.Event().wait(7)  # at least one fire time passes, by more than the 1 s grace
     finally:
         os.kill(d.pid, signal.SIGCONT)
-    caught = wait_for(lambda: [r for r in _runs(copa_home, "nap") if r["origin"] == "catch-up"], 30,
-                      what="the missed run to be caught up")
+    caught = wait_for(lambda: [r for r in _runs(copa_home, "nap") if r["origin"] == "catch-up"
+                               and r["started_at"] > stopped_at], 30, what="the missed run to be caught up")
     assert caught[0]["status"] in ("ok", "running")
     assert "missed its run" in Path(d.log_path).read_text()
 
