@@ -520,13 +520,17 @@ class MemoryStore:
         return [row_to_memory(r) for r in rows]
 
     def stats(self) -> dict[str, Any]:
-        by_kind = dict(self._read("SELECT kind, count(*) FROM memories GROUP BY kind ORDER BY kind"))
+        total = self._read("SELECT count(*) FROM memories")[0][0]
+        # kinds other than turns come from their (partial) index; turns are the rest
+        by_kind = dict(self._read("SELECT kind, count(*) FROM memories WHERE kind != 'episode' GROUP BY kind"))
+        if total - sum(by_kind.values()):
+            by_kind["episode"] = total - sum(by_kind.values())
+        by_kind = dict(sorted(by_kind.items()))
         superseded = self._read("SELECT count(*) FROM memories WHERE valid_to IS NOT NULL")[0][0]
         sessions = self._read("SELECT count(*) FROM memory_sessions")[0][0]
         open_tasks = len(self._read("SELECT 1 FROM memories WHERE kind = 'task' AND status IN "
                                     "('open', 'in_progress') AND valid_to IS NULL"))
         span = self._read("SELECT min(occurred_at), max(occurred_at) FROM memories")[0]
-        total = sum(by_kind.values())
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return {"memories": total, "current": total - superseded, "superseded": superseded, "by_kind": by_kind,
                 "sessions": sessions, "open_tasks": open_tasks, "oldest": span[0], "newest": span[1],
