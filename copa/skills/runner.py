@@ -81,7 +81,7 @@ def sandbox_config(perms: Permissions, source: Path, limits: Limits, data_dirs: 
         "read": read, "write": write, "exec": list(_EXEC_DIRS) if perms.exec else [],
         "net": perms.net, "hosts": list(perms.hosts), "allow_exec": perms.exec,
         "memory_mb": limits.memory_mb, "cpu_seconds": limits.cpu_seconds, "cpu_budget": limits.cpu_budget,
-        "fsize_mb": 0 if perms.write else limits.output_mb,
+        "fsize_mb": 0 if (perms.write or perms.memory) else limits.output_mb,  # the database may grow large
     }
 
 
