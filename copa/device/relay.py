@@ -35,6 +35,7 @@ class Relay:
         os.set_blocking(self._master, False)
         self._lock = threading.Lock()
         self._stop_r, self._stop_w = os.pipe()
+        self._closed = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name="copa-relay")
         self._thread.start()
 
@@ -104,6 +105,9 @@ class Relay:
         return [bytes(f) + b"\x00" for f in bytes(self.captured).split(b"\x00") if f]
 
     def close(self) -> None:
+        if self._closed:  # closing twice would close fd numbers that now belong to someone else
+            return
+        self._closed = True
         os.write(self._stop_w, b"x")
         self._thread.join(timeout=2)
         for fd in (self._master, self._slave, self._board, self._stop_r, self._stop_w):
