@@ -117,3 +117,62 @@ def test_doctor_reports_paired_boards(run_copa, board):
     r = run_copa("doctor", "--json")
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["board lab"]["status"] == "fail" and checks["board lab"]["fix"]
+
+
+def test_socket_and_loop_urls(ws, board):
+    """A board behind a TCP serial server (like ser2net): pyserial's socket:// URL."""
+    import select
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:  # one client at a time, as a serial server does
+        fd = os.open(board.pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        srv.settimeout(0.2)
+        try:
+            while not stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    while not stop.is_set():
+                        r, _, _ = select.select([conn, fd], [], [], 0.1)
+                        if conn in r:
+                            data = conn.recv(4096)
+                            if not data:
+                                break
+                            os.write(fd, data)
+                        if fd in r:
+                            conn.sendall(os.read(fd, 4096))
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        rec = ws.devices.pair(f"socket://127.0.0.1:{port}", "remote")
+        assert rec.port == f"socket://127.0.0.1:{port}" and rec.board == "host"
+        board.control("adc 2 222")
+        s = ws.devices.session("remote")
+        assert s.adc_read(2) == 222
+        s.gpio_mode(7, 1)
+        s.gpio_write(7, 1)
+        assert board.pin(7)[1] == 1
+        ws.devices.close()
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+    # loop:// echoes our own requests back: they are not answers, so HELLO is never answered
+    from copa.device.client import NoAnswer
+    from copa.device.session import DeviceSession
+
+    s = DeviceSession("loop://", reconnect=False, hello_attempts=2, hello_interval=0.1)
+    with pytest.raises(NoAnswer):
+        s.connect()
+    s.close()
