@@ -1,6 +1,6 @@
 """Fixtures of the serial-bridge tests: real firmware targets on real ptys.
 
-``target`` runs the host build of firmware/ (a Linux process serving the protocol on a pty) with a
+``board`` runs the host build of firmware/ (a Linux process serving the protocol on a pty) with a
 persistent store, behind a stable symlink (like /dev/serial/by-id) so a restarted board is found at
 the same path. ``emulated`` is parametrised over the host build, the AVR image in simavr and the
 STM32 image in QEMU (copa.device.targets); a missing toolchain skips that target with the reason,
@@ -9,72 +9,11 @@ unless COPA_REQUIRE_FIRMWARE=1.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from copa.device import targets
-
-REQUIRE = os.environ.get("COPA_REQUIRE_FIRMWARE") == "1"
-_built: dict[str, str | None] = {}
-
-
-def ensure_built(name: str) -> None:
-    if name not in _built:
-        missing = targets.missing_tools(name)
-        if missing:
-            _built[name] = f"{name}: missing {', '.join(missing)} (install firmware/apt-packages.txt)"
-        else:
-            r = targets.build(name)
-            _built[name] = None if r.returncode == 0 else f"{name}: make failed: {(r.stdout + r.stderr)[-1500:]}"
-    why = _built[name]
-    if why:
-        if REQUIRE or "make failed" in why:
-            pytest.fail(why)
-        pytest.skip(why)
-
-
-class Board:
-    """A running target behind a stable symlink; ``restart()`` brings it back (same store)."""
-
-    def __init__(self, name: str, tmp: Path):
-        self.name = name
-        self.tmp = tmp
-        self.link = str(tmp / f"tty-{name}")
-        self.store = tmp / f"{name}-store.bin"
-        self.t: targets.Target | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.t = targets.start(self.name, store=self.store if self.name == "host" else None)
-        tmp_link = self.link + ".new"
-        os.symlink(self.t.path, tmp_link)
-        os.replace(tmp_link, self.link)  # atomic: the registry never sees a missing link
-
-    @property
-    def pty(self) -> str:
-        assert self.t is not None
-        return self.t.path
-
-    def control(self, line: str) -> str:
-        assert self.t is not None
-        return self.t.control(line)
-
-    def pin(self, n: int) -> tuple[int, int, int]:
-        """(mode, out, pwm) of pin n, seen from the board's side (host build)."""
-        _, _, mode, out, pwm = self.control(f"get {n}").split()
-        return int(mode), int(out), int(pwm)
-
-    def kill(self) -> None:
-        if self.t is not None:
-            self.t.stop()
-            self.t = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
+from device_helpers import Board, ensure_built  # noqa: E402
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ensure_built
+from device_helpers import ensure_built
 
 from copa.device import targets
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Board, ensure_built
+from device_helpers import Board, ensure_built
 
 from copa.device.scan import PortInfo, known_usb
 
