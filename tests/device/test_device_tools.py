@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -77,9 +78,16 @@ def test_daemon_keeps_boards_logging(run_copa, board, copa_home):
             assert proc.poll() is None, (copa_home / "daemon.log").read_text()
             time.sleep(0.1)
         assert _rows(copa_home, "SELECT 1 FROM device_readings WHERE device = 'lab' AND value = 640")
-        # while the daemon holds the port, the CLI says so on one line
-        r = run_copa("device", "read", "lab", "a0")
-        assert r.returncode != 0 and "busy" in r.stderr and "daemon" in r.stderr
+        # while the daemon holds the port, a write says so on one line; a read of a logged channel
+        # answers from the daemon's latest reading
+        r = run_copa("device", "write", "lab", "d7", "high")
+        assert r.returncode != 0 and r.stderr.count("\n") == 1 and "busy" in r.stderr and "daemon" in r.stderr
+        r = run_copa("device", "read", "lab", "a0", "--json")
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert got["value"] == 640 and "daemon" in got["source"] and got["at"]
+        r = run_copa("device", "read", "lab", "a1")
+        assert r.returncode != 0 and "busy" in r.stderr
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     finally:
