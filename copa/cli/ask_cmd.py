@@ -37,14 +37,25 @@ def _approver(yes: bool):
     import json
 
     def approve(spec, args) -> bool:
-        try:
-            with open("/dev/tty", "r+") as tty:
-                shown = json.dumps(args, ensure_ascii=False)[:300]
-                tty.write(f"\ncopa: allow {spec.name} ({spec.source or 'tool'}) with {shown}? [y/N] ")
-                tty.flush()
-                return tty.readline().strip().lower() in ("y", "yes")
+        import os
+
+        shown = json.dumps(args, ensure_ascii=False)[:300]
+        question = f"\ncopa: allow {spec.name} ({spec.source or 'tool'}) with {shown}? [y/N] "
+        try:  # the terminal itself: stdin may be a pipe holding the prompt text
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
         except OSError:
             return False
+        try:
+            os.write(fd, question.encode())
+            line = b""
+            while not line.endswith(b"\n") and len(line) < 100:
+                chunk = os.read(fd, 1)
+                if not chunk:
+                    break
+                line += chunk
+        finally:
+            os.close(fd)
+        return line.decode(errors="replace").strip().lower() in ("y", "yes")
 
     return approve
 

@@ -255,3 +255,27 @@ def test_a_face_cancels_by_raising_keyboardinterrupt_from_on_event(srv, ws):
     assert r.cancelled and r.interrupted and r.text == "abc" and len(r.tool_calls) == 1
     assert len(srv.requests) == 1
     assert ws.memory.turns("s")[-1].metadata["interrupted"] is True
+
+
+@pytest.mark.parametrize("wire", ["anthropic", "gemini"])
+def test_tool_round_trip_through_the_loop_on_other_wires(wire, monkeypatch):
+    monkeypatch.setenv("COPA_AGENT_RETRIES", "0")
+    with FakeModelServer(wire) as s:
+        s.configure("m")
+        s.add(Answer("Saving.", tool_calls=[("remember", {"text": "The user plays the cello.",
+                                                          "subject": "user.instrument"})], arg_chunk=3),
+              Answer("Noted: cello."), Answer("You play the cello."))
+        w = Workstation()
+        r1 = run_turn(w, "I play the cello.", session_id="a")
+        assert r1.text == "Saving.\n\nNoted: cello." and r1.tool_calls[0]["ok"]
+        r2 = run_turn(w, "Which instrument do I play?", session_id="b")
+        assert r2.text == "You play the cello."
+        body = s.requests[2].text()
+        assert "The user plays the cello." in body
+        second = s.requests[1].body
+        if wire == "anthropic":
+            assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+            assert second["messages"][2]["content"][0]["type"] == "tool_result"
+        else:
+            assert "functionResponse" in json.dumps(second["contents"][-1])
+        w.close()
