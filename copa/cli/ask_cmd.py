@@ -65,6 +65,8 @@ def _printer(json_out: bool, err_tty: bool):
 
     def on_event(e) -> None:
         if e.type == "text" and not json_out:
+            if state.pop("gap", False) and state["text"]:  # a new step after tool calls: a new paragraph
+                sys.stdout.write("\n" if state["ends_nl"] else "\n\n")
             sys.stdout.write(e.text)
             sys.stdout.flush()
             state["text"], state["ends_nl"] = True, e.text.endswith("\n")
@@ -72,7 +74,10 @@ def _printer(json_out: bool, err_tty: bool):
             print(f"copa: {e.data['reason']}; retrying in {e.data['delay']:.1f} s", file=sys.stderr)
         elif e.type == "fallback":
             print(f"copa: falling back to {e.name}", file=sys.stderr)
-        elif e.type == "tool_result" and err_tty and not json_out:
+        elif e.type == "tool_result":
+            state["gap"] = True
+            if not (err_tty and not json_out):
+                return
             mark = "✓" if e.data["ok"] else "✗ " + str(e.data.get("error", ""))[:120]
             print(f"  [{e.name} {mark}]", file=sys.stderr)
 

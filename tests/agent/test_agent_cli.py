@@ -80,6 +80,7 @@ def test_json_output_and_continue_and_named_session(srv, run_copa):
     history = [m["content"] for m in srv.requests[2].body["messages"][1:]]
     assert history[:2] == ["My dog is Rex.", "First.\n\nSaved."]
     r = run_copa("ask", "-s", "dogs", "again?", input="")
+    assert r.returncode == 0, r.stderr
     assert r.stdout == "Still Rex.\n" and len(srv.requests[3].body["messages"]) == 6
 
 
@@ -149,3 +150,10 @@ def test_models_list_shows_zero_config_environment(run_copa):
     assert data["default"] == "anthropic"
     m = data["models"][0]
     assert m["provider"] == "anthropic" and m["source"] == "environment" and m["key_state"] == "ANTHROPIC_API_KEY (env)"
+
+
+def test_text_of_successive_steps_is_printed_as_paragraphs(srv, run_copa):
+    srv.add(Answer("Let me look.", tool_calls=[("recall", {"query": "keys"})]), Answer("They are by the door."))
+    r = run_copa("ask", "where are my keys?", input="")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "Let me look.\n\nThey are by the door.\n"
