@@ -157,3 +157,18 @@ def test_text_of_successive_steps_is_printed_as_paragraphs(srv, run_copa):
     r = run_copa("ask", "where are my keys?", input="")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "Let me look.\n\nThey are by the door.\n"
+
+
+def test_key_kept_in_the_secrets_store_is_used(run_copa):
+    with FakeModelServer("openai", model="gpt-4o-mini") as s:
+        s.add(Answer("stored key works"))
+        env = {"COPA_SECRETS_BACKEND": "file", "OPENAI_BASE_URL": s.base_url}
+        r = run_copa("secrets", "set", "OPENAI_API_KEY", input="sk-stored-0123456789abcdef\n", env=env)
+        assert r.returncode == 0, r.stderr
+        r = run_copa("ask", "hi", input="", env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "stored key works\n"
+        assert s.requests[0].headers["authorization"] == "Bearer sk-stored-0123456789abcdef"
+    r = run_copa("models", "list", "--json", env={"COPA_SECRETS_BACKEND": "file"})
+    data = json.loads(r.stdout)  # no environment at all: the stored key alone makes 'openai' usable
+    assert data["default"] == "openai" and data["models"][0]["key_state"] == "OPENAI_API_KEY (stored)"
