@@ -145,7 +145,11 @@ def test_sigterm_mid_run_marks_the_run_interrupted_and_exits(copa_home, run_copa
     os.killpg(d.pid, signal.SIGTERM)
     assert d.wait(timeout=20) == 0
     rows = _runs(copa_home, "slow")
-    assert rows and rows[-1]["status"] == "interrupted" and "stopped" in rows[-1]["error"]
+    interrupted = [r for r in rows if r["status"] == "interrupted"]
+    assert len(interrupted) == 1 and "stopped" in interrupted[0]["error"]
+    # fire times that came while it was held were refused (one instance at a time), not run
+    assert {r["status"] for r in rows} <= {"interrupted", "skipped"}
+    assert not _runs(copa_home, "slow", "running")
     assert "1 run(s) interrupted" in Path(d.log_path).read_text()
 
 
