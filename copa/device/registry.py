@@ -158,6 +158,7 @@ class DeviceRegistry:
 
         rec = self.get(name)
         key = self.key(rec)
+        kw.setdefault("hello_attempts", self._hello_attempts())
         s = DeviceSession(port or rec.port, key=key, device_id=bytes.fromhex(rec.device_id), name=name,
                           resolve=lambda: self.resolve(name), counters=self._counter_store(name),
                           timeout=timeout or self.ws.config.get("device.timeout"),
@@ -173,6 +174,9 @@ class DeviceRegistry:
                 raise
             self.touch(name, hello=h)
         return s
+
+    def _hello_attempts(self) -> int:
+        return max(1, round(float(self.ws.config.get("device.hello_timeout")) / 0.2))
 
     def resolve(self, name: str) -> str | None:
         """Where the board is now: its stored (stable) path, else the USB port with its serial."""
@@ -199,7 +203,7 @@ class DeviceRegistry:
         if name in self.names():
             raise UsageError(f"a board named {name!r} is already paired",
                              hint=f"choose another name, or 'copa device forget {name}' first")
-        s = DeviceSession(port, name=name, reconnect=False,
+        s = DeviceSession(port, name=name, reconnect=False, hello_attempts=self._hello_attempts(),
                           timeout=timeout or self.ws.config.get("device.timeout"))
         try:
             h = s.connect()

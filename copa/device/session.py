@@ -126,6 +126,7 @@ class DeviceSession:
         self._events_cv = threading.Condition()
         self._subscription: tuple[int, list[tuple[int, int]]] | None = None
         self._counter_limit = 0
+        self._last_rx = time.monotonic()
         self._reconnecting = threading.Lock()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
                                             name=f"copa-device-events-{self.name}")
@@ -274,6 +275,11 @@ class DeviceSession:
                 raise DeviceError(cmd, f.status)
             return f
         assert last is not None
+        if (isinstance(last, RequestTimeout) and self.auto_reconnect and not _internal
+                and time.monotonic() - self._last_rx > 3 * timeout and self._connected.is_set()):
+            # the port is open but the board has said nothing for a while: it hung or lost power
+            # behind a powered USB adapter; reopen (which also resets an Uno) and start over
+            self._on_lost(f"no answer for {time.monotonic() - self._last_rx:.1f} s")
         if isinstance(last, RequestTimeout) and tries > 1:
             raise RequestTimeout(f"{self.name}: no answer after {tries} tries",
                                  hint="check the cable and that the board runs copa firmware")
@@ -492,6 +498,7 @@ class DeviceSession:
                 return
             if not data:
                 continue
+            self._last_rx = time.monotonic()
             for f in decoder.feed(data):
                 self._route(f)
 

@@ -25,17 +25,18 @@ def test_flash_virtual_uno_then_pair(run_copa, tmp_path: Path):
         assert "make -C" in out and "avrdude" in out  # progress: the build, then the flasher
         assert "flashed copa-uno.hex" in out
         assert "the board answers HELLO: copa uno " in out
-        r = run_copa("device", "scan", "--port", t.path, "--json", "--wait", "6")  # open resets: bootloader, then copa
+        r = run_copa("device", "scan", "--port", t.path, "--json", "--wait", "10")  # open resets: bootloader, then copa
         found = json.loads(r.stdout)[-1]
         assert found["copa"] is True and found["board"] == "uno", found
-        r = run_copa("device", "pair", t.path, "--name", "uno")
+        slow = {"COPA_DEVICE_HELLO_TIMEOUT": "10"}  # the emulated Uno boots slower on a loaded machine
+        r = run_copa("device", "pair", t.path, "--name", "uno", env=slow)
         assert r.returncode == 0, r.stderr
         # each one-shot command opens the port, which resets an Uno (as a real one does): the write
         # reads its pin back in the same session; rules, kept in EEPROM, survive the resets
-        r = run_copa("device", "write", "uno", "d7", "high")
+        r = run_copa("device", "write", "uno", "d7", "high", env=slow)
         assert r.returncode == 0 and r.stdout.strip() == "d7 = 1", r.stderr
-        assert run_copa("device", "rules", "uno", "add", "a0 > 612 -> d7 high").returncode == 0
-        r = run_copa("device", "rules", "uno", "list", "--json")
+        assert run_copa("device", "rules", "uno", "add", "a0 > 612 -> d7 high", env=slow).returncode == 0
+        r = run_copa("device", "rules", "uno", "list", "--json", env=slow)
         assert [x["rule"] for x in json.loads(r.stdout)] == ["a0 > 612 -> d7 high"]
     finally:
         t.stop()

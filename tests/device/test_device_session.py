@@ -129,3 +129,31 @@ def test_reconnects_after_the_board_is_killed_and_restarted(ws, board):
     assert 222 in values
     s.set_subscription(0, [])
     s.close()
+
+
+def test_a_hung_board_is_reopened(ws, board):
+    """The port stays open but the board stops answering (SIGSTOP): after its retries the session
+    reopens the port, and once the board runs again it is back, re-authenticated."""
+    import signal
+
+    ws.devices.pair(board.link, "lab")
+    s = ws.devices.session("lab", timeout=0.3)
+    kinds: list[str] = []
+    s.add_listener(lambda kind, info: kinds.append(kind))
+    s.gpio_mode(7, 1)
+    board.t.proc.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(RequestTimeout):
+            s.ping(b"x")
+        assert kinds == ["lost"]
+        with pytest.raises(DeviceUnavailable):
+            s.ping(b"x")  # reconnecting: fails within its timeout, never hangs
+    finally:
+        board.t.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 5
+    while "reconnected" not in kinds and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert kinds == ["lost", "reconnected"]
+    s.gpio_write(7, 1)
+    assert board.pin(7)[1] == 1
+    s.close()
