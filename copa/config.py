@@ -127,6 +127,7 @@ TABLES["mcp.servers"] = {
 SCHEMA.update({
     "device.timeout": Key(float, 2.0, "Seconds to wait for a board's answer before a retry"),
     "device.baudrate": Key(int, 115200, "Serial speed of copa boards"),
+    "device.hello_timeout": Key(float, 3.0, "Seconds to wait for HELLO after opening a port (an Uno resets)"),
     "device.extra_ports": Key(list, [], "Ports or pyserial URLs 'copa device scan' probes besides USB ones"),
     "device.sample_period_ms": Key(int, 1000, "How often a watched board samples its channels"),
     "device.telemetry_interval": Key(float, 10.0, "Seconds per stored reading (samples are averaged)"),
