@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from copa.providers.types import ModelSpec
     from copa.workstation import Workstation
 
+PROBE_BUDGET = 3.0  # seconds for all the probes together
 PUBLIC = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com",
           "gemini": "https://generativelanguage.googleapis.com"}
 
@@ -56,8 +57,11 @@ def check_models(ws: Workstation) -> list[Check]:
     if not specs:
         return [Check("models", WARN, "no model configured; everything that needs no model still works",
                       CONFIGURE_HINT)]
-    with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
-        reach = dict(zip(specs, pool.map(_reachable, specs.values()), strict=True))
+    pool = ThreadPoolExecutor(max_workers=min(8, len(specs)))
+    futures = {name: pool.submit(_reachable, spec) for name, spec in specs.items()}
+    wait(futures.values(), timeout=PROBE_BUDGET)  # DNS lookups ignore socket timeouts: bound the whole
+    reach = {name: (f.result() if f.done() else f"no answer within {PROBE_BUDGET:g} s") for name, f in futures.items()}
+    pool.shutdown(wait=False, cancel_futures=True)
     out = []
     for name, spec in specs.items():
         label = f"model {name}" + (" (default)" if name == default else "")
