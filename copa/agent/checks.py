@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor, wait
+import threading
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -35,6 +36,23 @@ def _reachable(spec: ModelSpec, timeout: float = 2.0) -> str | None:
         return e.strerror or type(e).__name__
 
 
+def _probe_all(specs: dict[str, ModelSpec]) -> dict[str, str | None]:
+    """Probe every model at once in daemon threads, bounded as a whole: DNS lookups ignore socket
+    timeouts, and a stuck lookup must neither hold the doctor nor its exit."""
+    results: dict[str, str | None] = {}
+
+    def run(name: str, spec: ModelSpec) -> None:
+        results[name] = _reachable(spec)
+
+    threads = [threading.Thread(target=run, args=item, daemon=True) for item in specs.items()]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + PROBE_BUDGET
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return {name: results.get(name, f"no answer within {PROBE_BUDGET:g} s") for name in specs}
+
+
 def _has_key(ws: Workstation, spec: ModelSpec) -> bool:
     if not spec.key or os.environ.get(spec.key):
         return True
@@ -57,11 +75,7 @@ def check_models(ws: Workstation) -> list[Check]:
     if not specs:
         return [Check("models", WARN, "no model configured; everything that needs no model still works",
                       CONFIGURE_HINT)]
-    pool = ThreadPoolExecutor(max_workers=min(8, len(specs)))
-    futures = {name: pool.submit(_reachable, spec) for name, spec in specs.items()}
-    wait(futures.values(), timeout=PROBE_BUDGET)  # DNS lookups ignore socket timeouts: bound the whole
-    reach = {name: (f.result() if f.done() else f"no answer within {PROBE_BUDGET:g} s") for name, f in futures.items()}
-    pool.shutdown(wait=False, cancel_futures=True)
+    reach = _probe_all(specs)
     out = []
     for name, spec in specs.items():
         label = f"model {name}" + (" (default)" if name == default else "")
