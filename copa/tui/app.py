@@ -12,22 +12,31 @@ from textual.screen import Screen
 
 from copa import __version__
 from copa.tui.chat import ChatScreen
-from copa.tui.devices import DevicesScreen
-from copa.tui.memory import MemoryScreen
-from copa.tui.schedules import SchedulesScreen
-from copa.tui.skills import SkillsScreen
 from copa.tui.widgets import SCREENS
 from copa.workstation import Workstation
 
 DARK, LIGHT = "textual-dark", "textual-light"
 
 
+def _lazy(module: str, name: str):
+    """A screen imported when first shown: the first paint pays only for the chat screen."""
+
+    def make() -> Screen:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)()
+
+    return make
+
+
 class CopaApp(App):
     TITLE = "copa"
     SUB_TITLE = f"v{__version__}"
     CSS_PATH = "copa.tcss"
-    MODES = {"chat": ChatScreen, "memory": MemoryScreen, "skills": SkillsScreen,
-             "schedules": SchedulesScreen, "devices": DevicesScreen}
+    MODES = {"chat": ChatScreen, "memory": _lazy("copa.tui.memory", "MemoryScreen"),
+             "skills": _lazy("copa.tui.skills", "SkillsScreen"),
+             "schedules": _lazy("copa.tui.schedules", "SchedulesScreen"),
+             "devices": _lazy("copa.tui.devices", "DevicesScreen")}
     DEFAULT_MODE = "chat"
     BINDINGS = [Binding(key, f"switch_mode('{mode}')", title, show=False) for mode, key, title in SCREENS] + [
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),

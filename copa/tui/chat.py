@@ -6,6 +6,7 @@ inline (approve/deny) while the worker waits."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from rich.markup import escape
@@ -31,6 +32,7 @@ from copa.tui.chat_widgets import (
 )
 from copa.tui.memory_views import MemoryDetailScreen
 
+FLUSH_EVERY = 0.05  # seconds between screen updates while an answer streams
 NO_AGENT = "The agent is not available yet in this build: chat needs copa.agent."
 
 
@@ -62,12 +64,17 @@ class ChatScreen(SlashCommands, CopaScreen):
         self.busy = False
         self.turns = 0
         self._stop = threading.Event()
+        self._pending: list[str] = []  # text deltas not yet shown
+        self._flushed = 0.0
 
     def compose_body(self) -> ComposeResult:
         yield VerticalScroll(id="chat-log")
         yield OptionList(id="completions")
         yield Label("", id="chat-status")
         yield ChatInput(id="chat-input", placeholder="Message copa (enter sends, ctrl+j new line, / commands)")
+
+    def on_unmount(self) -> None:
+        self._stop.set()  # a turn still running ends (and a pending approval is refused)
 
     def on_mount(self) -> None:
         self.query_one("#completions", OptionList).display = False
@@ -183,15 +190,31 @@ class ChatScreen(SlashCommands, CopaScreen):
                                       "on_event": lambda ev: self._event_from_thread(ev, answer),
                                       "approve": lambda spec, args: self._approve_from_thread(spec, args, answer)}
             result = agent.run_turn(self.ws, text, **kwargs)
+            self._flush(answer)
         except Exception as e:
+            self._flush(answer)
             call(self.report_error, e)
             call(self.note, str(e), error=True)
         call(self._turn_done, answer, result)
 
     def _event_from_thread(self, event: Any, answer: AssistantMessage) -> None:
+        """Text deltas are batched (at most ~20 UI updates a second): one round trip to the event
+        loop per token would pace the stream by the UI and leave no time for keys."""
         if self._stop.is_set():
             raise KeyboardInterrupt  # the agent keeps what streamed so far and ends the turn
-        self.app.call_from_thread(self.on_agent_event, event, answer)
+        if _get(event, "type", "") == "text":
+            self._pending.append(_get(event, "text", ""))
+            if time.monotonic() - self._flushed < FLUSH_EVERY:
+                return
+        self._flush(answer)
+        if _get(event, "type", "") != "text":
+            self.app.call_from_thread(self.on_agent_event, event, answer)
+
+    def _flush(self, answer: AssistantMessage) -> None:
+        self._flushed = time.monotonic()
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self.app.call_from_thread(answer.write, text)
 
     async def on_agent_event(self, event: Any, answer: AssistantMessage) -> None:
         kind = _get(event, "type", "")

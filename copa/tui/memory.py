@@ -68,10 +68,20 @@ class MemoryScreen(CopaScreen):
         table = DataTable(id="memories", cursor_type="row", zebra_stripes=True)
         table.add_column("kind", width=10, key="kind")
         table.add_column("subject", width=16, key="subject")
-        table.add_column("memory", key="text")
+        table.add_column("memory", width=30, key="text")
         table.add_column("when", width=16, key="when")
         yield table
         yield Label("", id="memory-status")
+
+    def on_resize(self, _event: object = None) -> None:
+        """The memory column takes the width the others leave (a fixed width: auto widths follow
+        whatever rows were there first)."""
+        table = self.query_one("#memories", DataTable)
+        column = table.columns.get("text")
+        width = max(20, self.size.width - 10 - 16 - 16 - 8 - 2)
+        if column is not None and column.width != width:
+            column.width = width
+            table.refresh(layout=True)
 
     def on_mount(self) -> None:
         self.last_ms = 0.0
@@ -145,7 +155,7 @@ class MemoryScreen(CopaScreen):
         table = self.query_one("#memories", DataTable)
         table.clear()
         for r in msg.rows:
-            table.add_row(r.kind, one_line(r.subject, 16), one_line(r.text, 200), r.when, key=r.id)
+            table.add_row(r.kind, one_line(r.subject, 16), one_line(r.text, 300), r.when, key=r.id)
         what = "matching" if msg.query.text else "newest"
         self.query_one("#memory-status", Label).update(
             f" {len(msg.rows)} {what} shown · {msg.total} memories in all · enter opens one")

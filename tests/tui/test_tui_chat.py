@@ -68,7 +68,7 @@ def test_dangerous_tool_is_approved_inline(fake_model, ws, seeded):
             await pilot.press("enter")
             bar = await wait_for(pilot, lambda: app.screen.query(ApprovalBar).first() if app.screen.query(
                 ApprovalBar) else None, what="the approval bar")
-            assert "Allow forget" in screen_text(app)
+            await wait_for(pilot, lambda: "Allow forget" in screen_text(app), what="the question on screen")
             assert ws.memory.get(lisbon) is not None  # nothing ran before the user said yes
             await pilot.click("#allow")
             await wait_for(pilot, lambda: app.screen.turns == 1, what="the end of the turn")
@@ -92,7 +92,7 @@ def test_denied_tool_does_not_run(fake_model, ws, seeded):
             await ready(pilot)
             await type_text(pilot, "forget Porto")
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.screen.query(ApprovalBar), what="the approval bar")
+            await wait_for(pilot, lambda: "Allow forget" in screen_text(app), what="the approval bar")
             await pilot.click("#deny")
             await wait_for(pilot, lambda: app.screen.turns == 1, what="the end of the turn")
             assert app.screen.query_one(ToolBlock).state == "denied"

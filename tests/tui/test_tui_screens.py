@@ -105,14 +105,33 @@ def test_run_a_job_now_pause_resume_and_open_its_report(ws):
     asyncio.run(scenario())
 
 
+class HostBoard:
+    """The host build of the firmware serving the protocol on a pty (copa.device.targets)."""
+
+    def __init__(self, tmp_path):
+        from copa.device import targets
+
+        missing = targets.missing_tools("host")
+        if missing:
+            pytest.skip(f"host firmware: missing {', '.join(missing)} (install firmware/apt-packages.txt)")
+        r = targets.build("host")
+        assert r.returncode == 0, (r.stdout + r.stderr)[-1500:]
+        self.t = targets.start("host", store=tmp_path / "host-store.bin")
+        self.link = self.t.path
+
+    def control(self, line: str) -> str:
+        return self.t.control(line)
+
+    def pin(self, n: int) -> tuple[int, int, int]:
+        _, _, mode, out, pwm = self.control(f"get {n}").split()
+        return int(mode), int(out), int(pwm)
+
+
 @pytest.fixture
 def board(tmp_path):
-    from tests.device.conftest import Board, ensure_built
-
-    ensure_built("host")
-    b = Board("host", tmp_path)
+    b = HostBoard(tmp_path)
     yield b
-    b.kill()
+    b.t.stop()
 
 
 def test_live_reading_and_pin_toggle_on_a_host_board(ws, board):
