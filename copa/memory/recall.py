@@ -133,7 +133,7 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         c = store.conn
         weights = _idf(c, q.stems + [a for alts in q.alts.values() for a in alts])
         pool: dict[int, dict[str, Any]] = {}
-        _fetch_keywords(c, q, weights, pool, kinds, opts)
+        _fetch_keywords(c, q, weights, pool, kinds, opts, limit)
         if q.windows:
             _fetch_windows(c, q.windows, pool, kinds, opts)
         if not pool:
@@ -195,7 +195,9 @@ def _kind_clause(kinds: list[str] | None) -> tuple[str, list[str]]:
     return f" AND m.kind IN ({','.join('?' * len(kinds))})", list(kinds)
 
 
-def _fetch_keywords(c, q: _Query, weights: dict[str, float], pool: dict, kinds, opts: RecallOptions) -> None:
+def _fetch_keywords(c, q: _Query, weights: dict[str, float], pool: dict, kinds, opts: RecallOptions,
+                    limit: int = 10) -> None:
+    pool_size = max(opts.pool, 2 * limit)  # a caller asking for 100 hits gets a pool to rank them from
     known = [s for s in q.stems if s in weights]
     if not known:
         return
@@ -218,11 +220,11 @@ def _fetch_keywords(c, q: _Query, weights: dict[str, float], pool: dict, kinds, 
         sql = (f"SELECT {_SEL}, bm25(memories_fts, 1.0, 0.5) FROM memories_fts JOIN memories m "
                f"ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ?{kc} "
                f"{'ORDER BY 16' if order.endswith('r') else 'ORDER BY m.pk DESC'} LIMIT ?")
-        rows = c.execute(sql, (match, *kp, opts.pool)).fetchall()
+        rows = c.execute(sql, (match, *kp, pool_size)).fetchall()
     else:
         sql = (f"SELECT {_SEL}, f.r FROM (SELECT rowid, bm25(memories_fts, 1.0, 0.5) AS r FROM memories_fts "
                f"WHERE memories_fts MATCH ? {order} LIMIT ?) f JOIN memories m ON m.pk = f.rowid")
-        rows = c.execute(sql, (match, opts.pool)).fetchall()
+        rows = c.execute(sql, (match, pool_size)).fetchall()
     for row in rows:
         r = dict(zip(_FIELDS, row[:-1], strict=True))
         r["bm25"] = -row[-1]
