@@ -68,7 +68,9 @@ def collect_tools(ws: Any, *, use_memory: bool, session_id: str, turn_id: str, s
     tools: list[Any] = memory_tools(ws, session_id=session_id, turn_id=turn_id, saved=saved) if use_memory else []
     if "skills" in dir(type(ws)):
         try:
-            tools += list(ws.skills.as_tools())
+            # memory_* skills duplicate the built-in memory tools without subjects (so no supersession)
+            # or the approval on forget; and --no-memory must mean no memory: the agent leaves them out.
+            tools += [t for t in ws.skills.as_tools() if not t.spec.name.startswith("memory_")]
         except Exception as e:  # a broken skill set must not break the conversation
             log.warning("skills unavailable to the agent: %s: %s", type(e).__name__, e)
     if "devices" in dir(type(ws)):  # device tools (copa/device, issue 8): [] unless a board is paired

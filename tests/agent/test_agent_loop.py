@@ -279,3 +279,15 @@ def test_tool_round_trip_through_the_loop_on_other_wires(wire, monkeypatch):
         else:
             assert "functionResponse" in json.dumps(second["contents"][-1])
         w.close()
+
+
+def test_skills_tools_are_offered_but_not_the_memory_skills(srv, ws):
+    srv.add(Answer("ok"), Answer("ok"))
+    run_turn(ws, "hi", session_id="s")
+    names = {t["function"]["name"] for t in srv.requests[0].body["tools"]}
+    assert {"remember", "recall", "forget", "task_update"} <= names
+    skills = {t.spec.name for t in ws.skills.as_tools()}
+    assert (skills - names) == {n for n in skills if n.startswith("memory_")}
+    run_turn(ws, "hi", session_id="s2", use_memory=False)
+    names = {t["function"]["name"] for t in srv.requests[1].body.get("tools", [])}
+    assert not any(n.startswith("memory_") or n in ("remember", "recall") for n in names)
