@@ -116,3 +116,34 @@ def test_cmd(name: str = typer.Argument(None, help="The model to test (default: 
         from copa.errors import ExitCode
 
         raise typer.Exit(ExitCode.PROVIDER)
+
+
+@app.command("remove")
+def remove_cmd(name: str = typer.Argument(..., help="The [models.NAME] entry to remove")) -> None:
+    """Remove [models.NAME] from the config, and any role (default, fast, fallback) that named it."""
+    import tomli_w
+
+    from copa.config import _read_file, _validate
+    from copa.errors import NotFoundError
+    from copa.paths import Paths, atomic_write
+
+    paths = Paths.from_env()
+    data = _read_file(paths.config_file)
+    if name not in (data.get("models") or {}):
+        raise NotFoundError(f"no [models.{name}] in {paths.config_file}",
+                            hint="see 'copa models list' (models from the environment cannot be removed)")
+    del data["models"][name]
+    if not data["models"]:
+        del data["models"]
+    agent = data.get("agent") or {}
+    changed = []
+    for key in ("model", "fast_model"):
+        if agent.get(key) == name:
+            del agent[key]
+            changed.append(f"agent.{key}")
+    if name in agent.get("fallback", []):
+        agent["fallback"] = [n for n in agent["fallback"] if n != name]
+        changed.append("agent.fallback")
+    _validate(data, paths.config_file)
+    atomic_write(paths.config_file, tomli_w.dumps(data).encode(), mode=0o600)
+    print(f"removed model {name}" + (f" (and from {', '.join(changed)})" if changed else ""))

@@ -172,3 +172,15 @@ def test_key_kept_in_the_secrets_store_is_used(run_copa):
     r = run_copa("models", "list", "--json", env={"COPA_SECRETS_BACKEND": "file"})
     data = json.loads(r.stdout)  # no environment at all: the stored key alone makes 'openai' usable
     assert data["default"] == "openai" and data["models"][0]["key_state"] == "OPENAI_API_KEY (stored)"
+
+
+def test_models_remove_clears_roles(run_copa):
+    assert run_copa("models", "add", "a", "--base-url", "http://127.0.0.1:9/v1", "--default", "--fast").returncode == 0
+    assert run_copa("models", "add", "b", "--base-url", "http://127.0.0.1:9/v1").returncode == 0
+    assert run_copa("config", "set", "agent.fallback", "a,b").returncode == 0
+    r = run_copa("models", "remove", "a")
+    assert r.returncode == 0 and "agent.model" in r.stdout and "agent.fallback" in r.stdout
+    data = json.loads(run_copa("models", "list", "--json").stdout)
+    assert [m["name"] for m in data["models"]] == ["b"] and data["default"] == "b" and data["fallback"] == ["b"]
+    r = run_copa("models", "remove", "a")
+    assert r.returncode == 5 and "no [models.a]" in r.stderr
