@@ -30,7 +30,6 @@ from copa.tui.chat_widgets import (
     UserMessage,
     _get,
 )
-from copa.tui.memory_views import MemoryDetailScreen
 
 FLUSH_EVERY = 0.05  # seconds between screen updates while an answer streams
 NO_AGENT = "The agent is not available yet in this build: chat needs copa.agent."
@@ -293,6 +292,8 @@ class ChatScreen(SlashCommands, CopaScreen):
         def after(result: str | None) -> None:
             if result:
                 item.mark(result)
+
+        from copa.tui.memory_views import MemoryDetailScreen
 
         self.app.push_screen(MemoryDetailScreen(item.memory_id), after)
 

@@ -11,11 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, Markdown, OptionList
+from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from copa.tui import slash
-from copa.tui.chat_widgets import UserMessage
+from copa.tui.chat_widgets import UserMessage, markdown
 from copa.tui.widgets import ConfirmScreen, local_time, one_line
 
 
@@ -59,7 +59,7 @@ class SlashCommands:
             self.report_error(e)
 
     def cmd_help(self, args: str) -> None:
-        self.query_one("#chat-log").mount(Markdown(slash.help_markdown(), classes="note"))
+        self.query_one("#chat-log").mount(markdown(slash.help_markdown(), "note"))
 
     def cmd_skills(self, args: str) -> None:
         self.app.switch_mode("skills")
@@ -118,7 +118,7 @@ class SlashCommands:
             if t.role == "user":
                 log.mount(UserMessage(t.text))
             elif t.role == "assistant":
-                log.mount(Markdown(t.text, classes="answer assistant-message"))
+                log.mount(markdown(t.text, "answer assistant-message"))
         self.note(f"Resumed a conversation of {len(turns)} turns; new messages continue it.")
         self.update_status()
 
@@ -156,7 +156,7 @@ class SlashCommands:
             return
         lines = [f"- {escape(one_line(t.text, 70))}" + (f" (due {local_time(t.due_at)})" if t.due_at else "")
                  for t in tasks[:20]]
-        self.query_one("#chat-log").mount(Markdown("**Open tasks**\n\n" + "\n".join(lines), classes="note"))
+        self.query_one("#chat-log").mount(markdown("**Open tasks**\n\n" + "\n".join(lines), "note"))
 
     def cmd_compact(self, args: str) -> None:
         from copa.tui.chat import agent_module

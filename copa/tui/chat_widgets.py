@@ -12,9 +12,15 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Collapsible, Label, ListItem, ListView, Markdown, Static, TextArea
+from textual.widgets import Button, Collapsible, Label, ListItem, ListView, Static, TextArea
 
 from copa.tui.widgets import one_line
+
+
+def markdown(text: str, classes: str) -> Any:
+    from textual.widgets import Markdown
+
+    return Markdown(text, classes=classes)
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -143,13 +149,15 @@ class AssistantMessage(Vertical):
 
     def __init__(self) -> None:
         super().__init__(classes="assistant-message")
-        self.current: Markdown | None = None
+        self.current: Any = None  # the Markdown segment being streamed into
         self.stream = None
         self.text = ""
         self.tools: dict[str, ToolBlock] = {}
 
     async def write(self, delta: str) -> None:
         if self.current is None:
+            from textual.widgets import Markdown  # markdown-it is imported with the first answer, not at start
+
             self.current = Markdown(classes="answer")
             await self.mount(self.current)
             self.stream = Markdown.get_stream(self.current)
