@@ -67,7 +67,7 @@ def test_several_boards_at_once(ws, two_boards):
         t.start()
     for t in ts:
         t.join(60)
-    assert not errors, errors
+    assert not errors, [f"{type(e).__name__}: {e}" for e in errors]
     assert a.pin(7)[1] == 1 and a.pin(8) == (0, 0, 0)
     assert b.pin(8)[1] == 1 and b.pin(7) == (0, 0, 0)
     # a key is bound to its board: the greenhouse's key does not open the lab
