@@ -50,8 +50,10 @@ def test_dangerous_tool_asks_on_the_terminal(copa_home):
         srv.configure("fake")
         srv.add(Answer(tool_calls=[("forget", {"id": mid})]), Answer("Forgotten."))
         out, code = _run_in_pty(["ask", "forget Lisbon"], b"y\n")
+        tool_result = srv.requests[1].body["messages"][-1]["content"]
     assert code == 0, out
     assert b"allow forget (memory) with" in out and b"Forgotten." in out
+    assert '"ok": true' in tool_result, (tool_result, out)
     ws = Workstation()
     assert ws.memory.get(mid) is None
     ws.close()
