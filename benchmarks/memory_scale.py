@@ -9,9 +9,9 @@ each, spread over two years in sessions of ~20 turns. Queries are questions whos
 follow the same Zipf law (minus the 20 commonest words).
 Baselines measured in the same run: ingest into a bare FTS5 table (no other columns, no indexes) and
 a plain FTS5 BM25 query (OR of the question's words, ORDER BY rank LIMIT 10).
-Targets (issue #3): ingest >= 20,000 records/s; keyword search p95 <= 30 ms at 1M. Search is timed
-as wall clock and as this process's CPU time: the machines are shared, and when others load them the
-CPU figure is the one that says what the code costs.
+Targets (issue #3): ingest >= 20,000 records/s; keyword search p95 <= 30 ms at 1M.
+Ingest and search are timed as wall clock and as this process's CPU time (SQLite runs in-process):
+the machines are shared, and when others load them the CPU figure says what the code costs.
 """
 
 from __future__ import annotations
@@ -103,14 +103,15 @@ def bench(size: int, batch: int, queries: int, workdir: Path) -> dict:
     base.execute("CREATE VIRTUAL TABLE f USING fts5(text, tokenize='porter unicode61 remove_diacritics 2')")
 
     store = MemoryStore(path)
-    t_store = t_base = 0.0
+    t_store = t_base = c_store = 0.0
     done = 0
     while done < size:
         n = min(batch, size - done)
         recs = corpus.records(done, n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         store.add_many(recs)
         t_store += time.perf_counter() - t0
+        c_store += time.process_time() - c0
         rows = [(r["text"],) for r in recs]
         t0 = time.perf_counter()
         base.execute("BEGIN")
@@ -148,7 +149,8 @@ def bench(size: int, batch: int, queries: int, workdir: Path) -> dict:
         lat_base.append((time.perf_counter() - t0) * 1000)
     store.close()
     base.close()
-    return {"size": size, "ingest_rps": size / t_store, "base_ingest_rps": size / t_base,
+    return {"size": size, "ingest_rps": size / t_store, "ingest_cpu_rps": size / c_store,
+            "base_ingest_rps": size / t_base,
             "p50": statistics.median(lat), "p95": pct(lat, 95), "cpu_p50": statistics.median(cpu),
             "cpu_p95": pct(cpu, 95), "base_p50": statistics.median(lat_base),
             "base_p95": pct(lat_base, 95), "db_mb": size_bytes / 2**20, "answered": found / len(qs)}
@@ -167,14 +169,14 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"memory_scale: batch {args.batch}, {args.queries} queries per size, cpu {os.cpu_count()}, "
           f"sqlite {sqlite3.sqlite_version}")
-    head = (f"{'memories':>10} {'ingest/s':>10} {'bare FTS/s':>10} {'ratio':>6} {'p50 ms':>7} {'p95 ms':>7} "
-            f"{'cpu p50':>7} {'cpu p95':>7} {'FTS p50':>8} {'FTS p95':>8} {'DB MB':>7} {'answered':>8}")
+    head = (f"{'memories':>10} {'ingest/s':>10} {'/cpu-s':>8} {'bare FTS/s':>10} {'ratio':>6} {'p50 ms':>7} "
+            f"{'p95 ms':>7} {'cpu p50':>7} {'cpu p95':>7} {'FTS p50':>8} {'FTS p95':>8} {'DB MB':>7} {'answered':>8}")
     print(head)
     results = []
     for size in sizes:
         r = bench(size, args.batch, args.queries, workdir)
         results.append(r)
-        print(f"{r['size']:>10,} {r['ingest_rps']:>10,.0f} {r['base_ingest_rps']:>10,.0f} "
+        print(f"{r['size']:>10,} {r['ingest_rps']:>10,.0f} {r['ingest_cpu_rps']:>8,.0f} {r['base_ingest_rps']:>10,.0f} "
               f"{r['ingest_rps'] / r['base_ingest_rps']:>6.2f} {r['p50']:>7.1f} {r['p95']:>7.1f} "
               f"{r['cpu_p50']:>7.1f} {r['cpu_p95']:>7.1f} "
               f"{r['base_p50']:>8.1f} {r['base_p95']:>8.1f} {r['db_mb']:>7.1f} {r['answered']:>8.0%}", flush=True)
