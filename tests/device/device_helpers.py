@@ -61,6 +61,10 @@ class Board:
         return int(mode), int(out), int(pwm)
 
     def kill(self) -> None:
+        # like udev's /dev/serial/by-id link, the stable path goes away with the board, so nothing
+        # reconnects through it to a recycled /dev/pts number that now belongs to someone else
+        if os.path.lexists(self.link):
+            os.unlink(self.link)
         if self.t is not None:
             self.t.stop()
             self.t = None

@@ -92,7 +92,8 @@ def test_unplug_and_replug(ws, emulated):
     s.add_listener(lambda kind, info: kinds.append((time.monotonic(), kind)))
     s.set_subscription(20, [(Rule.PIN, 2)])
     time.sleep(0.2)
-    relay.close()  # unplugged
+    relay.close()  # unplugged: the port and its by-id link go away
+    os.unlink(emulated.link)
     deadline = time.monotonic() + 5
     while not kinds and time.monotonic() < deadline:
         time.sleep(0.01)
