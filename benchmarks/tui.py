@@ -105,14 +105,46 @@ async def typing_latency(app, pilot, keys: int) -> list[float]:
     return out
 
 
-async def chat_latency(ws, srv, tokens: int, keys: int) -> tuple[list[float], list[float], float]:
-    from copa.tui.app import CopaApp
-    from tests.agent.fake_servers import Answer
+# The model server runs in its own process (as a real one would): in this process it would compete
+# with the UI for the interpreter lock. ~4 characters per token, one token per event, 5 ms apart:
+# 200 tokens/s; a paragraph every 50 tokens.
+SERVER = """
+import random, sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.agent.fake_servers import Answer, FakeModelServer
+words, n = sys.argv[2].split(), int(sys.argv[3])
+rng = random.Random(1)
+text = "".join(rng.choice(words)[:3] + ("\\n\\n" if i % 50 == 49 else " ") for i in range(n))
+srv = FakeModelServer("openai", responder=lambda req: Answer(text, chunk=4, delay=0.005)).start()
+print(srv.base_url, flush=True)
+time.sleep(3600)
+"""
 
-    # ~4 characters per token, one token per event, 5 ms apart: 200 tokens/s; a paragraph every 50 tokens
-    rng = random.Random(1)
-    text = "".join(rng.choice(WORDS)[:3] + ("\n\n" if i % 50 == 49 else " ") for i in range(tokens))
-    srv.add(Answer(text, chunk=4, delay=0.005))
+
+async def chat_latency(ws, tokens: int, keys: int) -> tuple[list[float], list[float], float]:
+    import subprocess
+
+    from copa.config import set_value
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), " ".join(WORDS), str(tokens)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        base_url = server.stdout.readline().strip()
+        set_value(ws.paths, "models.stream.provider", "openai")
+        set_value(ws.paths, "models.stream.base_url", base_url)
+        set_value(ws.paths, "models.stream.model", "fake-model")
+        set_value(ws.paths, "agent.model", "stream")
+        ws.__dict__.pop("config", None)
+        ws.__dict__.pop("models", None)
+        return await _chat_latency(ws, tokens, keys)
+    finally:
+        server.kill()
+        server.wait()
+
+
+async def _chat_latency(ws, tokens: int, keys: int) -> tuple[list[float], list[float], float]:
+    from copa.tui.app import CopaApp
+
     app = CopaApp(ws)
     async with app.run_test(size=(100, 30)) as pilot:
         while app.screen.ready is None:
@@ -191,7 +223,7 @@ def main() -> None:
                   f"{statistics.median(base) * 1000:.0f} ms; ratio "
                   f"{statistics.median(paint) / statistics.median(base):.1f}x")
             ws = Workstation()
-            idle, streaming, rate = asyncio.run(chat_latency(ws, srv, args.tokens, args.keys))
+            idle, streaming, rate = asyncio.run(chat_latency(ws, args.tokens, args.keys))
             print(f"input latency (key to text in the input): idle median {statistics.median(idle):.1f} ms "
                   f"p95 {p(idle, .95):.1f} ms; while streaming at {rate:.0f} tokens/s median "
                   f"{statistics.median(streaming):.1f} ms p95 {p(streaming, .95):.1f} ms; ratio "

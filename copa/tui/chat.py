@@ -78,7 +78,7 @@ class ChatScreen(SlashCommands, CopaScreen):
     def on_mount(self) -> None:
         self.query_one("#completions", OptionList).display = False
         self.query_one("#chat-input", ChatInput).focus()
-        self.check_model()
+        self.set_timer(0.05, self.check_model)  # after the first paint: it imports the providers
 
     # ---- state --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="chat-check")

@@ -21,7 +21,7 @@ from copa.tui.widgets import local_time, one_line
 
 TIME_CHOICES = [("any time", ""), ("last day", "1d"), ("last week", "7d"), ("last month", "30d"),
                 ("last year", "365d")]
-LIMIT = 100
+LIMIT = 50  # rows shown: more than a screen holds, few enough to redraw at once
 
 
 @dataclass(frozen=True)
