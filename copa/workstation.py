@@ -71,6 +71,8 @@ class Workstation:
         return Devices(self)
 
     def close(self) -> None:
+        if "_agent_turn_log" in self.__dict__:  # the agent's turn log connection (copa/agent/loop.py)
+            self.__dict__.pop("_agent_turn_log").close()
         if "devices" in self.__dict__:
             self.__dict__.pop("devices").close()
         if "skills" in self.__dict__:
