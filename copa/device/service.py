@@ -37,32 +37,71 @@ def watch_items(watch: dict[str, Any]) -> tuple[list[str], list[tuple[int, int]]
 
 
 class DeviceService:
-    def __init__(self, ws: Workstation, *, retry_max: float = 5.0):
+    def __init__(self, ws: Workstation, *, retry_max: float = 5.0, poll: float = 2.0):
         self.ws = ws
         self.retry_max = retry_max
+        self.poll = poll
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._started: set[str] = set()
+        self._recorders = {}
+        self._watch: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.errors: dict[str, str] = {}
 
     def start(self) -> None:
-        """Start one connector thread per paired board; returns at once."""
+        """Start one connector thread per paired board and a registry watcher; returns at once."""
         self._stop.clear()
+        self._sync()
+        t = threading.Thread(target=self._watch_loop, daemon=True, name="copa-device-registry")
+        t.start()
+        self._threads.append(t)
+
+    def _sync(self) -> None:
+        """Boards paired since: connect them; boards forgotten: let go; new `watch --save`: apply."""
         try:
-            records = self.ws.devices.list()
-        except Exception:  # the daemon must start even if the registry cannot be read
+            records = {r.name: r for r in self.ws.devices.list()}
+        except Exception:  # the daemon must run even if the registry cannot be read now
             log.exception("cannot list paired boards")
             return
-        for rec in records:
-            t = threading.Thread(target=self._run, args=(rec.name,), daemon=True, name=f"copa-device-{rec.name}")
+        for name in sorted(set(records) - self._started):
+            self._started.add(name)
+            t = threading.Thread(target=self._run, args=(name,), daemon=True, name=f"copa-device-{name}")
             t.start()
             self._threads.append(t)
+        for name in sorted(self._started - set(records)):
+            self._started.discard(name)
+            s = self.sessions.pop(name, None)
+            if s is not None:
+                s.close()
+                log.info("device %s forgotten: port released", name)
+        for name, s in list(self.sessions.items()):
+            watch = records[name].watch
+            if watch != self._watch.get(name) and s.connected:
+                self._subscribe(name, s, watch)
+
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(self.poll):
+            self._sync()
+
+    def _subscribe(self, name: str, s: DeviceSession, watch: dict[str, Any]) -> None:
+        labels, items = watch_items(watch)
+        try:
+            period = int(watch.get("period_ms") or self.ws.config.get("device.sample_period_ms"))
+            s.set_subscription(period, items)
+            self._watch[name] = watch
+            if name in self._recorders:
+                self._recorders[name].channels = labels
+        except Exception as e:
+            log.warning("could not subscribe to %s: %s", name, e)
+
+    _recorders: dict[str, EventRecorder]
 
     def _run(self, name: str) -> None:
         from copa.errors import CopaError
 
         delay = 0.2
-        while not self._stop.is_set():
+        while not self._stop.is_set() and name in self._started:
             try:
                 s = self.ws.devices.session(name, hello_attempts=8)
             except CopaError as e:
@@ -90,12 +129,9 @@ class DeviceService:
         s.add_listener(recorder.on_link)
         s.add_listener(lambda kind, info: kind == "reconnected" and self.ws.devices.registry.touch(name))
         recorder.on_link("connected", {"port": s.port_path})
+        self._recorders[name] = recorder
         if items:
-            try:
-                s.set_subscription(int(rec.watch.get("period_ms") or self.ws.config.get("device.sample_period_ms")),
-                                   items)
-            except Exception as e:
-                log.warning("could not subscribe to %s: %s", name, e)
+            self._subscribe(name, s, rec.watch)
         self.sessions[name] = s
 
     def status(self) -> dict[str, Any]:

@@ -97,3 +97,36 @@ def test_service_waits_for_an_absent_board(ws, board):
         assert _wait(lambda: svc.status()["lab"]["connected"], timeout=8)
     finally:
         svc.stop()
+
+
+def test_service_follows_the_registry(ws, board, tmp_path, monkeypatch):
+    """Boards paired, re-watched or forgotten while the daemon runs are picked up without a restart."""
+    from device_helpers import Board, ensure_built
+
+    from copa.device.transport import open_port
+
+    monkeypatch.setenv("COPA_DEVICE_TELEMETRY_INTERVAL", "0.1")
+    ensure_built("host")
+    (tmp_path / "second").mkdir()
+    other = Board("host", tmp_path / "second")
+    try:
+        ws.devices.pair(board.link, "lab")
+        svc = DeviceService(ws, poll=0.2)
+        svc.start()
+        try:
+            assert _wait(lambda: "lab" in svc.sessions)
+            ws.devices.pair(other.link, "attic")  # paired while the service runs
+            assert _wait(lambda: svc.status().get("attic", {}).get("connected"))
+            other.control("adc 4 444")
+            ws.devices.registry.set_watch("attic", {"channels": ["a4"], "period_ms": 20})
+            assert _wait(lambda: ws.db.execute(
+                "SELECT COUNT(*) FROM device_readings WHERE device = 'attic' AND channel = 'a4' AND value = 444"
+            ).fetchone()[0] > 0)
+            ws.devices.registry.forget("lab")  # as `copa device forget` in another process does
+            assert _wait(lambda: "lab" not in svc.sessions)
+            p = open_port(board.link)  # the port was let go
+            p.close()
+        finally:
+            svc.stop()
+    finally:
+        other.kill()
