@@ -182,7 +182,15 @@ def watch(name: str, json_out: bool = typer.Option(False, "--json", help="One JS
     labels = [f"{k}{n}" for k, n in chans]
     if save:
         ws.devices.registry.set_watch(name, {"channels": labels, "period_ms": period or None})
-    s = ws.devices.session(name)  # reconnects by itself
+    from copa.device.transport import PortBusy
+
+    try:
+        s = ws.devices.session(name)  # reconnects by itself
+    except PortBusy:
+        if not save:
+            raise
+        print(f"saved: the daemon, which holds the port, logs {', '.join(labels)} of {name} within seconds")
+        return
     s.enable_pull()
     links: list[tuple[str, dict]] = []
     s.add_listener(lambda kind, info: links.append((kind, info)))

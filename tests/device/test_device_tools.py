@@ -88,6 +88,15 @@ def test_daemon_keeps_boards_logging(run_copa, board, copa_home):
         assert got["value"] == 640 and "daemon" in got["source"] and got["at"]
         r = run_copa("device", "read", "lab", "a1")
         assert r.returncode != 0 and "busy" in r.stderr
+        # watching more channels while the daemon runs: saved, and the daemon picks them up
+        board.control("adc 1 101")
+        r = run_copa("device", "watch", "lab", "--save", "-c", "a0,a1", "--period", "20")
+        assert r.returncode == 0 and "saved" in r.stdout, r.stderr
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _rows(
+                copa_home, "SELECT 1 FROM device_readings WHERE device = 'lab' AND channel = 'a1' AND value = 101"):
+            time.sleep(0.1)
+        assert _rows(copa_home, "SELECT 1 FROM device_readings WHERE device = 'lab' AND channel = 'a1' AND value = 101")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     finally:
