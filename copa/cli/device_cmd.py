@@ -144,7 +144,7 @@ def _int(text: str) -> int:
 
 
 @app.command()
-def i2c(name: str, action: str = typer.Argument(..., help="scan | read ADDR N | write ADDR BYTE..."),
+def i2c(name: str, action: str = typer.Argument(..., help="scan | read ADDR N [REG] | write ADDR BYTE..."),
         args: list[str] = typer.Argument(None), json_out: bool = JSON) -> None:
     """I2C on the board: scan the bus, read N bytes, or write bytes."""
     from copa.errors import UsageError
@@ -154,15 +154,16 @@ def i2c(name: str, action: str = typer.Argument(..., help="scan | read ADDR N | 
     if action == "scan":
         found = s.i2c_scan()
         emit_json(found) if json_out else print(" ".join(f"0x{a:02x}" for a in found) or "no devices")
-    elif action == "read" and len(args) == 2:
-        data = s.i2c_read(_int(args[0]), _int(args[1]))
+    elif action == "read" and len(args) in (2, 3):
+        reg = bytes([_int(args[2]) & 0xFF]) if len(args) == 3 else b""
+        data = s.i2c_read(_int(args[0]), _int(args[1]), reg)
         emit_json(list(data)) if json_out else print(data.hex(" "))
     elif action == "write" and len(args) >= 1:
         s.i2c_write(_int(args[0]), bytes(_int(a) & 0xFF for a in args[1:]))
         print(f"wrote {len(args) - 1} bytes to 0x{_int(args[0]):02x}")
     else:
         raise UsageError(f"bad i2c command: {' '.join([action, *args])}",
-                         hint="use: i2c NAME scan | read ADDR N | write ADDR BYTE...")
+                         hint="use: i2c NAME scan | read ADDR N [REG] | write ADDR BYTE...")
 
 
 @app.command()

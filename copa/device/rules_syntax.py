@@ -9,7 +9,7 @@ Source: ``aN`` (ADC channel N) or ``dN`` (digital pin N). ``>`` fires above the 
 below it; ``for`` is how long it must hold (ms, s or m; at most 65.535 s). Actions: ``dN high|low``
 (the pin returns to the other level when the rule clears, unless ``keep``) and ``notify`` (an event
 on both edges). ``clear`` sets the hysteresis: an above-rule clears below it (default: the
-threshold itself).
+threshold's neighbour: clear as soon as the condition is false).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def parse_rule(text: str) -> Rule:
     if act_pin is None and not notify:
         raise _bad("a rule needs an action: a pin to drive, 'notify', or both")
 
-    clear = threshold
+    clear = default_clear(op, threshold)
     if clear_part.strip():
         cm = re.match(r"^\s*clear\s*([<>])\s*(\d+)\s*$", clear_part.lower())
         if not cm:
@@ -92,10 +92,16 @@ def parse_rule(text: str) -> Rule:
             raise _bad(f"a rule that fires {'above' if op == Rule.ABOVE else 'below'} its threshold "
                        f"clears with 'clear {want} N'")
         clear = _int(cm.group(2), "the clear level")
-        if (op == Rule.ABOVE and clear > threshold) or (op == Rule.BELOW and clear < threshold):
+        if (op == Rule.ABOVE and clear > threshold + 1) or (op == Rule.BELOW and clear < threshold - 1):
             raise _bad(f"clear level {clear} is on the wrong side of the threshold {threshold}")
     return Rule(kind, index, op, threshold, clear, duration, act_pin, act_fire,
                 act_clear if act_pin is not None else 0, notify)
+
+
+def default_clear(op: int, threshold: int) -> int:
+    """No hysteresis: the firmware takes threshold+1 (above-rules) or threshold-1 (below-rules) to
+    mean "clear as soon as the condition is false" (what a digital input needs)."""
+    return min(threshold + 1, 0xFFFF) if op == Rule.ABOVE else max(threshold - 1, 0)
 
 
 def _duration_text(ms: int) -> str:
@@ -121,6 +127,6 @@ def format_rule(r: Rule) -> str:
     if r.notify:
         actions.append("notify")
     text += " -> " + ", ".join(actions or ["nothing"])
-    if r.clear != r.threshold:
+    if r.clear != default_clear(r.op, r.threshold):
         text += f"; clear {'<' if r.op == Rule.ABOVE else '>'} {r.clear}"
     return text

@@ -172,7 +172,8 @@ class DeviceSession:
         self._subscribers.append(fn)
 
     # ------------------------------------------------------------------ public: requests
-    def submit(self, cmd: int, body: bytes = b"", *, wait: float | None = None) -> Future[Frame]:
+    def submit(self, cmd: int, body: bytes = b"", *, wait: float | None = None,
+               sign: bool | None = None) -> Future[Frame]:
         """Send one request and return a future for its answer (pipelining). Waits (at most ``wait``
         seconds, default the timeout) while the board's receive window is full."""
         fut: Future[Frame] = Future()
@@ -197,7 +198,7 @@ class DeviceSession:
                 raise DeviceUnavailable(f"{self.name} is not connected",
                                         hint="check the cable; copa reconnects by itself when it is back")
             payload = body
-            if cmd in AUTHENTICATED and self.auth is not None and self.auth.established:
+            if (cmd in AUTHENTICATED if sign is None else sign) and self.auth is not None and self.auth.established:
                 self._reserve_counter()
                 payload = self.auth.sign(cmd, rid, body)
             wire = encode_frame(cmd, rid, payload)
@@ -231,7 +232,7 @@ class DeviceSession:
 
     def request(self, cmd: int, body: bytes = b"", *, timeout: float | None = None,
                 retries: int | None = None, check: bool = True, expect: Callable[[Frame], bool] | None = None,
-                _internal: bool = False) -> Frame:
+                sign: bool | None = None, _internal: bool = False) -> Frame:
         """Send and wait, retrying idempotent commands on timeout and re-authenticating once if
         the board lost our session; ``check`` raises DeviceError on a non-OK status. An OK answer
         that fails ``expect`` (wrong length, wrong echo: damage the CRC missed) counts as lost."""
@@ -245,7 +246,7 @@ class DeviceSession:
             try:
                 if not _internal:
                     self._wait_connected(timeout)
-                f = self.result(self.submit(cmd, body), timeout)
+                f = self.result(self.submit(cmd, body, sign=sign), timeout)
             except RequestTimeout as e:
                 last = e
                 if attempt < tries:
@@ -257,7 +258,7 @@ class DeviceSession:
                     self.stats["retries"] += 1
                     continue
                 raise
-            if (cmd in AUTHENTICATED and f.status in (Status.AUTH_REQUIRED, Status.BAD_MAC)
+            if ((cmd in AUTHENTICATED if sign is None else sign) and f.status in (Status.AUTH_REQUIRED, Status.BAD_MAC)
                     and self.key is not None and not reauthed):
                 # the board rebooted or another host took the session: prove ourselves again
                 reauthed = True
@@ -562,8 +563,11 @@ class DeviceSession:
         bitmap = self.request(Cmd.I2C_SCAN, timeout=max(self.timeout, 5.0), expect=_length(16)).payload
         return [a for a in range(128) if bitmap[a >> 3] >> (a & 7) & 1]
 
-    def i2c_read(self, addr: int, n: int) -> bytes:
-        return self.request(Cmd.I2C_READ, bytes([addr, n]), expect=_length(n)).payload
+    def i2c_read(self, addr: int, n: int, register: bytes = b"") -> bytes:
+        """Read ``n`` bytes; with ``register`` (1-4 bytes) write it first, then read after a repeated
+        START. That write makes the request authenticated (docs/protocol.md)."""
+        return self.request(Cmd.I2C_READ, bytes([addr, n]) + register, expect=_length(n),
+                            sign=bool(register)).payload
 
     def i2c_write(self, addr: int, data: bytes) -> None:
         self.request(Cmd.I2C_WRITE, bytes([addr]) + data)

@@ -85,6 +85,10 @@ def test_read_write_pwm_i2c(run_copa, board):
     assert run_copa("device", "i2c", "lab", "write", "0x48", "2", "0xab", "0xcd").returncode == 0
     run_copa("device", "i2c", "lab", "write", "0x48", "2")
     assert json.loads(run_copa("device", "i2c", "lab", "read", "0x48", "2", "--json").stdout) == [0xAB, 0xCD]
+    # a register read (write the register, repeated START, read): authenticated by the bridge
+    r = run_copa("device", "i2c", "lab", "read", "0x48", "2", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [0xCD, 0x00]
 
 
 def test_watch_json_lines(run_copa, board):

@@ -34,7 +34,9 @@ def test_round_trip(text):
 
 def test_variants_and_defaults():
     r = parse_rule("  A2 >  100  for 1.5s ->  D7 ON ")
-    assert (r.src_kind, r.src_index, r.threshold, r.clear, r.duration_ms) == (Rule.ADC, 2, 100, 100, 1500)
+    assert (r.src_kind, r.src_index, r.threshold, r.clear, r.duration_ms) == (Rule.ADC, 2, 100, 101, 1500)
+    assert parse_rule("d2 < 1 -> notify").clear == 0  # no hysteresis: clears as soon as d2 is 1 again
+    assert parse_rule("a0 > 612 -> notify; clear < 613") == parse_rule("a0 > 612 -> notify")
     assert (r.act_pin, r.act_fire, r.act_clear, r.notify) == (7, 1, 0, False)
     assert parse_rule("pin4 < 1 -> notify").src_kind == Rule.PIN
 
