@@ -66,6 +66,9 @@ AUTH_OVERHEAD = AUTH_TRAILER  # a signed body grows by counter + MAC; COBS adds 
 #: STM32 port); more overruns the ring and loses frames. Unknown boards get the smallest.
 WINDOW = {Board.HOST: 4096, Board.UNO: 96, Board.STM32F103: 192}
 DEFAULT_WINDOW = 96
+#: commands that write the board's storage (the Uno's EEPROM takes 3.4 ms a byte): sent alone, and
+#: nothing else is sent until they are answered (docs/protocol.md, "Pipelining")
+STORAGE_WRITES = frozenset({Cmd.PAIR, Cmd.RULE_ADD, Cmd.RULE_DEL, Cmd.RULE_CLEAR})
 
 
 class DeviceUnavailable(NoAnswer):
@@ -180,6 +183,8 @@ class DeviceSession:
         deadline = time.monotonic() + (self.timeout if wait is None else wait)
         with self._lock:
             size = len(body) + 2 * AUTH_OVERHEAD  # upper bound of the encoded frame
+            if cmd in STORAGE_WRITES:
+                size = self.window  # alone on the wire, and holding the window until answered
             while True:  # wait for room in the board's window and for a free request id
                 now = time.monotonic()
                 rid = None
@@ -202,8 +207,9 @@ class DeviceSession:
                 self._reserve_counter()
                 payload = self.auth.sign(cmd, rid, body)
             wire = encode_frame(cmd, rid, payload)
-            self._pending[rid] = (cmd, fut, len(wire))
-            self._inflight += len(wire)
+            held = self.window if cmd in STORAGE_WRITES else len(wire)
+            self._pending[rid] = (cmd, fut, held)
+            self._inflight += held
             try:
                 port.write(wire)
             except Exception as e:  # the port died under us
