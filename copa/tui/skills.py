@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, OptionList, Static
+from textual.widgets import Button, Collapsible, OptionList, Static
 from textual.widgets.option_list import Option
 
 from copa.tui.base import CopaScreen
@@ -93,9 +93,13 @@ class SkillsScreen(CopaScreen):
         await old.remove()
         self.query_one("#skill-result", Static).update("")
         ok = info.status == "ok"
+        await self.query("#skill-schema").remove()
         if ok:
-            await self.query_one("#skill-detail").mount(SchemaForm(info.parameters, id="skill-form"),
-                                                        after=self.query_one("#skill-info"))
+            detail = self.query_one("#skill-detail")
+            await detail.mount(SchemaForm(info.parameters, id="skill-form"), after=self.query_one("#skill-info"))
+            schema = Static(escape(json.dumps(info.parameters, indent=2, ensure_ascii=False)), classes="schema-json")
+            await detail.mount(Collapsible(schema, title="schema (JSON)", collapsed=True, id="skill-schema"),
+                               after=self.query_one("#skill-info"))
         self.query_one("#run-skill", Button).display = ok
 
     @on(OptionList.OptionSelected, "#skill-list")

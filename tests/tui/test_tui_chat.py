@@ -141,7 +141,8 @@ def test_no_model_says_how_to_add_one_and_other_screens_work(ws, seeded):
             await pilot.pause(0.1)
             assert not app.screen.query(AssistantMessage)  # nothing was sent anywhere
             await pilot.press("f2")
-            await wait_for(pilot, lambda: app.current_mode == "memory" and app.screen.searches, what="memory")
+            await wait_for(pilot, lambda: app.current_mode == "memory" and app.screen.searches, timeout=30,
+                           what="memory")
             assert "I moved to Porto" in screen_text(app)
 
     asyncio.run(scenario())
@@ -205,5 +206,26 @@ def test_resume_an_earlier_session(fake_model, ws, seeded):
             await wait_for(pilot, lambda: app.screen.turns == 2)
             assert [t.text for t in ws.memory.turns("s-earlier")][-1] == "Then basil."
             assert "Start with tomatoes." in fake_model.requests[0].text()  # earlier turns went to the model
+
+    asyncio.run(scenario())
+
+
+def test_escape_stops_a_streaming_answer_and_keeps_what_came(fake_model, ws, seeded):
+    fake_model.add(Answer("word " * 400, chunk=5, delay=0.02))
+
+    async def scenario():
+        app = CopaApp(ws)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(pilot)
+            await type_text(pilot, "talk")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: answers(app) and len(answers(app)[0].text) > 20, what="some text")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not app.screen.busy, timeout=15, what="the stop")
+            kept = answers(app)[0].text
+            assert 0 < len(kept) < len("word " * 400)
+            assert "(stopped)" in screen_text(app)
+            stored = ws.memory.turns(app.screen.session_id)[-1]
+            assert stored.role == "assistant" and stored.metadata.get("interrupted") is True
 
     asyncio.run(scenario())
