@@ -19,19 +19,18 @@ from typing import Any
 
 from copa.errors import NotFoundError, UsageError
 from copa.memory import schema
+from copa.memory.activity import ActivityMixin
+from copa.memory.forgetting import ForgetMixin
 from copa.memory.model import (
     DEFAULT_IMPORTANCE,
     SELECT_COLS,
-    TASK_STATUSES,
     Hit,
     Memory,
-    Session,
     check_kind,
     check_status,
     iso,
     new_id,
     now_utc,
-    parse_iso,
     row_to_memory,
     to_utc,
 )
@@ -81,7 +80,7 @@ class _MigrationDB:
         return self.conn.execute(sql, params)
 
 
-class MemoryStore:
+class MemoryStore(ActivityMixin, ForgetMixin):
     """The memory of copa, in one SQLite file shared with the rest of the workstation."""
 
     def __init__(self, path: Path | str):
@@ -445,178 +444,3 @@ class MemoryStore:
         from copa.memory.recall import search
 
         return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded)
-
-    # ---- conversations --------------------------------------------------------------------------
-    def add_turn(self, session_id: str, role: str, text: str, occurred_at: datetime | str | None = None,
-                 metadata: dict[str, Any] | None = None) -> str:
-        """One conversation turn, committed before this returns (write it before calling a model)."""
-        if not session_id or not str(session_id).strip():
-            raise UsageError("a turn needs a session id")
-        role = (role or "").strip().lower()
-        if not role:
-            raise UsageError("a turn needs a role (user, assistant, tool, system)")
-        p = self._prepare({"text": text, "kind": "episode", "occurred_at": occurred_at, "metadata": metadata,
-                           "session_id": str(session_id), "role": role, "source": f"session:{session_id}"},
-                          now_utc())
-        with self._write() as c:
-            mid = self._insert_batch(c, [p])[0]
-        return mid
-
-    def turns(self, session_id: str, limit: int | None = None) -> list[Memory]:
-        """The session's turns, oldest first (the last ``limit`` of them when given)."""
-        sql = (f"SELECT {SELECT_COLS} FROM memories m WHERE m.session_id = ? AND +m.kind = 'episode' "
-               "ORDER BY m.occurred_at DESC, m.pk DESC")
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        return [row_to_memory(r) for r in reversed(self._read(sql, (str(session_id),)))]
-
-    def sessions(self, limit: int = 20) -> list[Session]:
-        rows = self._read("SELECT id, title, started_at, last_at, turns FROM memory_sessions "
-                          "ORDER BY last_at DESC LIMIT ?", (int(limit),))
-        return [Session(r[0], r[1], parse_iso(r[2]), parse_iso(r[3]), r[4]) for r in rows]
-
-    def last_session(self) -> str | None:
-        rows = self._read("SELECT id FROM memory_sessions ORDER BY last_at DESC LIMIT 1")
-        return rows[0][0] if rows else None
-
-    # ---- tasks and preferences ------------------------------------------------------------------
-    def add_task(self, text: str, due: datetime | str | None = None, subject: str | None = None) -> str:
-        return self.add_many([{"text": text, "kind": "task", "due_at": due, "subject": subject, "status": "open"}])[0]
-
-    def set_task_status(self, id: str, status: str) -> Memory:
-        status = check_status(status)
-        with self._write() as c:
-            m = self._get(c, id)
-            if m.kind != "task":
-                raise UsageError(f"memory {id} is a {m.kind}, not a task")
-            c.execute("UPDATE memories SET status = ? WHERE id = ?", (status, id))
-            return self._get(c, id)
-
-    def tasks(self, statuses: Iterable[str] = ("open", "in_progress")) -> list[Memory]:
-        """Current tasks with these statuses: due ones first (soonest first), then newest."""
-        sts = [check_status(s) for s in statuses] or list(TASK_STATUSES)
-        rows = self._read(
-            f"SELECT {SELECT_COLS} FROM memories m WHERE m.kind = 'task' AND m.status IN "
-            f"({','.join('?' * len(sts))}) AND m.valid_to IS NULL "
-            "ORDER BY m.due_at IS NULL, m.due_at, m.occurred_at DESC", sts)
-        return [row_to_memory(r) for r in rows]
-
-    def preferences(self, limit: int = 50) -> list[Memory]:
-        rows = self._read(f"SELECT {SELECT_COLS} FROM memories m WHERE m.kind = 'preference' AND m.kind != 'episode' "
-                          "AND m.valid_to IS NULL AND m.superseded_by IS NULL "
-                          "ORDER BY m.importance DESC, m.occurred_at DESC LIMIT ?", (int(limit),))
-        return [row_to_memory(r) for r in rows]
-
-    def changes_since(self, when: datetime | str, *, include_episodes: bool = False,
-                      limit: int = 1000) -> list[Memory]:
-        """Memories stored since ``when`` plus those superseded or ended since then, oldest first.
-        Conversation turns are left out unless asked for: a report wants knowledge, not chat."""
-        t = iso(to_utc(when, field_name="when"))
-        skip = "" if include_episodes else " AND kind != 'episode'"
-        rows = self._read(
-            f"SELECT {SELECT_COLS} FROM memories m WHERE m.pk IN (SELECT pk FROM memories WHERE created_at >= ?{skip} "
-            f"UNION SELECT pk FROM memories WHERE valid_to >= ?{skip}) ORDER BY m.created_at, m.pk LIMIT ?",
-            (t, t, int(limit)))
-        return [row_to_memory(r) for r in rows]
-
-    def stats(self) -> dict[str, Any]:
-        total = self._read("SELECT count(*) FROM memories")[0][0]
-        # kinds other than turns come from their (partial) index; turns are the rest
-        by_kind = dict(self._read("SELECT kind, count(*) FROM memories WHERE kind != 'episode' GROUP BY kind"))
-        if total - sum(by_kind.values()):
-            by_kind["episode"] = total - sum(by_kind.values())
-        by_kind = dict(sorted(by_kind.items()))
-        superseded = self._read("SELECT count(*) FROM memories WHERE valid_to IS NOT NULL")[0][0]
-        sessions = self._read("SELECT count(*) FROM memory_sessions")[0][0]
-        open_tasks = len(self._read("SELECT 1 FROM memories WHERE kind = 'task' AND status IN "
-                                    "('open', 'in_progress') AND valid_to IS NULL"))
-        span = self._read("SELECT min(occurred_at), max(occurred_at) FROM memories")[0]
-        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
-        return {"memories": total, "current": total - superseded, "superseded": superseded, "by_kind": by_kind,
-                "sessions": sessions, "open_tasks": open_tasks, "oldest": span[0], "newest": span[1],
-                "db_bytes": size, "path": str(self.path)}
-
-    # ---- forgetting -----------------------------------------------------------------------------
-    def forget(self, id: str, *, history: bool = False) -> int:
-        """Delete a memory for real: the row, its index entries and (``history=True``) every other
-        value of its subject; the freed pages are zeroed and the WAL is emptied. Returns rows deleted."""
-        with self._write() as c:
-            m = self._get(c, id)
-            ids = [id]
-            if history and m.subject:
-                ids = [r[0] for r in c.execute("SELECT id FROM memories WHERE subject = ?", (m.subject,))]
-            n = self._delete(c, ids)
-        self.purge()
-        return n
-
-    def select_for_forget(self, *, subject: str | None = None, kind: str | None = None, source: str | None = None,
-                          since: datetime | str | None = None, until: datetime | str | None = None,
-                          query: str | None = None) -> list[Memory]:
-        """What a bulk forget would delete. ``query`` matches memories holding *all* its content words
-        (stricter than recall: deleting on a ranked guess would be reckless)."""
-        if not any(v not in (None, "") for v in (subject, kind, source, since, until, query)):
-            raise UsageError("say what to forget", hint="give an id, --subject, --kind, --source, --since/--until "
-                             "or --match")
-        where, params = self._filters(kinds=[kind] if kind else None, since=since, until=until, subject=subject,
-                                      source=source)
-        if query is not None:
-            from copa.memory.recall import analyse
-
-            q = analyse(query, now_utc())
-            if not q.stems:
-                raise UsageError(f"--match {query!r} has no words to match", hint="use more specific words")
-            match = " AND ".join(f'"{q.surface[s]}"' for s in q.stems)
-            where = (where + " AND " if where else "WHERE ") + \
-                "m.pk IN (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ?)"
-            params.append(match)
-        rows = self._read(f"SELECT {SELECT_COLS} FROM memories m {where} ORDER BY m.occurred_at, m.pk", params)
-        return [row_to_memory(r) for r in rows]
-
-    def forget_many(self, ids: Iterable[str]) -> int:
-        """Delete these memories in one transaction, then make the deletion physical."""
-        ids = list(dict.fromkeys(ids))
-        if not ids:
-            return 0
-        with self._write() as c:
-            n = self._delete(c, ids)
-        self.purge()
-        return n
-
-    def _delete(self, c: sqlite3.Connection, ids: list[str]) -> int:
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            for (mid,) in c.execute(f"SELECT id FROM memories WHERE subject IS NOT NULL AND id IN "
-                                    f"({','.join('?' * len(chunk))})", chunk).fetchall():
-                self._unlink(c, mid)
-        sessions: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            sessions.update(r[0] for r in c.execute(
-                f"SELECT DISTINCT session_id FROM memories WHERE session_id IS NOT NULL AND id IN "
-                f"({','.join('?' * len(chunk))})", chunk))
-        n = 0
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            n += c.execute(f"DELETE FROM memories WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
-        for sid in sessions:  # a session title is the text of a turn: it must go with it
-            self._refresh_session(c, sid)
-        return n
-
-    @staticmethod
-    def _refresh_session(c: sqlite3.Connection, sid: str) -> None:
-        c.execute("DELETE FROM memory_sessions WHERE id = ?", (sid,))
-        c.execute(
-            "INSERT INTO memory_sessions(id, title, started_at, last_at, turns) "
-            "SELECT ?1, coalesce((SELECT replace(substr(text, 1, 80), char(10), ' ') FROM memories "
-            "WHERE session_id = ?1 AND "
-            "+kind = 'episode' AND role = 'user' ORDER BY occurred_at, pk LIMIT 1), ''), min(occurred_at), "
-            "max(occurred_at), count(*) FROM memories WHERE session_id = ?1 AND +kind = 'episode' "
-            "HAVING count(*) > 0", (sid,))
-
-    def purge(self) -> None:
-        """Make deletions physical: FTS5 keeps deleted terms in old index segments until they are
-        merged ('optimize' rewrites them; secure_delete zeroes the freed pages), and the WAL still holds
-        old page images until it is checkpointed and truncated."""
-        with self._lock:
-            self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
