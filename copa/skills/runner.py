@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,6 +301,17 @@ def new_tmpdir() -> str:
     return tempfile.mkdtemp(prefix="copa-skill-")
 
 
+# Pools still open at exit get their workers stopped. A WeakSet (not one atexit hook per pool, which
+# would keep every pool alive) so a long-lived process creating many registries leaks nothing.
+_OPEN_POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_pools() -> None:
+    for pool in list(_OPEN_POOLS):
+        pool.close()
+
+
 class WorkerPool:
     """Reusable workers keyed by (file, version, permissions, secrets); idle ones are stopped."""
 
@@ -310,7 +322,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
-        atexit.register(self.close)
+        _OPEN_POOLS.add(self)
 
     def _reap_loop(self) -> None:
         """Stop idle workers even when no call comes (a TUI or daemon may sit idle for hours)."""
@@ -375,7 +387,7 @@ class WorkerPool:
 
     def close(self) -> None:
         self._stop.set()
-        atexit.unregister(self.close)  # a closed pool leaves nothing behind in a long-lived process
+        _OPEN_POOLS.discard(self)
         with self._lock:
             workers, self._workers = self._workers, []
         for w in workers:
