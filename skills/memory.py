@@ -47,7 +47,7 @@ def memory_recall(query: str, limit: int = 5) -> list[dict]:
     return [{**_brief(h), "score": round(h.score, 4)} for h in _memory().search(query, limit=limit)]
 
 
-@skill(permissions=["memory"])
+@skill(permissions=["memory"], dangerous=True)  # irreversible: asks first
 def memory_forget(id: str) -> dict:
     """Delete a memory for good, by its id (from memory_recall).
 

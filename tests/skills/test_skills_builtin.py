@@ -280,3 +280,10 @@ def test_files_refuse_credentials_in_home(tmp_path, monkeypatch):
         assert [m["path"] for m in found["matches"]] == ["todo.txt"]
     finally:
         reg.close()
+
+
+def test_forgetting_a_memory_is_marked_dangerous(builtins):
+    """Forgetting is irreversible, so the agent (and `copa skills run`) must ask first."""
+    info = builtins.get("memory_forget")
+    assert info.dangerous is True
+    assert builtins.get("memory_recall").dangerous is False
