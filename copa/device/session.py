@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import struct
 import threading
 import time
 from collections import deque
@@ -29,21 +28,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from copa.device.client import NoAnswer
+from copa.device.commands import BoardCommands
 from copa.device.protocol import (
     AUTH_TRAILER,
     AUTHENTICATED,
-    RULE_WIRE,
     Board,
     Cmd,
     DeviceError,
     Frame,
     FrameDecoder,
     Hello,
-    ProtocolError,
-    Rule,
-    RuleEntry,
     Session,
-    Stats,
     Status,
     encode_frame,
     parse_event,
@@ -90,7 +85,7 @@ class ReceivedEvent:
 CounterStore = tuple[Callable[[], int], Callable[[int], None]]  # (load, save)
 
 
-class DeviceSession:
+class DeviceSession(BoardCommands):
     def __init__(self, port: str, *, key: bytes | None = None, device_id: bytes | None = None,
                  name: str = "", resolve: Callable[[], str | None] | None = None,
                  counters: CounterStore | None = None, timeout: float = 2.0, retries: int = 2,
@@ -545,79 +540,3 @@ class DeviceSession:
                     fn(ev)
                 except Exception:
                     log.exception("device event subscriber failed")
-
-    # ------------------------------------------------------------------ typed commands
-    def ping(self, data: bytes = b"") -> bytes:
-        return self.request(Cmd.PING, data, expect=lambda f: f.payload == data).payload
-
-    def gpio_mode(self, pin: int, mode: int) -> None:
-        self.request(Cmd.GPIO_MODE, bytes([pin, mode]))
-
-    def gpio_read(self, pin: int) -> int:
-        return self.request(Cmd.GPIO_READ, bytes([pin]), expect=_length(1)).payload[0]
-
-    def gpio_write(self, pin: int, value: int) -> None:
-        self.request(Cmd.GPIO_WRITE, bytes([pin, 1 if value else 0]))
-
-    def adc_read(self, channel: int) -> int:
-        return int(struct.unpack("<H", self.request(Cmd.ADC_READ, bytes([channel]), expect=_length(2)).payload)[0])
-
-    def pwm_write(self, pin: int, duty: int) -> None:
-        self.request(Cmd.PWM_WRITE, bytes([pin, duty]))
-
-    def i2c_scan(self) -> list[int]:
-        bitmap = self.request(Cmd.I2C_SCAN, timeout=max(self.timeout, 5.0), expect=_length(16)).payload
-        return [a for a in range(128) if bitmap[a >> 3] >> (a & 7) & 1]
-
-    def i2c_read(self, addr: int, n: int, register: bytes = b"") -> bytes:
-        """Read ``n`` bytes; with ``register`` (1-4 bytes) write it first, then read after a repeated
-        START. That write makes the request authenticated (docs/protocol.md)."""
-        return self.request(Cmd.I2C_READ, bytes([addr, n]) + register, expect=_length(n),
-                            sign=bool(register)).payload
-
-    def i2c_write(self, addr: int, data: bytes) -> None:
-        self.request(Cmd.I2C_WRITE, bytes([addr]) + data)
-
-    def rules(self) -> list[RuleEntry]:
-        out: list[RuleEntry] = []
-        start = 0
-        while True:
-            p = _payload(self.request(Cmd.RULE_LIST, bytes([start])), 1)
-            mask, rest = p[0], p[1:]
-            last = -1
-            for off in range(0, len(rest) - RULE_WIRE - 1, RULE_WIRE + 2):
-                slot = rest[off]
-                out.append(RuleEntry(slot, Rule.from_wire(rest[off + 1: off + 1 + RULE_WIRE]),
-                                     rest[off + 1 + RULE_WIRE]))
-                last = slot
-            if last < 0 or not mask >> (last + 1):
-                return out
-            start = last + 1
-
-    def rule_add(self, rule: Rule) -> int:
-        return _payload(self.request(Cmd.RULE_ADD, rule.to_wire()), 1)[0]
-
-    def rule_del(self, slot: int) -> None:
-        self.request(Cmd.RULE_DEL, bytes([slot]))
-
-    def rule_clear(self) -> None:
-        self.request(Cmd.RULE_CLEAR)
-
-    def board_stats(self) -> Stats:
-        return Stats.parse(self.request(Cmd.STATS, expect=lambda f: len(f.payload) >= 28).payload)
-
-    def pair(self, key: bytes) -> None:
-        """Store ``key`` on a board whose pairing is open, then authenticate with it."""
-        self.request(Cmd.PAIR, key, retries=0)
-        self.key = key
-        self._authenticate()
-
-
-def _length(n: int) -> Callable[[Frame], bool]:
-    return lambda f: len(f.payload) == n
-
-
-def _payload(f: Frame, n: int) -> bytes:
-    if len(f.payload) < n:
-        raise ProtocolError(f"answer to command 0x{f.cmd:02x} is too short")
-    return f.payload
