@@ -47,6 +47,11 @@ class SnapshotWorkstation(Workstation):
             self.__dict__["_skills"] = Skills(self, dirs=[("user", self._skills_dir)], use_cache=False)
         return self.__dict__["_skills"]
 
+    def close(self) -> None:
+        if "_skills" in self.__dict__:
+            self.__dict__.pop("_skills").close()
+        super().close()
+
 
 @pytest.fixture
 def snap_ws(tmp_path):
