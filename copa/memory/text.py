@@ -44,11 +44,16 @@ def words(text: str) -> list[str]:
 
 
 def fold(word: str) -> str:
-    """Lowercase without diacritics (what unicode61 remove_diacritics does, near enough)."""
+    """Lowercase, with accents removed from Latin letters (what unicode61 remove_diacritics does:
+    'Zürich' -> 'zurich', while kana such as 'で' keep their marks)."""
     if word.isascii():
         return word.lower()
-    word = unicodedata.normalize("NFKD", word.lower())
-    return "".join(c for c in word if not unicodedata.combining(c))
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFD", word.lower()):
+        if out and unicodedata.combining(ch) and ord(out[-1]) < 0x250:
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
 
 
 def normalise(text: str) -> str:

@@ -262,3 +262,12 @@ def test_id_collision_is_retried_with_fresh_ids(store, monkeypatch):
     assert store.get(second).text == "second" and store.stats()["memories"] == 2
     with pytest.raises(UsageError, match="already used"):
         store.add_many([{"id": first, "text": "explicit id that exists"}])
+
+
+def test_search_folds_accents_like_the_index_and_keeps_other_scripts(store):
+    store.add("Rendez-vous au café Noël à Zürich", kind="note")
+    store.add("東京で寿司を食べた", kind="note")
+    assert [h.text for h in store.search("cafe noel zurich")] == ["Rendez-vous au café Noël à Zürich"]
+    assert [h.text for h in store.search("Zürich?")] == ["Rendez-vous au café Noël à Zürich"]
+    assert [h.text for h in store.search("東京で寿司を食べた")] == ["東京で寿司を食べた"]
+    assert store.search('"quotes" AND OR NOT NEAR(x) * ^ :') == []  # FTS syntax in a question is just text
