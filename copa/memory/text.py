@@ -78,25 +78,24 @@ class Stemmer:
 
     def stem_map(self, tokens: set[str]) -> dict[str, str]:
         """{token: stem} for a set of folded tokens."""
-        cache = self._cache
-        if any(t not in cache for t in tokens):
-            self.stems([t for t in tokens if t not in cache])
-            cache = self._cache
-        return {t: cache[t] for t in tokens}
+        toks = list(tokens)
+        return dict(zip(toks, self.stems(toks), strict=True))
 
     def stems(self, tokens: list[str]) -> list[str]:
-        missing = list({t for t in tokens if t not in self._cache})
-        if missing:
-            with self._lock:
-                if len(self._cache) > self._max:
-                    self._cache.clear()
+        with self._lock:  # the TUI, the agent and the daemon may recall from several threads
+            cache = self._cache
+            missing = [t for t in dict.fromkeys(tokens) if t not in cache]
+            if missing:
+                if len(cache) + len(missing) > self._max:  # bounded memory: start over
+                    cache.clear()
+                    missing = list(dict.fromkeys(tokens))
                 c = self._conn
                 c.execute("DELETE FROM s")
                 c.executemany("INSERT INTO s(rowid, w) VALUES (?, ?)", enumerate(missing, 1))
                 got = dict(c.execute("SELECT doc, term FROM v"))
                 for i, t in enumerate(missing, 1):
-                    self._cache[t] = got.get(i, fold(t))
-        return [self._cache[t] for t in tokens]
+                    cache[t] = got.get(i, t)
+            return [cache[t] for t in tokens]
 
 
 _STEMMER: Stemmer | None = None

@@ -271,3 +271,13 @@ def test_search_folds_accents_like_the_index_and_keeps_other_scripts(store):
     assert [h.text for h in store.search("Zürich?")] == ["Rendez-vous au café Noël à Zürich"]
     assert [h.text for h in store.search("東京で寿司を食べた")] == ["東京で寿司を食べた"]
     assert store.search('"quotes" AND OR NOT NEAR(x) * ^ :') == []  # FTS syntax in a question is just text
+
+
+def test_stemmer_matches_the_index_and_survives_its_cache_limit():
+    from copa.memory.text import Stemmer
+
+    st = Stemmer(max_cache=5)
+    assert st.stems(["running", "cats", "generalization"]) == ["run", "cat", "gener"]
+    many = [f"word{i}s" for i in range(12)]  # more than the cache holds, mixed with cached ones
+    assert st.stems(["running", *many, "cats"]) == ["run", *[f"word{i}" for i in range(12)], "cat"]
+    assert st.stem_map({"jumped", "ines"}) == {"jumped": "jump", "ines": "in"}
