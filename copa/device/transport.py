@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from typing import Any
 
 from copa.errors import CopaError, NotFoundError
@@ -24,11 +25,29 @@ def is_url(port: str) -> bool:
     return "://" in port
 
 
-def open_port(port: str, *, baudrate: int = BAUDRATE, exclusive: bool = True) -> Any:
+BUSY_GRACE = 1.0  # seconds a just-released lock may take to clear (see open_port)
+
+
+def open_port(port: str, *, baudrate: int = BAUDRATE, exclusive: bool = True,
+              busy_grace: float = BUSY_GRACE) -> Any:
     """Open ``port`` (a device path, a pty, or a pyserial URL) and return the pyserial object.
 
     ``exclusive`` takes an advisory lock on device paths so two copa processes never share a board.
+    A lock found held is retried for ``busy_grace`` seconds before the port is called busy: a port
+    closed a moment ago can still be locked by a child being forked at that instant (pyserial opens
+    without O_CLOEXEC and the child holds the lock until it execs), which bit under load in tests.
     """
+    deadline = time.monotonic() + busy_grace
+    while True:
+        try:
+            return _open_once(port, baudrate, exclusive)
+        except PortBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _open_once(port: str, baudrate: int, exclusive: bool) -> Any:
     import serial  # noqa: PLC0415 - heavy-ish, and `copa device --help` must not import it
 
     try:

@@ -54,7 +54,7 @@ def test_every_builtin_loads(builtins):
 
     for i in infos:  # what the model and MCP clients receive must be valid JSON Schema
         jsonschema.Draft202012Validator.check_schema(i.parameters)
-    assert {i.name for i in infos if i.dangerous} == {"run_command"}
+    assert {i.name for i in infos if i.dangerous} == {"run_command", "memory_forget"}
 
 
 def test_files(builtins, project, tmp_path):
