@@ -71,19 +71,15 @@ class Workstation:
         return Devices(self)
 
     def close(self) -> None:
-        if "_agent_turn_log" in self.__dict__:  # the agent's turn log connection (copa/agent/loop.py)
-            self.__dict__.pop("_agent_turn_log").close()
-        if "devices" in self.__dict__:
-            self.__dict__.pop("devices").close()
-        if "skills" in self.__dict__:
-            self.__dict__.pop("skills").close()
-        if "models" in self.__dict__:
-            self.models.close()
-        if "memory" in self.__dict__:
-            self.__dict__.pop("memory").close()
-        if "db" in self.__dict__:
-            self.db.conn.close()
-            del self.__dict__["db"]
+        """Close what was opened, users of the database before the database itself."""
+        # "_agent_turn_log" is the agent's own connection for its turn log (copa/agent/loop.py)
+        for part in ("_agent_turn_log", "devices", "skills", "models", "memory"):
+            opened = self.__dict__.pop(part, None)
+            if opened is not None:
+                opened.close()
+        db = self.__dict__.pop("db", None)
+        if db is not None:
+            db.conn.close()
 
     def __enter__(self) -> Workstation:
         return self
