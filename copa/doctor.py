@@ -82,15 +82,6 @@ def check_secrets(ws: Workstation) -> Check:
     return Check("secrets", OK, f"{store.description}, {n} stored")
 
 
-def check_providers(ws: Workstation) -> Check:
-    known = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_HOST"]
-    found = [k for k in known if os.environ.get(k)]
-    if found:
-        return Check("models", OK, "from the environment: " + ", ".join(found))
-    return Check("models", WARN, "no model configured; everything that needs no model still works",
-                 "set OPENAI_API_KEY (or another provider key), or run 'copa models add'")
-
-
 def check_toolchains(ws: Workstation) -> Check:
     tools = {"avr-gcc": "Uno", "arm-none-eabi-gcc": "STM32", "avrdude": "flash Uno",
              "simavr": "AVR emulator", "qemu-system-arm": "STM32 emulator"}
@@ -102,31 +93,7 @@ def check_toolchains(ws: Workstation) -> Check:
                  "only needed to build or flash boards: sudo make -C firmware deps (see README)")
 
 
-def check_serial_ports(ws: Workstation) -> Check:
-    try:
-        from serial.tools import list_ports
-    except ImportError:
-        return Check("serial ports", WARN, "pyserial is not installed", "pip install pyserial")
-    ports = [p.device for p in list_ports.comports()]
-    if not ports:
-        return Check("serial ports", INFO, "none visible", "plug a board in over USB to pair it")
-    return Check("serial ports", OK, ", ".join(ports))
-
-
-def check_daemon(ws: Workstation) -> Check:
-    import json
-
-    lock = ws.paths.daemon_lock_file
-    try:
-        info = json.loads(lock.read_text())
-        pid = int(info["pid"])
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, KeyError, ProcessLookupError, PermissionError):
-        return Check("daemon", INFO, "not running", "run 'copa daemon' (or 'copa daemon install')")
-    return Check("daemon", OK, f"running, pid {pid}, since {info.get('started', '?')}")
-
-
-# Foundation checks first; later parts add "module:function" entries.
+# Foundation checks and each part's own, in the order a person reads them.
 CHECKS: list[str] = [
     "copa.doctor:check_config",
     "copa.doctor:check_data_dir",
@@ -134,7 +101,7 @@ CHECKS: list[str] = [
     "copa.doctor:check_secrets",
     "copa.agent.checks:check_models",
     "copa.doctor:check_toolchains",
-    "copa.device.checks:check_devices",  # supersedes copa.doctor:check_serial_ports
+    "copa.device.checks:check_devices",
     "copa.daemon.status:check_daemon",
     "copa.memory.checks:check_memory",
     "copa.skills.checks:check_skills",

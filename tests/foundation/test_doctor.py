@@ -55,7 +55,7 @@ def test_a_crashing_check_does_not_hide_the_others(copa_home):
     from copa.workstation import Workstation
 
     results = run_checks(Workstation(), ["copa.doctor:check_config", "copa.nonexistent:check_x",
-                                         "copa.doctor:check_daemon"])
+                                         "copa.daemon.status:check_daemon"])
     assert [r.status for r in results][0] == "ok"
     assert results[1].status == "fail" and "crashed" in results[1].detail
     assert results[2].name == "daemon"
