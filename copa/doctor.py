@@ -90,7 +90,7 @@ def check_toolchains(ws: Workstation) -> Check:
     if not missing:
         return Check("firmware tools", OK, "all present: " + ", ".join(have))
     return Check("firmware tools", INFO, "missing: " + ", ".join(missing),
-                 "only needed to build or flash boards: sudo make -C firmware deps (see README)")
+                 "only needed to build or flash boards: sudo make system-deps (from a copa clone)")
 
 
 # Foundation checks and each part's own, in the order a person reads them.
