@@ -7,6 +7,8 @@ Nothing is opened until it is asked for, so a command pays only for what it uses
 
 from __future__ import annotations
 
+import threading
+import weakref
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,10 @@ class Workstation:
     def __init__(self, paths: Paths | None = None, *, interactive: bool = False):
         self.paths = paths or Paths.from_env()
         self.interactive = interactive  # may prompt (passphrase, approvals)
+        self._db_open_lock = threading.Lock()
+        self._db_migrated = False
+        # weak: a thread's connection goes (and closes) with its thread; close() closes the rest
+        self._db_connections: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
 
     @cached_property
     def config(self) -> Config:
@@ -38,12 +44,39 @@ class Workstation:
 
         return SecretStore(self.paths, self.config.get("secrets.backend"), prompt=self.interactive)
 
-    @cached_property
+    @property
     def db(self) -> sqlite_utils.Database:
-        from copa.db import open_database
+        """The database, one connection per thread.
 
-        self.paths.ensure()
-        return open_database(self.paths.db_file)
+        Faces share a workstation across threads (device sessions, telemetry, TUI workers, the
+        daemon's jobs). A sqlite3 connection carries its transaction and savepoint state, so two
+        threads interleaving statements on one connection corrupt each other's transactions
+        ("no such savepoint"); WAL and the busy timeout make separate connections cheap and safe.
+        """
+        conn = getattr(self._db_local, "db", None)
+        if conn is None:
+            conn = self._open_db()
+            self._db_local.db = conn
+        return conn
+
+    @cached_property
+    def _db_local(self) -> threading.local:
+        return threading.local()
+
+    def _open_db(self) -> sqlite_utils.Database:
+        from copa.db import connect, open_database
+
+        with self._db_open_lock:
+            if not self._db_migrated:  # the first connection migrates
+                self.paths.ensure()
+                db = open_database(self.paths.db_file)
+                self._db_migrated = True
+            else:
+                import sqlite_utils
+
+                db = sqlite_utils.Database(connect(self.paths.db_file))
+            self._db_connections.add(db)
+        return db
 
     @cached_property
     def models(self) -> Models:
@@ -77,9 +110,13 @@ class Workstation:
             opened = self.__dict__.pop(part, None)
             if opened is not None:
                 opened.close()
-        db = self.__dict__.pop("db", None)
-        if db is not None:
+        with self._db_open_lock:
+            connections = list(self._db_connections)
+            self._db_connections = weakref.WeakSet()
+            self._db_migrated = False
+        for db in connections:
             db.conn.close()
+        self.__dict__.pop("_db_local", None)
 
     def __enter__(self) -> Workstation:
         return self
