@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from copa.device.protocol import (
     AUTHENTICATED,
     PROTOCOL_VERSION,
-    RULE_WIRE,
     Cmd,
     DeviceError,
     Frame,
@@ -29,6 +28,7 @@ from copa.device.protocol import (
     Session,
     Stats,
     Status,
+    decode_rule_page,
     encode_frame,
     parse_event,
     subscribe_body,
@@ -204,19 +204,11 @@ class Client:
 
     def rules(self) -> list[RuleEntry]:
         out: list[RuleEntry] = []
-        start = 0
-        while True:
-            p = self.request(Cmd.RULE_LIST, bytes([start])).payload
-            mask, rest = p[0], p[1:]
-            last = -1
-            for off in range(0, len(rest) - RULE_WIRE - 1, RULE_WIRE + 2):
-                slot = rest[off]
-                out.append(RuleEntry(slot, Rule.from_wire(rest[off + 1: off + 1 + RULE_WIRE]),
-                                     rest[off + 1 + RULE_WIRE]))
-                last = slot
-            if last < 0 or not mask >> (last + 1):
-                return out
-            start = last + 1
+        start: int | None = 0
+        while start is not None:
+            entries, start = decode_rule_page(self.request(Cmd.RULE_LIST, bytes([start])).payload)
+            out += entries
+        return out
 
     def rule_add(self, rule: Rule) -> int:
         return self.request(Cmd.RULE_ADD, rule.to_wire()).payload[0]

@@ -7,7 +7,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from copa.device.protocol import RULE_WIRE, Cmd, Frame, ProtocolError, Rule, RuleEntry, Stats
+from copa.device.protocol import Cmd, Frame, ProtocolError, Rule, RuleEntry, Stats, decode_rule_page
 
 if TYPE_CHECKING:
     from copa.device.session import DeviceSession
@@ -51,19 +51,11 @@ class BoardCommands(_Base):
 
     def rules(self) -> list[RuleEntry]:
         out: list[RuleEntry] = []
-        start = 0
-        while True:
-            p = _payload(self.request(Cmd.RULE_LIST, bytes([start])), 1)
-            mask, rest = p[0], p[1:]
-            last = -1
-            for off in range(0, len(rest) - RULE_WIRE - 1, RULE_WIRE + 2):
-                slot = rest[off]
-                out.append(RuleEntry(slot, Rule.from_wire(rest[off + 1: off + 1 + RULE_WIRE]),
-                                     rest[off + 1 + RULE_WIRE]))
-                last = slot
-            if last < 0 or not mask >> (last + 1):
-                return out
-            start = last + 1
+        start: int | None = 0
+        while start is not None:
+            entries, start = decode_rule_page(self.request(Cmd.RULE_LIST, bytes([start])).payload)
+            out += entries
+        return out
 
     def rule_add(self, rule: Rule) -> int:
         return _payload(self.request(Cmd.RULE_ADD, rule.to_wire()), 1)[0]

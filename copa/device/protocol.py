@@ -309,6 +309,20 @@ class RuleEntry:
     state: int  # 0 idle, 1 pending (over threshold, waiting), 2 active (fired)
 
 
+def decode_rule_page(payload: bytes) -> tuple[list[RuleEntry], int | None]:
+    """One RULE_LIST answer: its entries, and the slot to ask from next (None: that was all)."""
+    if not payload:
+        raise ProtocolError("RULE_LIST answer is empty")
+    mask, rest = payload[0], payload[1:]
+    entries: list[RuleEntry] = []
+    for off in range(0, len(rest) - RULE_WIRE - 1, RULE_WIRE + 2):
+        wire = rest[off + 1: off + 1 + RULE_WIRE]
+        entries.append(RuleEntry(rest[off], Rule.from_wire(wire), rest[off + 1 + RULE_WIRE]))
+    last = entries[-1].slot if entries else -1
+    more = last >= 0 and mask >> (last + 1)
+    return entries, (last + 1 if more else None)
+
+
 @dataclass(frozen=True)
 class Stats:
     frames_ok: int
