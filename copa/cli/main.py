@@ -51,6 +51,7 @@ def _build_app():
             module = importlib.import_module(COMMANDS[name][0])
             cmd = typer.main.get_command(module.app)
             cmd.name = name
+            _plain_help(cmd)
             self.add_command(cmd, name)
             return cmd
 
@@ -92,6 +93,16 @@ def _build_app():
                 print(ctx.get_help())
 
     return app
+
+
+def _plain_help(cmd) -> None:
+    """Plain help everywhere: rich markup would eat text such as "[models.NAME]" in docstrings,
+    and rendering through rich costs startup time. Completion options belong to `copa` alone."""
+    if hasattr(cmd, "rich_markup_mode"):
+        cmd.rich_markup_mode = None
+    cmd.params = [p for p in cmd.params if p.name not in ("install_completion", "show_completion")]
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_help(sub)
 
 
 def _click_exceptions():

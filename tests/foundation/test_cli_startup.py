@@ -79,3 +79,13 @@ def test_shell_completion_script_is_offered(run_copa):
     proc = run_copa("--show-completion", "bash", env={"SHELL": "/bin/bash"})
     assert proc.returncode == 0
     assert "_COPA_COMPLETE" in proc.stdout
+
+
+def test_group_help_is_plain_text_that_keeps_brackets(run_copa):
+    """Rich markup would swallow "[models.NAME]"; sub-groups do not repeat completion options."""
+    proc = run_copa("models", "add", "--help")
+    assert proc.returncode == 0
+    assert "[models.NAME]" in proc.stdout
+    assert "╭" not in proc.stdout
+    assert "--install-completion" not in run_copa("memory", "--help").stdout
+    assert "--install-completion" in run_copa("--help").stdout
