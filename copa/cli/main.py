@@ -127,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("COPA_DEBUG", "") not in ("", "0")
     from copa.errors import CopaError, ExitCode
 
+    if not args and sys.stdin.isatty() and sys.stdout.isatty():  # the workstation: skip typer
+        from copa.log import setup_logging
+        from copa.paths import Paths
+        from copa.tui import run_tui
+
+        setup_logging(Paths.from_env(), os.environ.get("COPA_GENERAL_LOG_LEVEL", "info"))
+        try:
+            run_tui()
+        except CopaError as e:
+            return _fail(str(e), e.exit_code)
+        return 0
+
     exc = _click_exceptions()
     command = _build_app()
     import typer
