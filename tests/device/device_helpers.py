@@ -32,16 +32,18 @@ def ensure_built(name: str) -> None:
 class Board:
     """A running target behind a stable symlink; ``restart()`` brings it back (same store)."""
 
-    def __init__(self, name: str, tmp: Path):
+    def __init__(self, name: str, tmp: Path, *, persist: bool | None = None):
         self.name = name
         self.tmp = tmp
+        # storage kept across restarts: the host build's store file, the simavr Uno's EEPROM file
+        self.persist = (name == "host") if persist is None else persist
         self.link = str(tmp / f"tty-{name}")
         self.store = tmp / f"{name}-store.bin"
         self.t: targets.Target | None = None
         self.start()
 
     def start(self) -> None:
-        self.t = targets.start(self.name, store=self.store if self.name == "host" else None)
+        self.t = targets.start(self.name, store=self.store if self.persist else None)
         tmp_link = self.link + ".new"
         os.symlink(self.t.path, tmp_link)
         os.replace(tmp_link, self.link)  # atomic: the registry never sees a missing link

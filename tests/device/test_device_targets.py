@@ -141,3 +141,38 @@ def test_pipelined_storage_writes(ws, emulated):
     assert st.oversize == 0 and st.bad_crc == 0 and st.bad_frame == 0
     s.rule_clear()
     s.close()
+
+
+def test_avr_killed_and_restarted_reconnects_with_its_pairing(ws, tmp_path):
+    """The simavr process dies and a new one starts on the same EEPROM (a board power-cycled): the
+    session finds it again through the stable link within 2 s, re-authenticates with the key the
+    board kept, and drives a pin again."""
+    from device_helpers import Board, ensure_built
+
+    ensure_built("avr")
+    board = Board("avr", tmp_path, persist=True)
+    try:
+        ws.devices.pair(board.link, "uno")
+        kinds: list[tuple[float, str]] = []
+        s = ws.devices.session("uno", timeout=3)
+        s.add_listener(lambda kind, info: kinds.append((time.monotonic(), kind)))
+        s.gpio_mode(7, 1)
+        s.gpio_write(7, 1)
+        board.kill()
+        deadline = time.monotonic() + 5
+        while not kinds and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [k for _, k in kinds] == ["lost"]
+        board.start()  # a new simavr process, a new pty, the same EEPROM file and stable link
+        back = time.monotonic()
+        while len(kinds) < 2 and time.monotonic() < back + 5:
+            time.sleep(0.01)
+        assert [k for _, k in kinds] == ["lost", "reconnected"]
+        assert kinds[1][0] - back < 2.0, f"reconnected after {kinds[1][0] - back:.2f}s"
+        assert s.gpio_read(7) == 0  # a power cycle clears the pins...
+        s.gpio_mode(7, 1)
+        s.gpio_write(7, 1)  # ...and a MACed write works: re-authenticated with the kept key
+        assert s.gpio_read(7) == 1
+        s.close()
+    finally:
+        board.kill()
