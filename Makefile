@@ -57,8 +57,12 @@ test-python: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	@$(VENV)/bin/ruff check copa tests benchmarks skills
 
+# Each benchmark with its quick defaults (docs/benchmarks.md gives the commands of the recorded runs).
+BENCHES := startup.py "memory_recall.py --no-ablations" memory_scale.py agent_overhead.py skills.py \
+	daemon_idle.py firmware.py bridge.py tui.py
+
 bench: $(DEV_STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; echo; done
+	@for b in $(BENCHES); do echo "== benchmarks/$$b"; $(PY) benchmarks/$$b || exit 1; echo; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist
