@@ -25,6 +25,20 @@ class Provider:
     def url(self) -> str:
         raise NotImplementedError
 
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse(self, events: Iterator[tuple[str, str]]) -> Iterator[Event]:
+        """Server-sent events (name, data) of this wire -> provider-neutral Events."""
+        raise NotImplementedError
+
     def stream(self, request: ChatRequest) -> Iterator[Event]:
         """Send ``request`` and yield events; raises AttemptFailed, StreamBroken or httpx errors."""
-        raise NotImplementedError
+        from copa.providers.http import iter_sse, open_stream
+
+        with open_stream(self.client, self.url(), headers=self.headers(), body=self.body(request), who=self.who,
+                         key_name=self.spec.key) as response:
+            yield from self.parse(iter_sse(response.iter_lines()))

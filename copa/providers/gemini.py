@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from copa.providers.base import Provider
-from copa.providers.http import AttemptFailed, StreamBroken, iter_sse, loads_or_none, open_stream
+from copa.providers.http import AttemptFailed, StreamBroken, loads_or_none
 from copa.providers.types import STOP_END, STOP_FILTER, STOP_LENGTH, STOP_TOOLS, ChatRequest, Event, Usage
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -80,11 +80,6 @@ class GeminiProvider(Provider):
         if self.api_key:
             h["x-goog-api-key"] = self.api_key
         return h
-
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
-        with open_stream(self.client, self.url(), headers=self.headers(), body=self.body(request), who=self.who,
-                         key_name=self.spec.key) as response:
-            yield from self.parse(iter_sse(response.iter_lines()))
 
     def parse(self, events: Iterator[tuple[str, str]]) -> Iterator[Event]:
         stopped, calls = False, 0

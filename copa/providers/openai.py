@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from copa.providers.base import Provider
-from copa.providers.http import AttemptFailed, StreamBroken, iter_sse, loads_or_none, open_stream
+from copa.providers.http import AttemptFailed, StreamBroken, loads_or_none
 from copa.providers.types import (
     STOP_END,
     STOP_FILTER,
@@ -72,11 +72,6 @@ class OpenAIProvider(Provider):
         if self.api_key:
             h["authorization"] = f"Bearer {self.api_key}"
         return h
-
-    def stream(self, request: ChatRequest) -> Iterator[Event]:
-        with open_stream(self.client, self.url(), headers=self.headers(), body=self.body(request), who=self.who,
-                         key_name=self.spec.key) as response:
-            yield from self.parse(iter_sse(response.iter_lines()))
 
     def parse(self, events: Iterator[tuple[str, str]]) -> Iterator[Event]:
         stopped = False
