@@ -282,6 +282,7 @@ class Models:
         provider = provider_for(spec, self.api_key(spec), self.client, self.ws.config.get("agent.read_timeout"))
         t0 = time.perf_counter()
         collector = _Collector(Reply(model=spec.name), on_event, t0)
+        events = None
         try:
             if spec.tool_mode == "prompt" and request.tools:
                 from copa.providers import prompt_tools
@@ -307,6 +308,11 @@ class Models:
             if collector.started:
                 return self._partial(collector, STOP_BROKEN, failure.message)
             raise failure from None
+        finally:
+            # A Ctrl-C in the consumer leaves the stream suspended mid-answer: close it (and its HTTP
+            # response) now rather than whenever the garbage collector finds it.
+            if events is not None:
+                events.close()
         return collector.finish()
 
     @staticmethod
