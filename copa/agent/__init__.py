@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from copa.agent.loop import TurnResult, new_session_id, run_turn
+from copa.agent.writeback import compact_session as compact
 
 
 def available_model(ws: Any) -> str | None:
@@ -16,4 +17,4 @@ def available_model(ws: Any) -> str | None:
     return ws.models.default_name()
 
 
-__all__ = ["TurnResult", "available_model", "new_session_id", "run_turn"]
+__all__ = ["TurnResult", "available_model", "compact", "new_session_id", "run_turn"]

@@ -40,10 +40,13 @@ def compact(ws: Any, session_id: str, turns: list[Any], previous: Any, model: st
                                        max_tokens=800), model)
     if reply.interrupted or not reply.text.strip():
         return None
-    return ws.memory.add(reply.text.strip(), kind="note", subject=summary_subject(session_id),
-                         source="agent:compaction",
-                         metadata={"session_id": session_id, "through": iso(turns[-1].occurred_at),
-                                   "turns": len(turns) + (previous.metadata.get("turns", 0) if previous else 0)})
+    metadata = {"session_id": session_id, "through": iso(turns[-1].occurred_at),
+                "turns": len(turns) + (previous.metadata.get("turns", 0) if previous else 0)}
+    mid = ws.memory.add(reply.text.strip(), kind="note", subject=summary_subject(session_id),
+                        source="agent:compaction", metadata=metadata)
+    if previous is not None and mid == previous.id:  # the same text corroborates: still move "through" on
+        ws.memory.update(mid, metadata={**previous.metadata, **metadata})
+    return mid
 
 
 def parse_proposals(text: str) -> list[dict[str, str]]:
@@ -78,3 +81,22 @@ def extract(ws: Any, session_id: str, turn_id: str, user_text: str, answer: str,
             ids.append(ws.memory.add(p["text"], kind=p["kind"], subject=p["subject"], source=session_source(session_id),
                                      metadata=meta))
     return ids
+
+
+def compact_session(ws: Any, session_id: str, keep_recent: int = 4) -> str:
+    """Fold a conversation, all but its last ``keep_recent`` turns, into its summary memory now
+    (the faces' /compact; the loop also compacts by itself when a conversation outgrows its budget).
+    The full turns stay in the store; only what the model is shown changes."""
+    from copa.agent.context import summary_subject
+    from copa.errors import ProviderError
+    from copa.memory.model import iso
+
+    previous = next((m for m in reversed(ws.memory.history(summary_subject(session_id))) if m.current), None)
+    through = previous.metadata.get("through") if previous else None
+    turns = [t for t in ws.memory.turns(session_id) if not through or (iso(t.occurred_at) or "") > through]
+    older = turns[: max(0, len(turns) - keep_recent)]
+    if not older:
+        return "Nothing to compact yet."
+    if compact(ws, session_id, older, previous, ws.models.fast_name()) is None:
+        raise ProviderError("the model returned no summary; nothing was changed", hint="try again")
+    return f"{len(older)} earlier turns are now a summary; the last {len(turns) - len(older)} stay as they were."

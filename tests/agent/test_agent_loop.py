@@ -291,3 +291,47 @@ def test_skills_tools_are_offered_but_not_the_memory_skills(srv, ws):
     run_turn(ws, "hi", session_id="s2", use_memory=False)
     names = {t["function"]["name"] for t in srv.requests[1].body.get("tools", [])}
     assert not any(n.startswith("memory_") or n in ("remember", "recall") for n in names)
+
+
+def test_compact_now_folds_all_but_the_recent_turns(srv, monkeypatch):
+    """/compact: the older turns become the summary the model is shown; the last turns stay verbatim."""
+    from copa.agent import compact
+
+    monkeypatch.setenv("COPA_AGENT_RETRIES", "0")
+    w = Workstation()
+    for i in range(10):
+        w.memory.add_turn("chat", "user" if i % 2 == 0 else "assistant", f"turn {i}: about the garden")
+
+    def responder(req):
+        if SUMMARY_PROMPT in system_of(req):
+            return Answer("Goal: plan the garden. Progress: six turns so far.")
+        return Answer("fine")
+
+    srv.responder = responder
+    assert "6 earlier turns" in compact(w, "chat")
+    summary_req = [q for q in srv.requests if SUMMARY_PROMPT in system_of(q)]
+    assert len(summary_req) == 1 and "turn 5:" in summary_req[0].text() and "turn 6:" not in summary_req[0].text()
+    run_turn(w, "what next?", session_id="chat", model="fake")
+    final = srv.requests[-1]
+    assert "Goal: plan the garden" in system_of(final)
+    assert "turn 0:" not in final.text() and "turn 9:" in final.text()
+    # a second /compact folds only what came since the first (turns 6-7), never a turn twice
+    assert "2 earlier turns" in compact(w, "chat")
+    assert "turn 5:" not in srv.requests[-1].text() and "turn 7:" in srv.requests[-1].text()
+    summaries = w.memory.history("conversation.chat.summary")
+    assert len(summaries) == 1  # the fake model repeated itself: the summary is corroborated, not duplicated...
+    assert summaries[0].metadata["turns"] == 8  # ...and it now covers turns 0-7
+    run_turn(w, "and?", session_id="chat", model="fake")
+    assert "turn 7:" not in srv.requests[-1].text() and "turn 8:" in srv.requests[-1].text()
+    assert len(w.memory.turns("chat")) == 14  # the full turns stay in the store
+    w.close()
+
+
+def test_compact_with_nothing_to_fold(srv):
+    from copa.agent import compact
+
+    w = Workstation()
+    w.memory.add_turn("short", "user", "hello")
+    assert compact(w, "short") == "Nothing to compact yet."
+    assert srv.requests == []
+    w.close()
