@@ -107,9 +107,11 @@ def test_broken_stream_prints_partial_and_exits_provider_error(srv, run_copa):
 
 def test_ctrl_c_keeps_partial_answer_and_exits_130(srv, copa_home):
     srv.add(Answer("Streaming slowly and then", chunk=3, hang_after=4))
+    # A job started in the background by a non-interactive shell (CI runners, `cmd &`) inherits SIGINT
+    # ignored, and Python then keeps it ignored: give copa the default disposition a terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", "copa", "ask", "--session", "cc", "tell me"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ})
+                            env={**os.environ}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stdout.read(3)  # the first bytes of the answer have been printed
     assert first == b"Str"
     time.sleep(0.2)
