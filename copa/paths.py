@@ -7,9 +7,12 @@ and what a user wants for a portable or throw-away setup.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 APP_NAME = "copa"
 
@@ -98,14 +101,17 @@ class Paths:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so a crash leaves either the old file or the new one, never half."""
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through: a crash or an exception leaves the old file (or none),
+    never half a new one. The temporary file is fsynced, renamed over ``path``, and the rename made
+    durable."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -121,3 +127,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so a crash leaves either the old file or the new one, never half."""
+    with atomic_writer(path, mode) as f:
+        f.write(data)

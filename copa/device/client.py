@@ -28,9 +28,9 @@ from copa.device.protocol import (
     Session,
     Stats,
     Status,
-    decode_rule_page,
     encode_frame,
     parse_event,
+    read_all_rules,
     subscribe_body,
 )
 from copa.errors import CopaError
@@ -203,12 +203,7 @@ class Client:
         self.request(Cmd.SUBSCRIBE, subscribe_body(period_ms, items))
 
     def rules(self) -> list[RuleEntry]:
-        out: list[RuleEntry] = []
-        start: int | None = 0
-        while start is not None:
-            entries, start = decode_rule_page(self.request(Cmd.RULE_LIST, bytes([start])).payload)
-            out += entries
-        return out
+        return read_all_rules(lambda start: self.request(Cmd.RULE_LIST, bytes([start])).payload)
 
     def rule_add(self, rule: Rule) -> int:
         return self.request(Cmd.RULE_ADD, rule.to_wire()).payload[0]

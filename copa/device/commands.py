@@ -7,7 +7,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from copa.device.protocol import Cmd, Frame, ProtocolError, Rule, RuleEntry, Stats, decode_rule_page
+from copa.device.protocol import Cmd, Frame, ProtocolError, Rule, RuleEntry, Stats, read_all_rules
 
 if TYPE_CHECKING:
     from copa.device.session import DeviceSession
@@ -50,12 +50,7 @@ class BoardCommands(_Base):
         self.request(Cmd.I2C_WRITE, bytes([addr]) + data)
 
     def rules(self) -> list[RuleEntry]:
-        out: list[RuleEntry] = []
-        start: int | None = 0
-        while start is not None:
-            entries, start = decode_rule_page(self.request(Cmd.RULE_LIST, bytes([start])).payload)
-            out += entries
-        return out
+        return read_all_rules(lambda start: self.request(Cmd.RULE_LIST, bytes([start])).payload)
 
     def rule_add(self, rule: Rule) -> int:
         return _payload(self.request(Cmd.RULE_ADD, rule.to_wire()), 1)[0]

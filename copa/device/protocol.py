@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from copa.device.codec import CobsError, cobs_decode, cobs_encode, crc16, siphash24
@@ -321,6 +322,16 @@ def decode_rule_page(payload: bytes) -> tuple[list[RuleEntry], int | None]:
     last = entries[-1].slot if entries else -1
     more = last >= 0 and mask >> (last + 1)
     return entries, (last + 1 if more else None)
+
+
+def read_all_rules(fetch_page: Callable[[int], bytes]) -> list[RuleEntry]:
+    """Every rule, asking ``fetch_page(start_slot)`` for RULE_LIST pages until the last one."""
+    out: list[RuleEntry] = []
+    start: int | None = 0
+    while start is not None:
+        entries, start = decode_rule_page(fetch_page(start))
+        out += entries
+    return out
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from copa.errors import UsageError
+from copa.timeutil import iso, now_utc, parse_iso  # noqa: F401 - the memory API's time helpers
 
 KINDS = ("preference", "fact", "task", "episode", "event", "note", "report")
 TASK_STATUSES = ("open", "in_progress", "done", "cancelled")
@@ -98,21 +99,6 @@ def to_utc(value: datetime | date | str | int | float | None, *, field_name: str
     if dt.tzinfo is None:
         dt = dt.astimezone()  # local time
     return dt.astimezone(UTC)
-
-
-def iso(dt: datetime | None) -> str | None:
-    """The stored form: fixed width, UTC, microseconds, so that text order is time order."""
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def parse_iso(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

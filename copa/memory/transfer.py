@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from copa.errors import UsageError
 from copa.memory.model import COLUMNS, SELECT_COLS, now_utc, row_to_memory
+from copa.paths import atomic_writer
 
 if TYPE_CHECKING:
     from copa.memory.store import MemoryStore
@@ -56,22 +57,13 @@ def export_jsonl(store: MemoryStore, path: Path | str) -> int:
             sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return n
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror}", hint="check the folder exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_writer(path) as f:
             for rec in iter_export(store):
                 n += rec["record"] == "memory"
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                f.write((json.dumps(rec, ensure_ascii=False) + "\n").encode())
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}", hint="check the folder exists and is writable") from None
     return n
 
 

@@ -11,22 +11,11 @@ import json
 import os
 import sqlite3
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from copa.errors import NotFoundError, UsageError
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds") if dt else None
-
-
-def parse_iso(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+from copa.timeutil import iso, now_utc, parse_iso  # noqa: F401 - re-exported to the scheduler's modules
 
 
 def pid_alive(pid: int | None) -> bool:
