@@ -280,6 +280,47 @@ def build(seed: int = 13, sessions: int = 120) -> Dataset:
             s = rnd.randrange(0, sessions - 1)
             _, m = plant_pair(s, u(c), a(c, rnd.choice(values)))
             questions.append(("assistant", q(c), [m], None))
+    # ---- asked in other words -----------------------------------------------------------------
+    # The question shares no content word with its evidence (cat/kitten, sibling/brother, storey/
+    # floor), while distractors share the question's words: what public sets call "paraphrase" or
+    # "indirect" questions. Planted last so the types above stay the same for a seed.
+    paraphrases = [
+        (lambda n, v: f"My brother {n} got hired as a {v} at the hospital.",
+         "What does my sibling do for a living?", JOBS,
+         ["The cost of living in this city is getting silly.", "My cousin does a lot of volunteering now."]),
+        (lambda n, v: f"We adopted a kitten in the spring, she's called {v}.",
+         "What is the name of my cat?", PETS,
+         ["What is the name of that cafe near the station?", "My neighbour's cat sits on our fence every morning."]),
+        (lambda n, v: "I can't eat anything with gluten, it makes me really sick.",
+         "Do I have any dietary restrictions?", ["x"],
+         ["Are there any restrictions on carry-on luggage?", "I have a diet plan from the gym but never follow it."]),
+        (lambda n, v: f"I get up at {v} every weekday to beat the traffic.",
+         "What time does my alarm go off in the morning?", ["5:30", "6:00", "5:45"],
+         ["The fire alarm went off at the office this morning.", "What time does the market open on Sundays?"]),
+        (lambda n, v: f"My partner {n} and I have been together for {v} years now.",
+         "How long have I been in a relationship?", ["seven", "nine", "three", "five"],
+         ["How long should I boil eggs for a salad?", "Our relationship with the landlord is getting tense."]),
+        (lambda n, v: f"I commute by {v}, it's about twenty minutes each way.",
+         "How do I get to the office?", ["bike", "tram", "scooter"],
+         ["How do I get a refund for a cancelled train?", "The office moved to the third floor last month."]),
+        (lambda n, v: "I'm scared of flying, so we always take the train on holiday.",
+         "Why don't I like planes?", ["x"],
+         ["I like the plane trees along the avenue.", "Why don't I ever have time to read?"]),
+        (lambda n, v: f"Our flat has no lift and we're on the {v} floor.",
+         "Which storey is my apartment on?", ["fourth", "fifth", "sixth"],
+         ["Is apartment hunting easier in winter?", "The library is opening a new storey for kids."]),
+        (lambda n, v: f"I'm learning to play the {v}, lessons are on Thursdays.",
+         "What musical instrument am I studying?", ["cello", "violin", "piano", "trumpet"],
+         [f"What instrument does {rnd.choice(NAMES)}'s band need?", "I'm studying for the driving test."]),
+        (lambda n, v: "My doctor told me to cut down on coffee because of my blood pressure.",
+         "What health advice was I given?", ["x"],
+         ["Can you give me advice on buying a laptop?", "Health insurance costs went up again."]),
+    ]
+    for k, (say, ask, values, distract) in enumerate(paraphrases):
+        m = plant(rnd.randrange(0, sessions - 2), "user", say(names[(k + 3) % len(names)], rnd.choice(values)))
+        for text in distract * 2:
+            plant(rnd.randrange(sessions), "user", text)
+        questions.append(("paraphrase", ask, [m], None))
     # ---- materialise --------------------------------------------------------------------------
     ds = Dataset()
     ids: dict[str, str] = {}

@@ -10,7 +10,8 @@ words). Every turn is one document for everyone. Baselines built here, in the sa
   fts5+porter the same with the porter stemmer (what the store's index uses)
 recall@k = share of a question's evidence turns found in the top k, averaged per type.
 Ablations switch off one recall step at a time (copa.memory.recall.RecallOptions) to show what
-each one is worth.
+each one is worth. With copa[embeddings] installed, the store is also measured with its dense
+retriever ("copa store + dense"), the dense retriever alone, and ablations of the fusion.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from memory_dataset import Dataset, build  # noqa: E402
 
-from copa.memory import MemoryStore  # noqa: E402
+from copa.memory import MemoryStore, embeddings  # noqa: E402
 from copa.memory.recall import DEFAULT, RecallOptions, search  # noqa: E402
 from copa.memory.text import words  # noqa: E402
 
@@ -53,8 +54,8 @@ class FTSBaseline:
         return [self.ids[r[0] - 1] for r in rows]
 
 
-def load_store(ds: Dataset, path: Path) -> MemoryStore:
-    store = MemoryStore(path)
+def load_store(ds: Dataset, path: Path, embeddings: str | None = None) -> MemoryStore:
+    store = MemoryStore(path, embeddings=embeddings)
     store.add_many([{"id": t.id, "text": t.text, "kind": "episode", "session_id": t.session_id, "role": t.role,
                      "occurred_at": t.at} for t in ds.turns])
     return store
@@ -70,6 +71,16 @@ def evaluate(ds: Dataset, retrieve) -> dict[str, dict[int, float]]:
             sums[q.qtype][k] += sum(e in top for e in q.evidence) / len(q.evidence)
         counts[q.qtype] += 1
     return {t: {k: sums[t][k] / counts[t] for k in KS} for t in counts}
+
+
+def dense_retriever(store: MemoryStore):
+    """Nearest memories by cosine alone (only those that existed when the question was asked)."""
+    ids = dict(store.conn.execute("SELECT pk, id FROM memories"))
+
+    def run(q, k):
+        near = store.vectors.similar(store.conn, store.vectors.query_vector(q.text), k)
+        return [ids[pk] for pk, _ in sorted(near.items(), key=lambda x: -x[1])]
+    return run
 
 
 def store_retriever(store: MemoryStore, opts: RecallOptions):
@@ -91,6 +102,15 @@ ABLATIONS = {
     "no diversify": {"diversify": False},
     "no irregular verbs": {"irregular": False},
 }
+# Rows measured on the store with the dense retriever (copa[embeddings]).
+DENSE_ABLATIONS = {
+    "dense: no synonyms": {"synonyms": 0},
+    "dense: synonyms 5, >= 0.5": {"synonyms": 5, "synonym_min": 0.5},
+    "dense: flat weight": {"dense_pivot": 9.0},
+    "dense: weight 0.5": {"dense": 0.5},
+    "dense: no similarity floor": {"dense_min": -1.0},
+    "dense: pool 200": {"dense_pool": 200},
+}
 
 
 def merge(results: list[dict[str, dict[int, float]]]) -> dict[str, dict[int, float]]:
@@ -105,8 +125,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5, help="datasets to average over (seeds 1..N)")
     ap.add_argument("--sessions", type=int, default=120, help="sessions per dataset")
     ap.add_argument("--no-ablations", dest="ablations", action="store_false", help="skip the ablation rows")
+    ap.add_argument("--no-dense", dest="dense", action="store_false", help="skip the dense retriever rows")
     args = ap.parse_args()
     systems: dict[str, list] = defaultdict(list)
+    dense = args.dense and embeddings.available()
+    if args.dense and not dense:
+        print("note: copa[embeddings] is not installed: no dense rows (pip install -e '.[embeddings]')")
     n_turns = n_q = 0
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="copa-recall-") as tmp:
@@ -123,20 +147,30 @@ def main() -> None:
                 if args.ablations:
                     for name, change in ABLATIONS.items():
                         systems[f"  {name}"].append(evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
+            if dense:
+                with load_store(ds, Path(tmp) / f"d{seed}.db", "static") as store:
+                    systems["copa store + dense"].append(evaluate(ds, store_retriever(store, DEFAULT)))
+                    systems["  dense alone"].append(evaluate(ds, dense_retriever(store)))
+                    if args.ablations:
+                        for name, change in DENSE_ABLATIONS.items():
+                            systems[f"  {name}"].append(
+                                evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
     results = {name: merge(rs) for name, rs in systems.items()}
     types = list(results["fts5"])
     print(f"memory_recall: {args.seeds} datasets, {n_turns} turns, {n_q} questions "
           f"({time.perf_counter() - t0:.1f} s)")
-    head = f"{'system':<22}" + "".join(f"{t + ' @5/@10':>22}" for t in types) + f"{'all @5/@10':>16}"
+    head = f"{'system':<28}" + "".join(f"{t + ' @5/@10':>22}" for t in types) + f"{'all @5/@10':>16}"
     print(head)
     for name, res in results.items():
         cells = "".join(f"{res[t][5]:>14.2f} / {res[t][10]:.2f}" for t in types)
         allk = {k: sum(res[t][k] for t in types) / len(types) for k in KS}
-        print(f"{name:<22}{cells}{allk[5]:>9.2f} / {allk[10]:.2f}")
-    store, best = results["copa store"], {t: max(results["fts5"][t][5], results["fts5+porter"][t][5]) for t in types}
+        print(f"{name:<28}{cells}{allk[5]:>9.2f} / {allk[10]:.2f}")
+    name = "copa store + dense" if dense else "copa store"
+    store = results[name]
+    best = {t: max(results["fts5"][t][5], results["fts5+porter"][t][5]) for t in types}
     beaten = [t for t in types if store[t][5] > best[t] and
               store[t][10] > max(results["fts5"][t][10], results["fts5+porter"][t][10])]
-    print(f"store beats both baselines at @5 and @10 on {len(beaten)}/{len(types)} types"
+    print(f"{name} beats both baselines at @5 and @10 on {len(beaten)}/{len(types)} types"
           + ("" if len(beaten) == len(types) else f" (not: {', '.join(t for t in types if t not in beaten)})"))
 
 

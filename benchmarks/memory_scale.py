@@ -10,6 +10,7 @@ follow the same Zipf law (minus the 20 commonest words).
 Baselines measured in the same run: ingest into a bare FTS5 table (no other columns, no indexes) and
 a plain FTS5 BM25 query (OR of the question's words, ORDER BY rank LIMIT 10).
 Targets (issue #3): ingest >= 20,000 records/s; keyword search p95 <= 30 ms at 1M.
+`--embeddings static` measures the same with the dense retriever (copa[embeddings]) switched on.
 Ingest and search are timed as wall clock and as this process's CPU time (SQLite runs in-process):
 the machines are shared, and when others load them the CPU figure says what the code costs.
 """
@@ -89,7 +90,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def bench(size: int, batch: int, queries: int, workdir: Path) -> dict:
+def bench(size: int, batch: int, queries: int, workdir: Path, embeddings: str = "off") -> dict:
     corpus = Corpus()
     path = workdir / f"scale-{size}.db"
     for suffix in ("", "-wal", "-shm"):
@@ -102,7 +103,7 @@ def bench(size: int, batch: int, queries: int, workdir: Path) -> dict:
     base.execute("PRAGMA synchronous=NORMAL")
     base.execute("CREATE VIRTUAL TABLE f USING fts5(text, tokenize='porter unicode61 remove_diacritics 2')")
 
-    store = MemoryStore(path)
+    store = MemoryStore(path, embeddings=embeddings)
     t_store = t_base = c_store = 0.0
     done = 0
     while done < size:
@@ -161,6 +162,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated store sizes (default 10000,100000)")
     ap.add_argument("--batch", type=int, default=5000, help="records per add_many() call")
     ap.add_argument("--queries", type=int, default=300, help="search queries timed per size")
+    ap.add_argument("--embeddings", default="off", choices=("off", "static"),
+                    help="with 'static', the dense retriever embeds on ingest and joins every search")
     ap.add_argument("--dir", default=None, help="where to build the databases (default: a temp dir, removed)")
     args = ap.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
@@ -168,13 +171,13 @@ def main() -> None:
     workdir = Path(args.dir or tmp.name)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"memory_scale: batch {args.batch}, {args.queries} queries per size, cpu {os.cpu_count()}, "
-          f"sqlite {sqlite3.sqlite_version}")
+          f"sqlite {sqlite3.sqlite_version}, dense retriever {args.embeddings}")
     head = (f"{'memories':>10} {'ingest/s':>10} {'/cpu-s':>8} {'bare FTS/s':>10} {'ratio':>6} {'p50 ms':>7} "
             f"{'p95 ms':>7} {'cpu p50':>7} {'cpu p95':>7} {'FTS p50':>8} {'FTS p95':>8} {'DB MB':>7} {'answered':>8}")
     print(head)
     results = []
     for size in sizes:
-        r = bench(size, args.batch, args.queries, workdir)
+        r = bench(size, args.batch, args.queries, workdir, args.embeddings)
         results.append(r)
         print(f"{r['size']:>10,} {r['ingest_rps']:>10,.0f} {r['ingest_cpu_rps']:>8,.0f} {r['base_ingest_rps']:>10,.0f} "
               f"{r['ingest_rps'] / r['base_ingest_rps']:>6.2f} {r['p50']:>7.1f} {r['p95']:>7.1f} "

@@ -73,6 +73,13 @@ TABLES["delivery"] = {
     "secret": Key(str, "", "Name of a secret: telegram bot token, ntfy token, webhook bearer token, slack/discord URL"),
 }
 
+# Memory (copa/memory; see docs/memory.md).
+SCHEMA.update({
+    "memory.embeddings": Key(str, "auto", "Dense retriever: auto = on when copa[embeddings] is installed; "
+                         "static = on (error without the extra); off = keyword recall only",
+                         ("auto", "static", "off")),
+})
+
 # Models and the agent loop (copa/providers, copa/agent; see docs/agent.md).
 SCHEMA.update({
     "agent.model": Key(str, "", "Default model: a [models.NAME] name or provider:model; empty = first available"),

@@ -89,7 +89,7 @@ class Workstation:
         from copa.memory import MemoryStore
 
         self.paths.ensure()
-        return MemoryStore(self.paths.db_file)
+        return MemoryStore(self.paths.db_file, embeddings=self.config.get("memory.embeddings"))
 
     @cached_property
     def skills(self) -> Skills:

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("copa.cli.ask_cmd", "Ask a question: the answer streams to stdout, with your memory and tools."),
     "models": ("copa.cli.models_cmd", "List, add and test the models copa can use."),
     "doctor": ("copa.cli.doctor_cmd", "Check that copa and its parts work, and say how to fix what does not."),
-    "memory": ("copa.cli.memory_cmd", "What copa remembers: add, search, forget, export, import."),
+    "memory": ("copa.cli.memory_cmd", "What copa remembers: add, search, forget, export, import, embed."),
     "tasks": ("copa.cli.tasks_cmd", "Your tasks: list, add, start, done, cancel."),
     "daemon": ("copa.cli.daemon_cmd", "Run scheduled jobs and reports in the background; status, install."),
     "schedule": ("copa.cli.schedule_cmd", "Scheduled jobs: reports, skills or prompts on a cron, interval or date."),

@@ -1,4 +1,4 @@
-"""`copa memory`: add, search, list, show, edit, history, forget, export, import, stats."""
+"""`copa memory`: add, search, list, show, edit, history, forget, export, import, embed, stats."""
 
 from __future__ import annotations
 
@@ -249,6 +249,27 @@ def import_cmd(file: str = typer.Argument(..., help="A JSON Lines file (from exp
               f"{counts['sessions']} sessions)")
 
 
+@app.command("embed")
+def embed_cmd(progress: bool = typer.Option(None, "--progress/--no-progress",
+                                            help="Show progress (default: when stderr is a terminal)."),
+              json_out: bool = JSON) -> None:
+    """Give every memory a vector for the dense retriever (after installing copa[embeddings] on a store
+    that already holds memories). New memories get theirs when they are stored; safe to interrupt."""
+    show = sys.stderr.isatty() if progress is None else progress
+
+    def report(done: int, total: int) -> None:
+        end = "\r" if sys.stderr.isatty() else "\n"
+        print(f"embedding: {done} of {total} memories", end=end, file=sys.stderr, flush=True)
+
+    n = _store().embed_missing(progress=report if show else None)
+    if show and sys.stderr.isatty():
+        print(file=sys.stderr)
+    if json_out:
+        emit_json({"embedded": n})
+    else:
+        print(f"embedded {n} {'memory' if n == 1 else 'memories'}" if n else "every memory already has a vector")
+
+
 @app.command("stats")
 def stats_cmd(json_out: bool = JSON) -> None:
     """How much is remembered, by kind, and how big the store is."""
@@ -257,7 +278,9 @@ def stats_cmd(json_out: bool = JSON) -> None:
         emit_json(st)
         return
     rows = [("memories", st["memories"]), ("current", st["current"]), ("superseded", st["superseded"]),
-            ("sessions", st["sessions"]), ("open tasks", st["open_tasks"])]
+            ("sessions", st["sessions"]), ("open tasks", st["open_tasks"]),
+            ("dense retriever", f"{st['embeddings']}: {st['vectors']} of {st['memories']} memories have vectors"
+             if st["embeddings"] else "off")]
     rows += [(f"  {k}", v) for k, v in st["by_kind"].items()]
     rows += [("oldest", st["oldest"] or "-"), ("newest", st["newest"] or "-"),
              ("size", f"{st['db_bytes'] / 2**20:.1f} MB"), ("file", st["path"])]

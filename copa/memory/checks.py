@@ -25,6 +25,11 @@ def check_memory(ws: Workstation) -> Check:
     del probe
     detail = (f"{stats['memories']} memories ({stats['superseded']} superseded), {stats['sessions']} sessions, "
               f"{stats['open_tasks']} open tasks")
+    if stats["embeddings"]:
+        detail += f"; dense retriever on ({stats['vectors']} vectors)"
+        if stats["vectors"] < stats["memories"]:
+            return Check("memory", WARN, detail + f", {stats['memories'] - stats['vectors']} memories without one",
+                         "run 'copa memory embed'")
     if stats["memories"] > 5_000_000:
         return Check("memory", WARN, detail + "; very large", "consider 'copa memory forget --kind episode ...'")
     return Check("memory", OK, detail)

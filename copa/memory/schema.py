@@ -88,10 +88,22 @@ def _m003_lean_indexes(db: Any) -> None:
     db.execute("CREATE INDEX memories_created_k ON memories(created_at) WHERE kind != 'episode'")
 
 
+def _m004_vectors(db: Any) -> None:
+    # The dense retriever's vectors (copa/memory/vectors.py): one per memory, float16, tagged with the
+    # model that made it. Triggers keep them in step: a forgotten memory takes its vector with it, and
+    # an edited text drops its stale vector (the store embeds the new text in the same transaction).
+    db.execute("CREATE TABLE memory_vectors (pk INTEGER PRIMARY KEY, model TEXT NOT NULL, vec BLOB NOT NULL)")
+    db.execute("CREATE TRIGGER memory_vectors_ad AFTER DELETE ON memories BEGIN "
+               "DELETE FROM memory_vectors WHERE pk = old.pk; END")
+    db.execute("CREATE TRIGGER memory_vectors_au AFTER UPDATE OF text ON memories BEGIN "
+               "DELETE FROM memory_vectors WHERE pk = old.pk; END")
+
+
 MIGRATIONS = [
     ("memory_001_init", _m001_init),
     ("memory_002_bulk_fts", _m002_bulk_fts),
     ("memory_003_lean_indexes", _m003_lean_indexes),
+    ("memory_004_vectors", _m004_vectors),
 ]
 NAMES = [name for name, _ in MIGRATIONS]
 MODULE = "copa.memory.schema"

@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,9 +83,13 @@ class _MigrationDB:
 class MemoryStore(ActivityMixin, ForgetMixin):
     """The memory of copa, in one SQLite file shared with the rest of the workstation."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, embeddings: str | None = None):
+        """``embeddings``: the dense retriever, 'auto' (on when the copa[embeddings] extra is
+        installed), 'static' (on, or an error) or 'off'/None (keyword recall only)."""
         from copa.db import connect
+        from copa.memory import embeddings as emb
 
+        kind = emb.resolve(embeddings)  # checked before the file is touched
         self.path = Path(path)
         self._conn = connect(self.path)
         self._conn.execute("PRAGMA cache_size = -32000")  # 32 MB: index pages of a large store stay hot
@@ -94,6 +98,11 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         self._conn.execute("PRAGMA wal_autocheckpoint = 10000")
         self._lock = threading.RLock()
         self._migrate()
+        self.vectors = None
+        if kind is not None:
+            from copa.memory.vectors import VectorIndex
+
+            self.vectors = VectorIndex(kind)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -224,6 +233,8 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         if plain:
             self._insert_rows(c, plain)
         self._index_new(c, last)
+        if self.vectors is not None:
+            self.vectors.add_since(c, last)
         self._touch_sessions(c, prepared)
         return [x if isinstance(x, str) else x["id"] for x in out]
 
@@ -366,6 +377,8 @@ class MemoryStore(ActivityMixin, ForgetMixin):
                       (*(p[k] for k in keep), id))
             if relink and p["subject"]:
                 self._link(c, id, p["subject"], p["valid_from"])
+            if self.vectors is not None and p["text"] != old.text:  # the trigger dropped the stale vector
+                self.vectors.add_rows(c, c.execute("SELECT pk, text FROM memories WHERE id = ?", (id,)).fetchall())
             return self._get(c, id)
 
     # ---- reading --------------------------------------------------------------------------------
@@ -437,6 +450,16 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         rows = self._read(f"SELECT {SELECT_COLS} FROM memories m WHERE m.subject = ? "
                           "ORDER BY m.valid_from, m.pk", (normalise_subject(subject),))
         return [row_to_memory(r) for r in rows]
+
+    def embed_missing(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Give every memory without one a vector of the current model (after installing the extra on
+        a store that already holds memories, or switching models); returns how many were embedded."""
+        if self.vectors is None:
+            raise UsageError("the dense retriever is off", hint="set memory.embeddings = \"auto\" and install "
+                             "the extra: pip install 'copa[embeddings]'")
+        from copa.memory.vectors import backfill
+
+        return backfill(self, self.vectors, progress)
 
     def search(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
                as_of: datetime | str | None = None, include_superseded: bool = False) -> list[Hit]:

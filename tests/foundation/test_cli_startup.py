@@ -11,7 +11,8 @@ import pytest
 
 from copa.cli.main import COMMANDS
 
-HEAVY = ["textual", "apscheduler", "keyring", "nacl", "serial", "httpx", "sqlite_utils", "mcp"]
+HEAVY = ["textual", "apscheduler", "keyring", "nacl", "serial", "httpx", "sqlite_utils", "mcp",
+         "numpy", "tokenizers", "safetensors", "wordllama"]  # the last four: the dense retriever
 
 PROBE = """
 import json, sys

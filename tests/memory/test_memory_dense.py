@@ -1,0 +1,159 @@
+"""The dense retriever (copa[embeddings]): the real shipped model, real SQLite files, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from copa.errors import UsageError
+from copa.memory import MemoryStore, embeddings
+
+if not embeddings.available():  # CI installs the dev extra, which brings it: there it must not skip
+    if os.environ.get("CI"):
+        raise RuntimeError("copa[embeddings] is missing in CI: the dev extra should install it")
+    pytest.skip("copa[embeddings] is not installed", allow_module_level=True)
+
+KITTEN = "We adopted a kitten in the spring, she's called Miso."
+DISTRACTORS = [
+    "What is the name of that cafe near the station?",
+    "The name of the new project at work is still secret.",
+    "I keep forgetting the name of Tom's band.",
+    "The car needs new tyres before winter.",
+    "Can you suggest a name for a sourdough starter?",
+]
+
+
+def _store(path, embeddings="static"):
+    s = MemoryStore(path, embeddings=embeddings)
+    s.add_many([{"text": KITTEN}] + [{"text": t} for t in DISTRACTORS])
+    return s
+
+
+def test_finds_what_was_said_in_other_words(tmp_path):
+    with _store(tmp_path / "kw.db", embeddings="off") as plain:
+        assert KITTEN not in [h.text for h in plain.search("What is the name of my cat?", limit=5)]
+    with _store(tmp_path / "dense.db") as store:
+        hits = store.search("What is the name of my cat?", limit=5)
+        assert KITTEN in [h.text for h in hits]
+        # keyword matches still lead when they are strong
+        assert store.search("sourdough starter", limit=1)[0].text == DISTRACTORS[4]
+        # a query about nothing in the store does not drag unrelated memories in by meaning alone
+        assert all(h.why != "dense" for h in store.search("quarterly tax return deadline", limit=5))
+
+
+def test_same_vectors_as_wordllama_itself(tmp_path):
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+    from wordllama.inference import WordLlamaInference
+
+    weights, tok = embeddings.static_model_files()
+    ref = WordLlamaInference(load_file(str(weights))["embedding.weight"], Tokenizer.from_file(str(tok)))
+    texts = [KITTEN, "", "Überraschung in Zürich", "a " * 300]
+    ours = embeddings.load("static").embed(texts)
+    theirs = ref.embed(texts, norm=True)
+    for i in (0, 2, 3):
+        assert float(ours[i] @ theirs[i]) > 0.9999
+    assert not ours[1].any()  # empty text: a zero vector, not NaN
+
+
+def test_vectors_follow_their_memory_and_forget_removes_them(tmp_path):
+    path = tmp_path / "m.db"
+    with _store(path) as store:
+        assert store.stats()["vectors"] == 1 + len(DISTRACTORS)
+        mid = store.add("my dentist appointment is on the ninth", kind="fact")
+        pk = store.conn.execute("SELECT pk FROM memories WHERE id = ?", (mid,)).fetchone()[0]
+        before = store.conn.execute("SELECT vec FROM memory_vectors WHERE pk = ?", (pk,)).fetchone()[0]
+        store.update(mid, text="my orthodontist appointment moved to the twelfth of March")
+        after = store.conn.execute("SELECT vec FROM memory_vectors WHERE pk = ?", (pk,)).fetchone()[0]
+        assert after != before  # re-embedded with the new text in the same transaction
+        assert "orthodontist" in store.search("when do I see the orthodontist", limit=1)[0].text
+        store.forget(mid)
+        assert store.conn.execute("SELECT count(*) FROM memory_vectors WHERE pk = ?", (pk,)).fetchone()[0] == 0
+        assert store.stats()["vectors"] == 1 + len(DISTRACTORS)
+    raw = path.read_bytes() + (path.with_name(path.name + "-wal").read_bytes()
+                               if path.with_name(path.name + "-wal").exists() else b"")
+    assert after not in raw and before not in raw  # secure_delete zeroed the vector's pages too
+
+
+def test_backfill_after_installing_the_extra(tmp_path):
+    path = tmp_path / "m.db"
+    with MemoryStore(path) as old:  # written without the dense retriever
+        old.add_many([{"text": f"note number {i} about the garden"} for i in range(2500)])
+    with MemoryStore(path, embeddings="static") as store:
+        assert store.stats()["vectors"] == 0
+        seen = []
+        assert store.embed_missing(progress=lambda done, total: seen.append((done, total))) == 2500
+        assert seen[-1] == (2500, 2500) and len(seen) >= 2  # committed in batches, with progress
+        assert store.stats()["vectors"] == 2500
+        assert store.embed_missing() == 0
+    with MemoryStore(path) as off, pytest.raises(UsageError, match="dense retriever is off"):
+        off.embed_missing()
+
+
+def test_kinds_filter_and_validity_apply_to_dense_hits(tmp_path):
+    with MemoryStore(tmp_path / "m.db", embeddings="static") as store:
+        store.add(KITTEN, kind="note")
+        old = store.add("Our pet is a kitten called Miso", kind="fact", subject="user.pet", occurred_at="2024-01-01")
+        new = store.add("Our pet is now a puppy called Rex", kind="fact", subject="user.pet",
+                        occurred_at="2025-01-01")
+        hits = store.search("What is the name of my cat?", limit=10, kinds=["fact"])
+        assert {h.kind for h in hits} == {"fact"}
+        assert old not in [h.id for h in hits]  # superseded: its current value answers instead
+        assert new in [h.id for h in hits]
+        then = store.search("What is the name of my cat?", limit=10, kinds=["fact"], as_of="2024-06-01")
+        assert [h.id for h in then] == [old]
+
+
+WRITER = """
+import sys
+from copa.memory import MemoryStore
+with MemoryStore(sys.argv[1], embeddings="static") as s:
+    s.add("We adopted a kitten in the spring, she's called Miso.")
+"""
+
+
+def test_another_process_writes_and_the_cache_catches_up(tmp_path):
+    path = tmp_path / "m.db"
+    with MemoryStore(path, embeddings="static") as store:
+        store.add_many([{"text": t} for t in DISTRACTORS])
+        assert KITTEN not in [h.text for h in store.search("What is the name of my cat?")]  # cache built
+        subprocess.run([sys.executable, "-c", WRITER, str(path)], check=True, timeout=60)
+        assert KITTEN in [h.text for h in store.search("What is the name of my cat?")]
+        store.forget(store.search("sourdough starter", limit=1)[0].id)  # a delete makes it reload
+        assert DISTRACTORS[4] not in [h.text for h in store.search("name for a starter", limit=10)]
+
+
+def test_specs(tmp_path, monkeypatch):
+    with pytest.raises(UsageError, match="unknown memory.embeddings"):
+        MemoryStore(tmp_path / "a.db", embeddings="bert")
+    assert not (tmp_path / "a.db").exists()  # refused before the file was touched
+    monkeypatch.setattr(embeddings, "static_model_files", lambda: None)  # as without the extra
+    assert MemoryStore(tmp_path / "b.db", embeddings="auto").vectors is None
+    with pytest.raises(UsageError, match="not installed"):
+        MemoryStore(tmp_path / "c.db", embeddings="static")
+
+
+def test_cli_embed_stats_and_startup(run_copa, tmp_path):
+    off = {"COPA_MEMORY_EMBEDDINGS": "off"}
+    for i in range(3):
+        assert run_copa("memory", "add", f"the garden shed needs paint, coat {i}", env=off).returncode == 0
+    st = json.loads(run_copa("memory", "stats", "--json").stdout)
+    assert st["embeddings"] == "static" and st["vectors"] == 0
+    doctor = run_copa("doctor")
+    assert "3 memories without one" in doctor.stdout and "copa memory embed" in doctor.stdout
+    r = run_copa("memory", "embed", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"embedded": 3}
+    assert json.loads(run_copa("memory", "stats", "--json").stdout)["vectors"] == 3
+    r = run_copa("memory", "embed", env=off)
+    assert r.returncode != 0 and "dense retriever is off" in r.stderr and "Traceback" not in r.stderr
+    out = tmp_path / "modules.json"
+    probe = (f"import json, sys\nfrom copa.cli.main import main\nrc = main(['memory', 'add', 'a plain note'])\n"
+             f"json.dump(sorted(sys.modules), open({str(out)!r}, 'w'))")
+    subprocess.run([sys.executable, "-c", probe], check=True, env={**os.environ, **off}, timeout=60)
+    mods = json.loads(out.read_text())
+    assert "copa.memory.store" in mods  # the probe did store the note
+    assert not [m for m in mods if m.split(".")[0] in ("numpy", "tokenizers", "safetensors", "wordllama")]
