@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -63,11 +64,27 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.02)
 
 
+def load_sqlite_utils():
+    """Import sqlite_utils without numpy and pandas. It imports both when they are installed (numpy
+    comes with copa[embeddings]: +0.1 s to every command that opens the database) only to map their
+    scalar types to column types, and copa never inserts numpy or pandas values."""
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hidden = [m for m in ("numpy", "pandas") if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None  # type: ignore[assignment]  # 'import m' raises ImportError meanwhile
+    try:
+        import sqlite_utils
+    finally:
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
+    return sqlite_utils
+
+
 def open_database(path: Path | str, modules: list[str] | None = None) -> sqlite_utils.Database:
     """Open (creating if needed) and migrate the database at ``path``."""
-    import sqlite_utils
-
-    db = sqlite_utils.Database(connect(path))
+    db = load_sqlite_utils().Database(connect(path))
     migrate(db, MIGRATION_MODULES if modules is None else modules)
     return db
 

@@ -64,7 +64,7 @@ class Workstation:
         return threading.local()
 
     def _open_db(self) -> sqlite_utils.Database:
-        from copa.db import connect, open_database
+        from copa.db import connect, load_sqlite_utils, open_database
 
         with self._db_open_lock:
             if not self._db_migrated:  # the first connection migrates
@@ -72,9 +72,7 @@ class Workstation:
                 db = open_database(self.paths.db_file)
                 self._db_migrated = True
             else:
-                import sqlite_utils
-
-                db = sqlite_utils.Database(connect(self.paths.db_file))
+                db = load_sqlite_utils().Database(connect(self.paths.db_file))
             self._db_connections.add(db)
         return db
 

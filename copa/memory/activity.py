@@ -112,7 +112,8 @@ class ActivityMixin:
                                     "('open', 'in_progress') AND valid_to IS NULL"))
         span = self._read("SELECT min(occurred_at), max(occurred_at) FROM memories")[0]
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
-        vectors = self._read("SELECT count(*) FROM memory_vectors")[0][0]
+        vectors = 0 if self.vectors is None else self._read("SELECT count(*) FROM memory_vectors WHERE model = ?",
+                                                            (self.vectors.model,))[0][0]
         return {"memories": total, "current": total - superseded, "superseded": superseded, "by_kind": by_kind,
                 "sessions": sessions, "open_tasks": open_tasks, "oldest": span[0], "newest": span[1],
                 "db_bytes": size, "path": str(self.path), "vectors": vectors,

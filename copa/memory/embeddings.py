@@ -130,6 +130,11 @@ def resolve(spec: str | None) -> str | None:
     return "static"
 
 
+def model_name(kind: str) -> str:
+    """The name stored with the vectors of the embedder ``kind``, without loading it."""
+    return StaticEmbedder.name
+
+
 def load(kind: str) -> Embedder:
     """The embedder named by resolve(), loaded once per process (the table is 32 MB of float32)."""
     with _cache_lock:

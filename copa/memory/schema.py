@@ -92,7 +92,14 @@ def _m004_vectors(db: Any) -> None:
     # The dense retriever's vectors (copa/memory/vectors.py): one per memory, float16, tagged with the
     # model that made it. Triggers keep them in step: a forgotten memory takes its vector with it, and
     # an edited text drops its stale vector (the store embeds the new text in the same transaction).
-    db.execute("CREATE TABLE memory_vectors (pk INTEGER PRIMARY KEY, model TEXT NOT NULL, vec BLOB NOT NULL)")
+    # For the readers' in-memory copies: `seq` orders vectors as written (new ones are appended), and
+    # `memory_vectors_state.removed` counts deletions, so "only appended since" is two O(1) reads.
+    db.execute("CREATE TABLE memory_vectors (seq INTEGER PRIMARY KEY, pk INTEGER NOT NULL UNIQUE, "
+               "model TEXT NOT NULL, vec BLOB NOT NULL)")
+    db.execute("CREATE TABLE memory_vectors_state (id INTEGER PRIMARY KEY CHECK (id = 1), removed INTEGER NOT NULL)")
+    db.execute("INSERT INTO memory_vectors_state VALUES (1, 0)")
+    db.execute("CREATE TRIGGER memory_vectors_removed AFTER DELETE ON memory_vectors BEGIN "
+               "UPDATE memory_vectors_state SET removed = removed + 1 WHERE id = 1; END")
     db.execute("CREATE TRIGGER memory_vectors_ad AFTER DELETE ON memories BEGIN "
                "DELETE FROM memory_vectors WHERE pk = old.pk; END")
     db.execute("CREATE TRIGGER memory_vectors_au AFTER UPDATE OF text ON memories BEGIN "

@@ -27,9 +27,11 @@ class VectorIndex:
         self.kind = kind
         self._embedder: embeddings.Embedder | None = None
         self._lock = threading.Lock()
-        self._state: tuple[int, int] | None = None  # (count, max pk) of the rows in the cache
-        self._pks = None
-        self._mat = None
+        self._seen: tuple[int, int] | None = None  # (data_version, total_changes) at the last refresh
+        self._state: tuple[int, int] | None = None  # (largest seq, deletions) of the table at the last refresh
+        self._n = 0  # rows in the copy; the buffers below grow by doubling, so appending is cheap
+        self._pk_buf = None  # pks of the cached rows, ascending
+        self._vec_buf = None  # their vectors (float32), row i belongs to pk i
 
     @property
     def embedder(self) -> embeddings.Embedder:
@@ -39,24 +41,28 @@ class VectorIndex:
 
     @property
     def model(self) -> str:
-        return self.embedder.name
+        return embeddings.model_name(self.kind)  # known without loading the model
 
     # ---- writing (inside the caller's transaction) ----------------------------------------------
-    def add_rows(self, c: sqlite3.Connection, rows: list[tuple[int, str]]) -> int:
-        """Embed (pk, text) rows and store their vectors; replaces older vectors of the same rows."""
+    def add_rows(self, c: sqlite3.Connection, rows: list[tuple[int, str]], replace: bool = True) -> int:
+        """Embed (pk, text) rows and store their vectors. With ``replace``, older vectors of the same
+        memories are deleted first (explicitly: REPLACE would not fire the deletion counter)."""
         if not rows:
             return 0
         import numpy as np
 
         vecs = self.embedder.embed([t for _, t in rows]).astype(np.float16)
-        c.executemany("INSERT OR REPLACE INTO memory_vectors(pk, model, vec) VALUES (?, ?, ?)",
+        if replace:
+            c.executemany("DELETE FROM memory_vectors WHERE pk = ?", [(pk,) for pk, _ in rows])
+        c.executemany("INSERT INTO memory_vectors(pk, model, vec) VALUES (?, ?, ?)",
                       [(pk, self.model, v.tobytes()) for (pk, _), v in zip(rows, vecs, strict=True)])
         return len(rows)
 
     def add_since(self, c: sqlite3.Connection, last_pk: int) -> int:
-        """Embed the memories inserted after ``last_pk`` (the rows of the batch just written)."""
+        """Embed the memories inserted after ``last_pk`` (the rows of the batch just written; they
+        cannot have a vector yet: a deleted memory's vector went with it)."""
         rows = c.execute("SELECT pk, text FROM memories WHERE pk > ?", (last_pk,)).fetchall()
-        return self.add_rows(c, rows)
+        return self.add_rows(c, rows, replace=False)
 
     @staticmethod
     def missing(c: sqlite3.Connection, model: str, limit: int) -> list[tuple[int, str]]:
@@ -65,28 +71,46 @@ class VectorIndex:
 
     # ---- reading --------------------------------------------------------------------------------
     def _refresh(self, c: sqlite3.Connection) -> None:
-        """Bring the in-memory matrix up to date: append new rows, reload after deletes."""
+        """Bring the in-memory copy up to date: append new vectors, reload when any went away.
+
+        Costs nothing when nothing changed (``data_version`` moves only when another connection
+        commits, ``total_changes`` only when this one writes) and O(new rows) after inserts: the
+        largest ``seq`` tells what is new, the deletion counter whether a reload is due (a forget,
+        an edit, a re-embedding).
+        """
+        seen = (c.execute("PRAGMA data_version").fetchone()[0], c.total_changes)
+        if seen == self._seen:
+            return
+        state = c.execute("SELECT (SELECT coalesce(max(seq), 0) FROM memory_vectors), removed "
+                          "FROM memory_vectors_state").fetchone()
+        if state != self._state:
+            append = self._state is not None and state[1] == self._state[1]
+            if not append:
+                self._n = 0
+            rows = c.execute("SELECT pk, vec FROM memory_vectors WHERE model = ? AND seq > ? ORDER BY seq",
+                             (self.model, self._state[0] if append else 0)).fetchall()
+            self._append(rows)
+            self._state = state
+        self._seen = seen
+
+    def _append(self, rows: list[tuple[int, bytes]]) -> None:
         import numpy as np
 
-        state = c.execute("SELECT count(*), coalesce(max(pk), 0) FROM memory_vectors WHERE model = ?",
-                          (self.model,)).fetchone()
-        if state == self._state:
-            return
-        dim = self.embedder.dim
-        append = (self._state is not None and state[0] >= self._state[0] and
-                  c.execute("SELECT count(*) FROM memory_vectors WHERE model = ? AND pk <= ?",
-                            (self.model, self._state[1])).fetchone()[0] == self._state[0])
-        since = self._state[1] if append else 0
-        rows = c.execute("SELECT pk, vec FROM memory_vectors WHERE model = ? AND pk > ? ORDER BY pk",
-                         (self.model, since)).fetchall()
-        pks = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        mat = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), dim).astype(np.float32)
-        if append:
-            pks, mat = np.concatenate((self._pks, pks)), np.concatenate((self._mat, mat))
-        self._pks, self._mat, self._state = pks, mat, state
-
-    def query_vector(self, text: str) -> np.ndarray:
-        return self.embedder.embed([text])[0]
+        dim, n, new = self.embedder.dim, self._n, len(rows)
+        if self._vec_buf is None or n + new > len(self._vec_buf):
+            cap = max(1024, n + new, 2 * n)
+            pk_buf, vec_buf = np.empty(cap, np.int64), np.empty((cap, dim), np.float32)
+            if n:
+                pk_buf[:n], vec_buf[:n] = self._pk_buf[:n], self._vec_buf[:n]
+            self._pk_buf, self._vec_buf = pk_buf, vec_buf
+        if new:
+            self._pk_buf[n:n + new] = np.fromiter((r[0] for r in rows), np.int64, new)
+            self._vec_buf[n:n + new] = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(new, dim)
+        self._n = n + new
+        tail = self._pk_buf[max(n - 1, 0):self._n]
+        if not (tail[1:] > tail[:-1]).all():  # a back-fill appends older memories: keep pks ascending
+            order = np.argsort(self._pk_buf[:self._n], kind="stable")
+            self._pk_buf[:self._n], self._vec_buf[:self._n] = self._pk_buf[order], self._vec_buf[order]
 
     def similar(self, c: sqlite3.Connection, qv: np.ndarray, k: int) -> dict[int, float]:
         """pk -> cosine similarity of the ``k`` nearest memories."""
@@ -94,12 +118,12 @@ class VectorIndex:
 
         with self._lock:
             self._refresh(c)
-            if self._mat is None or not len(self._pks):
+            if not self._n:
                 return {}
-            sims = self._mat @ qv
+            sims = self._vec_buf[:self._n] @ qv
             k = min(k, len(sims))
             top = np.argpartition(-sims, k - 1)[:k]
-            return {int(self._pks[i]): float(sims[i]) for i in top}
+            return {int(self._pk_buf[i]): float(sims[i]) for i in top}
 
     def similarity_of(self, c: sqlite3.Connection, qv: np.ndarray, pks: list[int]) -> dict[int, float]:
         """pk -> cosine similarity for these memories (those without a vector are left out)."""
@@ -107,14 +131,18 @@ class VectorIndex:
 
         with self._lock:
             self._refresh(c)
-            if self._mat is None or not len(self._pks) or not pks:
+            if not self._n or not pks:
                 return {}
+            have = self._pk_buf[:self._n]
             want = np.asarray(pks, np.int64)
-            idx = np.searchsorted(self._pks, want)
-            idx[idx >= len(self._pks)] = 0
-            hit = self._pks[idx] == want
-            sims = self._mat[idx[hit]] @ qv
+            idx = np.searchsorted(have, want)
+            idx[idx >= self._n] = 0
+            hit = have[idx] == want
+            sims = self._vec_buf[idx[hit]] @ qv
             return {int(p): float(s) for p, s in zip(want[hit], sims, strict=True)}
+
+    def query_vector(self, text: str) -> np.ndarray:
+        return self.embedder.embed([text])[0]
 
 
 def backfill(store, index: VectorIndex, progress: Callable[[int, int], None] | None = None) -> int:

@@ -90,3 +90,23 @@ def test_group_help_is_plain_text_that_keeps_brackets(run_copa):
     assert "╭" not in proc.stdout
     assert "--install-completion" not in run_copa("memory", "--help").stdout
     assert "--install-completion" in run_copa("--help").stdout
+
+
+def test_opening_the_database_leaves_numpy_unimported(tmp_path):
+    """sqlite_utils would import numpy (installed with copa[embeddings]) on every command that opens
+    the database; copa.db hides it while sqlite_utils loads, and numpy still imports afterwards."""
+    pytest.importorskip("numpy")
+    probe = (f"import sys\nfrom copa.db import open_database\ndb = open_database({str(tmp_path / 'c.db')!r})\n"
+             "db['t'].insert({'x': 1})\nassert db.execute('select x from t').fetchone() == (1,)\n"
+             "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+             "import numpy\nprint(numpy.float32(2) * 2)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "4.0"
+
+
+def test_a_scheduler_command_leaves_the_dense_retriever_unloaded(tmp_path):
+    result = imported_by(["schedule", "list"], tmp_path)
+    assert result["rc"] == 0
+    assert "sqlite_utils" in {m.split(".")[0] for m in result["modules"]}  # it did open the database
+    assert not [m for m in result["modules"] if m.split(".")[0] in ("numpy", "tokenizers", "wordllama")]
