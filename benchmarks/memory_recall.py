@@ -106,6 +106,7 @@ ABLATIONS = {
 DENSE_ABLATIONS = {
     "dense: no synonyms": {"synonyms": 0},
     "dense: synonyms 5, >= 0.5": {"synonyms": 5, "synonym_min": 0.5},
+    "dense: rank fusion k=60": {"rrf": 60},
     "dense: flat weight": {"dense_pivot": 9.0},
     "dense: weight 0.5": {"dense": 0.5},
     "dense: no similarity floor": {"dense_min": -1.0},

@@ -9,6 +9,9 @@ if TYPE_CHECKING:
     from copa.workstation import Workstation
 
 
+DENSE_COMFORT = 300_000  # vectors: beyond this the dense scan costs more than the keyword search (measured)
+
+
 def check_memory(ws: Workstation) -> Check:
     from copa.doctor import FAIL, OK, WARN, Check
 
@@ -30,6 +33,10 @@ def check_memory(ws: Workstation) -> Check:
         if stats["vectors"] < stats["memories"]:
             return Check("memory", WARN, detail + f", {stats['memories'] - stats['vectors']} memories without one",
                          "run 'copa memory embed'")
+        if stats["vectors"] > DENSE_COMFORT:  # an exact scan: cost grows with every vector (docs/benchmarks.md)
+            return Check("memory", WARN, detail + f"; each search scans all of them (~{stats['vectors'] // 13_000} ms, "
+                         f"~{stats['vectors'] // 1000} MB in every process that searches)",
+                         "set memory.embeddings = \"off\" for keyword recall alone, or forget old episodes")
     if stats["memories"] > 5_000_000:
         return Check("memory", WARN, detail + "; very large", "consider 'copa memory forget --kind episode ...'")
     return Check("memory", OK, detail)

@@ -80,6 +80,7 @@ class RecallOptions:
     synonym_min: float = 0.6  # ... at least this similar to it
     synonym_weight: float = 0.5  # ... counting this much of a word of the question
     dense_min: float = 0.25  # a memory found by meaning alone must be at least this similar (cosine)
+    rrf: int = 0  # > 0: reciprocal rank fusion with this k instead of the adaptive weight (measured: worse)
 
 
 DEFAULT = RecallOptions()
@@ -296,6 +297,15 @@ def _fetch_pks(c, pks, pool: dict, kinds, why: str) -> None:
 
 
 def _blend_dense(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
+    if opts.rrf:  # reciprocal rank fusion of the keyword order and the cosine order (measured, off)
+        sims = vectors.similarity_of(c, qv, list(pool))
+        fused = dict.fromkeys(pool, 0.0)
+        for order in (sorted(pool, key=lambda pk: -pool[pk]["score"]), sorted(sims, key=lambda pk: -sims[pk])):
+            for rank, pk in enumerate(order, 1):
+                fused[pk] += 1.0 / (opts.rrf + rank)
+        for pk, r in pool.items():
+            r["own"] = r["score"] = fused[pk]
+        return
     top = max((r["score"] for r in pool.values() if r["why"] == "keywords"), default=0.0)
     w = opts.dense * min(1.0, max(0.0, opts.dense_pivot - top))
     if not w:

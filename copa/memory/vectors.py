@@ -98,7 +98,7 @@ class VectorIndex:
 
         dim, n, new = self.embedder.dim, self._n, len(rows)
         if self._vec_buf is None or n + new > len(self._vec_buf):
-            cap = max(1024, n + new, 2 * n)
+            cap = max(2 * n, (n + new) * 9 // 8 + 1024)  # a full load keeps room for the next turns
             pk_buf, vec_buf = np.empty(cap, np.int64), np.empty((cap, dim), np.float32)
             if n:
                 pk_buf[:n], vec_buf[:n] = self._pk_buf[:n], self._vec_buf[:n]

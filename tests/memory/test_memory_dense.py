@@ -222,3 +222,17 @@ def test_the_incremental_copy_matches_a_fresh_load(tmp_path):
         assert np.allclose([got[p] for p in pks], [want[p] for p in pks])
         top = live.vectors.similar(live.conn, qv, 5)
         assert sorted(top.values()) == pytest.approx(sorted(want.values())[-5:])
+
+
+def test_doctor_warns_when_the_dense_scan_grows_large(copa_home, monkeypatch):
+    from copa.doctor import run_checks
+    from copa.memory import checks
+    from copa.workstation import Workstation
+
+    monkeypatch.setenv("COPA_MEMORY_EMBEDDINGS", "static")
+    with Workstation() as ws:
+        ws.memory.add_many([{"text": t} for t in DISTRACTORS])
+        assert run_checks(ws, ["copa.memory.checks:check_memory"])[0].status == "ok"
+        monkeypatch.setattr(checks, "DENSE_COMFORT", 3)
+        check = run_checks(ws, ["copa.memory.checks:check_memory"])[0]
+    assert check.status == "warn" and "scans all of them" in check.detail and "memory.embeddings" in check.fix
