@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 
 DENSE_COMFORT = 300_000  # vectors: beyond this the dense scan costs more than the keyword search (measured)
+SCAN_PER_MS = 13_000  # vectors the exact scan covers per millisecond (77 ms at 1M, docs/benchmarks.md)
 
 
 def check_memory(ws: Workstation) -> Check:
@@ -34,8 +35,9 @@ def check_memory(ws: Workstation) -> Check:
             return Check("memory", WARN, detail + f", {stats['memories'] - stats['vectors']} memories without one",
                          "run 'copa memory embed'")
         if stats["vectors"] > DENSE_COMFORT:  # an exact scan: cost grows with every vector (docs/benchmarks.md)
-            return Check("memory", WARN, detail + f"; each search scans all of them (~{stats['vectors'] // 13_000} ms, "
-                         f"~{stats['vectors'] // 1000} MB in every process that searches)",
+            n = stats["vectors"]
+            return Check("memory", WARN, detail + f"; each search scans all of them (~{n // SCAN_PER_MS} ms, "
+                         f"~{n // 1000} MB in every process that searches)",
                          "set memory.embeddings = \"off\" for keyword recall alone, or forget old episodes")
     if stats["memories"] > 5_000_000:
         return Check("memory", WARN, detail + "; very large", "consider 'copa memory forget --kind episode ...'")

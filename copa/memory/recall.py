@@ -297,14 +297,8 @@ def _fetch_pks(c, pks, pool: dict, kinds, why: str) -> None:
 
 
 def _blend_dense(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
-    if opts.rrf:  # reciprocal rank fusion of the keyword order and the cosine order (measured, off)
-        sims = vectors.similarity_of(c, qv, list(pool))
-        fused = dict.fromkeys(pool, 0.0)
-        for order in (sorted(pool, key=lambda pk: -pool[pk]["score"]), sorted(sims, key=lambda pk: -sims[pk])):
-            for rank, pk in enumerate(order, 1):
-                fused[pk] += 1.0 / (opts.rrf + rank)
-        for pk, r in pool.items():
-            r["own"] = r["score"] = fused[pk]
+    if opts.rrf:
+        _fuse_ranks(pool, vectors.similarity_of(c, qv, list(pool)), opts.rrf)
         return
     top = max((r["score"] for r in pool.values() if r["why"] == "keywords"), default=0.0)
     w = opts.dense * min(1.0, max(0.0, opts.dense_pivot - top))
@@ -313,6 +307,17 @@ def _blend_dense(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
     for pk, sim in vectors.similarity_of(c, qv, list(pool)).items():
         r = pool[pk]
         r["own"] = r["score"] = r["score"] + w * sim
+
+
+def _fuse_ranks(pool: dict, sims: dict[int, float], k: int) -> None:
+    """Reciprocal rank fusion of the keyword order and the cosine order (measured against the
+    adaptive weight and rejected; kept as RecallOptions.rrf for the benchmark's ablation)."""
+    fused = dict.fromkeys(pool, 0.0)
+    for order in (sorted(pool, key=lambda pk: -pool[pk]["score"]), sorted(sims, key=lambda pk: -sims[pk])):
+        for rank, pk in enumerate(order, 1):
+            fused[pk] += 1.0 / (k + rank)
+    for pk, r in pool.items():
+        r["own"] = r["score"] = fused[pk]
 
 
 def _doc_keys(texts: list[str], qw: dict[tuple[str, ...], float]) -> list[set[str]]:
