@@ -40,6 +40,18 @@ def check_config(ws: Workstation) -> Check:
     return Check("config", OK, f"valid ({ws.paths.config_file})")
 
 
+def check_environment(ws: Workstation) -> Check:
+    """Unknown COPA_* variables: a mistyped override would otherwise be ignored without a word."""
+    from copa.config import unknown_env_vars
+
+    unknown = unknown_env_vars()
+    if not unknown:
+        return Check("environment", OK, "no unknown COPA_* variables")
+    parts = [f"{var} (did you mean {near}?)" if near else var for var, near in unknown]
+    return Check("environment", WARN, "unknown variable(s), ignored: " + ", ".join(parts),
+                 "rename or unset them; 'copa config keys' lists every key with its variable")
+
+
 def check_data_dir(ws: Workstation) -> Check:
     d = ws.paths.data_dir
     try:
@@ -96,6 +108,7 @@ def check_toolchains(ws: Workstation) -> Check:
 # Foundation checks and each part's own, in the order a person reads them.
 CHECKS: list[str] = [
     "copa.doctor:check_config",
+    "copa.doctor:check_environment",
     "copa.doctor:check_data_dir",
     "copa.doctor:check_database",
     "copa.doctor:check_secrets",
