@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from copa.errors import NotFoundError, UsageError
 from copa.scheduler import triggers
-from copa.scheduler.store import Job, JobStore
+from copa.scheduler.store import POLICIES, Job, JobStore
 
 if TYPE_CHECKING:
     from copa.workstation import Workstation
@@ -23,8 +23,8 @@ def store(ws: Workstation) -> JobStore:
 def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str | None = None,
             at: str | None = None, tz: str | None = None, report: str | None = None, skill: str | None = None,
             args: dict[str, Any] | None = None, prompt: str | None = None, deliver: list[str] | None = None,
-            retries: int | None = None, misfire_grace: int | None = None, paused: bool = False,
-            allow_dangerous: bool = False) -> Job:
+            retries: int | None = None, misfire_grace: int | None = None, misfire: str | None = None,
+            max_lateness: int | None = None, paused: bool = False, allow_dangerous: bool = False) -> Job:
     if not NAME_RE.match(name):
         raise UsageError(f"invalid job name {name!r}", hint="letters, digits, '_', '.', '-' (up to 64), e.g. morning")
     given = {k: v for k, v in (("cron", cron), ("every", every), ("at", at)) if v is not None}
@@ -40,6 +40,10 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
         raise UsageError("--retries cannot be negative")
     if misfire_grace is not None and misfire_grace < 1:
         raise UsageError("--misfire-grace must be at least 1 second")
+    if misfire is not None and misfire not in POLICIES:
+        raise UsageError(f"unknown misfire policy {misfire!r}", hint="use " + ", ".join(POLICIES))
+    if max_lateness is not None and max_lateness < 1:
+        raise UsageError("--max-lateness must be at least 1 second")
     kind, spec = next(iter(given.items()))
     zone = triggers.check_zone(tz) if tz else triggers.default_zone(ws.config)
     spec = triggers.validate(kind, spec, zone)
@@ -64,7 +68,8 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
     st = store(ws)
     job = st.add(name=name, trigger_kind=kind, trigger_spec=spec, timezone=zone, action_kind=action,
                  action_target=target, action_args=args or {}, deliver=list(deliver or []), retries=retries,
-                 misfire_grace=misfire_grace, paused=paused, next_run_at=nxt)
+                 misfire_grace=misfire_grace, misfire_policy=misfire, max_lateness=max_lateness,
+                 allow_dangerous=allow_dangerous, paused=paused, next_run_at=nxt)
     # the grid of --every starts at the stored creation time, so the daemon computes the same times
     if kind == "every" and job.created_at and not paused:
         st.set_next_run(job.id, triggers.next_fire(kind, spec, zone, anchor=job.created_at))
@@ -73,11 +78,9 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
 
 
 def _check_skill(ws: Workstation, name: str) -> Any:
-    """The skill's info, or None when it cannot be checked here; a clear error when it does not exist."""
-    try:
-        skills = ws.skills
-    except AttributeError:
-        return None  # the skills part is not installed here; the run will say so
+    """The skill's info, or None when the registry cannot load here (the run will report why); a
+    clear error when it does not exist."""
+    skills = ws.skills
     try:
         found = skills.get(name)
     except NotFoundError:

@@ -154,12 +154,13 @@ def last_report_at(ws: Workstation, name: str) -> datetime | None:
     return parse_iso(row[0]) if row and row[0] else None
 
 
-def render(ws: Workstation, name: str, *, now: datetime | None = None) -> tuple[str, str]:
-    """(title, markdown) of the report NAME, gathered now."""
+def render(ws: Workstation, name: str, *, now: datetime | None = None,
+           health: sections.Health | None = None) -> tuple[str, str]:
+    """(title, markdown) of the report NAME, gathered now; ``health`` gives the {{health}} section's checks."""
     check_name(ws, name)
     now = now or datetime.now(UTC)
     tz = zone(ws)
-    ctx = sections.Context(ws, name, now, last_report_at(ws, name), tz)
+    ctx = sections.Context(ws, name, now, last_report_at(ws, name), tz, health)
     if name.startswith("skill:"):
         body = sections.skill(ctx, name=name[6:], **_skill_args(ws, name[6:], ctx))
         if not body.lstrip().startswith("#"):
@@ -251,10 +252,11 @@ def _summarize(ws: Workstation, body: str, model: str) -> str:
     return ""
 
 
-def create(ws: Workstation, name: str, *, run_id: int | None = None, now: datetime | None = None) -> Report:
+def create(ws: Workstation, name: str, *, run_id: int | None = None, now: datetime | None = None,
+           health: sections.Health | None = None) -> Report:
     """Render the report NAME and store it (row, Markdown file, memory of kind report)."""
     now = now or datetime.now(UTC)
-    title, body = render(ws, name, now=now)
+    title, body = render(ws, name, now=now, health=health)
     rid = f"r{now:%Y%m%dT%H%M%S}-{_random.token_hex(2)}"
     safe = name.replace(":", "-")
     path = ws.paths.data_dir / "reports" / safe / f"{now.astimezone(zone(ws)):%Y-%m-%d_%H%M%S}-{rid[-4:]}.md"
