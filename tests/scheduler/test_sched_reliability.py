@@ -87,7 +87,8 @@ def test_each_slot_is_served_exactly_once_across_processes(copa_home, run_copa, 
     """Two processes fire the same slot of a job at the same moment, then a third one later: the
     unique slot key in the database lets exactly one of them run it."""
     _nap_skill(copa_home)
-    assert run_copa("schedule", "add", "once", "--every", "1h", "--skill", "nap", "--arg", "seconds=0.5").returncode == 0
+    r = run_copa("schedule", "add", "once", "--every", "1h", "--skill", "nap", "--arg", "seconds=0.5")
+    assert r.returncode == 0, r.stderr
     slot = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
     script = tmp_path / "fire.py"
     script.write_text(
