@@ -212,9 +212,7 @@ class DevicesScreen(CopaScreen):
         if not pin:
             return
         try:
-            from copa.device.tools import _read
-
-            current = await self._in_thread(_read, self.ws.devices, rec.name, pin)
+            current = await self._in_thread(self.ws.devices.read, rec.name, pin)
         except Exception as e:
             self.report_error(e)
             return
@@ -223,9 +221,7 @@ class DevicesScreen(CopaScreen):
                 f"Set {current['channel']} of {rec.name} {'high' if new else 'low'}?", yes="Set")):
             return
         try:
-            from copa.device.tools import _write
-
-            out = await self._in_thread(_write, self.ws.devices, rec.name, pin, new)
+            out = await self._in_thread(self.ws.devices.write, rec.name, pin, new)
         except Exception as e:
             self.report_error(e)
             return
