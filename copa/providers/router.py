@@ -40,12 +40,19 @@ OnEvent = Callable[[Event], None]
 
 
 def provider_for(spec: ModelSpec, api_key: str | None, client: Any, read_timeout: float):
-    if spec.provider == "anthropic":
-        from copa.providers.anthropic import AnthropicProvider as cls
-    elif spec.provider == "gemini":
-        from copa.providers.gemini import GeminiProvider as cls
-    else:  # openai and ollama (its /v1 is OpenAI-compatible)
-        from copa.providers.openai import OpenAIProvider as cls
+    """The wire protocol of ``spec``, as registered through the ``copa_model_providers`` hook."""
+    import importlib
+
+    from copa.plugins import merged
+
+    wires = merged("copa_model_providers", "model provider")
+    cls = wires.get(spec.provider)
+    if cls is None:
+        raise ProviderError(f"unknown provider {spec.provider!r} for {spec.label}",
+                            hint="known: " + ", ".join(sorted(wires)) + " (copa plugins list)")
+    if isinstance(cls, str):
+        module, _, name = cls.partition(":")
+        cls = getattr(importlib.import_module(module), name)
     return cls(spec, api_key, client, read_timeout)
 
 

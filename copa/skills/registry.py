@@ -116,18 +116,13 @@ class Skills:
     def dirs(self) -> list[tuple[str, Path]]:
         if self._dirs is not None:
             return self._dirs
-        out: list[tuple[str, Path]] = []
-        b = discovery.builtin_dir()
-        if b is not None:
-            out.append(("builtin", b))
-        if self.config is not None:
-            for d in self.config.get("skills.dirs"):
-                out.append(("extra", Path(os.path.expanduser(d))))
-        if self.paths is not None:
-            out.append(("user", self.paths.user_skills_dir))
-        if self.config is not None and self.config.get("skills.project"):
-            out.append(("project", Path(self.cwd) / ".copa" / "skills"))
-        return out
+        from copa.plugins import collect
+
+        # every plugin's folders (copa's own: the shipped skills, skills.dirs, the user's, the
+        # project's), by precedence: a later location overrides an earlier one's skill of that name
+        found = [d for group in collect("copa_skill_sources", config=self.config, paths=self.paths, cwd=self.cwd)
+                 for d in group]
+        return sorted(found, key=lambda d: LOCATIONS.index(d[0]) if d[0] in LOCATIONS else 0)
 
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_scan < self.min_interval:
