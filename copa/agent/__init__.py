@@ -17,4 +17,15 @@ def available_model(ws: Any) -> str | None:
     return ws.models.default_name()
 
 
-__all__ = ["TurnResult", "available_model", "compact", "new_session_id", "run_turn"]
+def turn_tool_calls(ws: Any, turn_id: str) -> list[dict[str, Any]]:
+    """The tool calls of one turn, in order (tool, call_id, arguments, approval, ok, result, error,
+    error_type, duration_ms): what a face shows when it replays a conversation."""
+    from copa.agent.store import TurnLog
+
+    log = ws.__dict__.get("_agent_turn_log")  # the one the loop writes through, when it exists
+    if log is None:
+        log = ws.__dict__["_agent_turn_log"] = TurnLog(ws.paths.db_file)
+    return log.calls(turn_id)
+
+
+__all__ = ["TurnResult", "available_model", "compact", "new_session_id", "run_turn", "turn_tool_calls"]

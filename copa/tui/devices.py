@@ -19,14 +19,10 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, RichLog, Sparkline, Static
 
 from copa.tui.base import CopaScreen
-from copa.tui.widgets import ConfirmScreen, Unavailable
+from copa.tui.widgets import ConfirmScreen
 
 CHANNELS = ("a0", "a1")  # what the live view samples
 HISTORY = 60  # points per sparkline
-
-
-def devices_available(ws: Any) -> bool:
-    return "devices" in dir(type(ws))
 
 
 class PinScreen(ModalScreen[str | None]):
@@ -80,9 +76,6 @@ class DevicesScreen(CopaScreen):
         self._session: Any = None
 
     def compose_body(self) -> ComposeResult:
-        if not devices_available(self.app.ws):  # type: ignore[attr-defined]
-            yield Unavailable("Devices", "This build has no device part (copa.device).")
-            return
         table = DataTable(id="boards", cursor_type="row")
         for col, width in (("board", 12), ("type", 10), ("state", 10), ("port", 24), ("firmware", 8)):
             table.add_column(col, width=width, key=col)
@@ -96,8 +89,7 @@ class DevicesScreen(CopaScreen):
             yield Static("", id="rules")
 
     def on_mount(self) -> None:
-        if devices_available(self.ws):
-            self.load()
+        self.load()
 
     def on_unmount(self) -> None:
         self._stop_watch()
