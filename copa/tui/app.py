@@ -43,8 +43,8 @@ class CopaApp(App):
     DEFAULT_MODE = "chat"
     BINDINGS = [Binding(key, f"switch_mode('{mode}')", title, show=False) for mode, key, title in SCREENS] + [
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("ctrl+g", "help", "Help", show=False),
+        Binding("question_mark", "help", "Help", key_display="?", show=False),  # not while typing
+        Binding("ctrl+g", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

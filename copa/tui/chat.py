@@ -43,11 +43,10 @@ class ChatScreen(SlashCommands, CopaScreen):
     BINDINGS = [
         Binding("ctrl+n", "new_session", "New chat"),
         Binding("ctrl+o", "sessions", "Sessions"),
-        Binding("escape", "stop", "Stop", show=False),
+        Binding("escape", "stop", "Stop the answer (what came so far is kept)", show=False),
         Binding("ctrl+l", "focus_input", "Back to the input", show=False),
     ]
-    HELP_KEYS = [("esc", "stop the answer (what came so far is kept)"), ("ctrl+l", "back to the input"),
-                 ("enter", "send"), ("ctrl+j", "new line (shift/alt+enter where the terminal sends them)"),
+    HELP_KEYS = [("enter", "send"), ("ctrl+j", "new line (shift/alt+enter where the terminal sends them)"),
                  ("↑ ↓", "earlier inputs (on the first / last line; kept across restarts)"),
                  ("tab", "complete a /command (type / to see them)"),
                  ("y / n / a", "on a tool approval: allow, deny, always allow it in this conversation"),

@@ -39,8 +39,20 @@ def screen_keys(screen: Any) -> list[tuple[str, str]]:
     for b in getattr(type(screen), "BINDINGS", []):
         if isinstance(b, Binding) and b.description:
             rows.append((key_label(b.key), b.description))
-    rows += list(getattr(screen, "HELP_KEYS", []))
+    shown = {k for k, _ in rows}
+    rows += [(k, d) for k, d in getattr(screen, "HELP_KEYS", []) if k not in shown]
     return rows
+
+
+def key_table(rows: list[tuple[str, str]]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
+    table.add_column("key", style="bold", no_wrap=True, width=20)
+    table.add_column("what", ratio=1)
+    for k, d in rows:
+        table.add_row(k, d)
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
@@ -54,17 +66,16 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, title: str, own: list[tuple[str, str]]):
         super().__init__()
-        self.title_text, self.own = title, own
+        self.sections = [(title, own), ("Everywhere", GLOBAL_KEYS), ("Moving and editing", MOVING_KEYS)]
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(" [b]copa keys[/b]  (↑↓ scroll · esc closes)")
+            yield Label(" [b]copa keys[/b]  (↑↓ pgup pgdn scroll · esc closes)")
             with VerticalScroll(id="help-body"):
-                for title, rows in ((f"{self.title_text}", self.own), ("Everywhere", GLOBAL_KEYS),
-                                    ("Moving and editing", MOVING_KEYS)):
+                for title, rows in self.sections:
                     if rows:
-                        yield Label(title, classes="help-section")
-                        yield Static("\n".join(f"  [b]{escape(k):<22}[/b] {escape(d)}" for k, d in rows))
+                        yield Label(escape(title), classes="help-section")
+                        yield Static(key_table(rows))
 
     def on_mount(self) -> None:
         self.query_one("#help-body").focus()
