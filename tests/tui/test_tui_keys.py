@@ -15,7 +15,7 @@ from tests.agent.fake_servers import Answer
 from tests.tui.tui_helpers import screen_text, type_text, wait_for
 
 LONG = "rsync -av --delete " + " ".join(f"/home/ana/projects/part-{i:02d}/" for i in range(12)) + "/mnt/backup/END"
-SHELL = f'''
+SHELL = '''
 from copa.skills import skill
 
 
