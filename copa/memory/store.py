@@ -113,7 +113,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         if set(schema.NAMES) - done:
             from copa.db import migrate
 
-            migrate(_MigrationDB(self._conn), [schema.MODULE])
+            migrate(_MigrationDB(self._conn), schema.MIGRATIONS)
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -2,7 +2,7 @@
 
 Public API::
 
-    models = ws.models                      # copa.providers.Models
+    models = Models(config, secrets)        # or ws.models, wired by the Workstation
     reply = models.chat(ChatRequest([Message("user", "hi")]), "fast", on_event=print)
     models.get("openai:gpt-4o-mini")         # ModelSpec
 """

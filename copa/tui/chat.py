@@ -1,4 +1,4 @@
-"""The Chat screen: a conversation with the agent. ``copa.agent.run_turn`` runs in a worker thread;
+"""The Chat screen: a conversation with the agent. ``ws.agent.run_turn`` runs in a worker thread;
 its events (text deltas, tool calls, recalled memories) come back to the UI through
 ``call_from_thread``, so the screen stays responsive while an answer streams. A dangerous tool asks
 inline (y allow, n deny, a always in this conversation) while the worker waits. A new conversation
@@ -85,15 +85,13 @@ class ChatScreen(SlashCommands, CopaScreen):
     # ---- state --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="chat-check")
     def check_model(self) -> None:
-        import copa.agent as agent
-
         try:
             known = knowledge_summary(self.ws)
         except Exception as e:  # the store could not be read: the welcome says so, chat still works
             known = f"(could not read the memory store: {e})"
         self.app.call_from_thread(self._show_known, known)
         try:
-            model = agent.available_model(self.ws)
+            model = self.ws.agent.available_model()
         except Exception as e:  # a broken config: say it, keep the rest of the app working
             self.app.call_from_thread(self._set_ready, False, str(e))
             return
@@ -212,15 +210,13 @@ class ChatScreen(SlashCommands, CopaScreen):
 
     @work(thread=True, exclusive=True, group="chat-turn")
     def run_turn(self, text: str, answer: AssistantMessage) -> None:
-        import copa.agent as agent
-
         call = self.app.call_from_thread
         result = None
         try:
             kwargs: dict[str, Any] = {"session_id": self.session_id, "model": self.model,
                                       "on_event": lambda ev: self._event_from_thread(ev, answer),
                                       "approve": lambda spec, args: self._approve_from_thread(spec, args, answer)}
-            result = agent.run_turn(self.ws, text, **kwargs)
+            result = self.ws.agent.run_turn(text, **kwargs)
             self._flush(answer)
         except Exception as e:
             self._flush(answer)

@@ -111,8 +111,6 @@ class SlashCommands:
         if not session_id:
             self.action_focus_input()
             return
-        from copa.agent import turn_tool_calls
-
         self.session_id = session_id
         self.always_allowed.clear()
         log = self.query_one("#chat-log")
@@ -124,7 +122,7 @@ class SlashCommands:
                 log.mount(UserMessage(t.text))
             elif t.role == "assistant":
                 turn_id = (t.metadata or {}).get("turn")
-                calls = turn_tool_calls(self.ws, turn_id) if turn_id and (t.metadata or {}).get("tool_calls") else []
+                calls = self.ws.agent.tool_calls(turn_id) if turn_id and (t.metadata or {}).get("tool_calls") else []
                 for c in calls:  # the compact tool-call lines, as they were shown live
                     block = ToolBlock(c["tool"], c["call_id"])
                     log.mount(block)
@@ -182,10 +180,8 @@ class SlashCommands:
 
     @work(thread=True, group="chat-compact")
     def _compact(self) -> None:
-        from copa.agent import compact
-
         try:
-            result = compact(self.ws, self.session_id)
+            result = self.ws.agent.compact(self.session_id)
         except Exception as e:
             self.app.call_from_thread(self.report_error, e)
             return

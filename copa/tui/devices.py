@@ -143,7 +143,7 @@ class DevicesScreen(CopaScreen):
 
     @work(thread=True, exclusive=True, group="devices-watch")
     def start_watch(self, name: str) -> None:
-        from copa.device.protocol import Rule
+        from copa.device import Rule
 
         try:
             s = self.ws.devices.session(name)
@@ -169,7 +169,7 @@ class DevicesScreen(CopaScreen):
             self.app.call_from_thread(self.on_device_event, rev)
 
     def on_device_event(self, rev: Any) -> None:
-        from copa.device.protocol import RuleEvent, SampleEvent
+        from copa.device import RuleEvent, SampleEvent
 
         ev = rev.event
         if isinstance(ev, SampleEvent):
@@ -187,7 +187,7 @@ class DevicesScreen(CopaScreen):
                 s.set_subscription(0, [])
 
     def _show_rules(self, entries: list[Any]) -> None:
-        from copa.device.rules_syntax import format_rule
+        from copa.device import format_rule
 
         state = ("idle", "pending", "active")
         lines = ["[b]Rules on the board[/b]"] + [f"{e.slot}: {escape(format_rule(e.rule))} [dim]"
@@ -204,9 +204,7 @@ class DevicesScreen(CopaScreen):
         if not pin:
             return
         try:
-            from copa.device.tools import _read
-
-            current = await self._in_thread(_read, self.ws.devices, rec.name, pin)
+            current = await self._in_thread(self.ws.devices.read, rec.name, pin)
         except Exception as e:
             self.report_error(e)
             return
@@ -215,9 +213,7 @@ class DevicesScreen(CopaScreen):
                 f"Set {current['channel']} of {rec.name} {'high' if new else 'low'}?", yes="Set")):
             return
         try:
-            from copa.device.tools import _write
-
-            out = await self._in_thread(_write, self.ws.devices, rec.name, pin, new)
+            out = await self._in_thread(self.ws.devices.write, rec.name, pin, new)
         except Exception as e:
             self.report_error(e)
             return
