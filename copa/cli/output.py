@@ -48,13 +48,3 @@ def workstation(interactive: bool | None = None):
         interactive = sys.stdin.isatty()
     return Workstation(interactive=interactive)
 
-
-def health_checks(ws):
-    """The doctor's checks as the scheduler's reports take them (the scheduler does not import the doctor)."""
-
-    def checks():
-        from copa.doctor import run_checks
-
-        return run_checks(ws)
-
-    return checks

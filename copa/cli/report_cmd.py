@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from copa.cli.output import emit_json, health_checks, print_table, workstation
+from copa.cli.output import emit_json, print_table, workstation
 
 app = typer.Typer(help="Reports: daily briefing, weekly review and your own templates.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def run_cmd(
     with workstation() as ws:
         for t in to or []:
             resolve_target(ws, t)  # refuse a bad target before doing the work
-        rep = reports.create(ws, name, health=health_checks(ws))
+        rep = reports.create(ws, name)
         results = deliver_all(ws, list(to), rep.title, rep.body, report_id=rep.id) if to else []
     if json_out:
         emit_json({**rep.as_dict(), "deliveries": [r.as_dict() for r in results]})

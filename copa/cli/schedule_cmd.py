@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from copa.cli.output import emit_json, health_checks, print_table, workstation
+from copa.cli.output import emit_json, print_table, workstation
 
 app = typer.Typer(help="Scheduled jobs: reports, skills or prompts on a cron, an interval or a date.",
                   no_args_is_help=True)
@@ -27,19 +27,6 @@ def _zone(ws):
     from copa.scheduler.triggers import default_zone
 
     return ZoneInfo(default_zone(ws.config))
-
-
-def _parse_args(pairs: list[str]) -> dict:
-    from copa.errors import UsageError
-    from copa.scheduler.sections import json_or_text
-
-    out = {}
-    for p in pairs:
-        k, sep, v = p.partition("=")
-        if not sep or not k:
-            raise UsageError(f"--arg {p!r} is not KEY=VALUE", hint="e.g. --arg city=Paris")
-        out[k] = json_or_text(v)
-    return out
 
 
 def _action(job) -> str:
@@ -81,11 +68,11 @@ def add_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add a job: one trigger (--cron, --every or --at) and one action (--report, --skill or --prompt)."""
-    from copa.scheduler.jobs import add_job
+    from copa.scheduler.jobs import add_job, parse_args
 
     with workstation() as ws:
         job = add_job(ws, name, cron=cron, every=every, at=at, tz=tz, report=report, skill=skill,
-                      args=_parse_args(arg or []), prompt=prompt, deliver=list(to or []), retries=retries,
+                      args=parse_args(arg or []), prompt=prompt, deliver=list(to or []), retries=retries,
                       misfire_grace=misfire_grace, misfire=misfire, max_lateness=max_lateness, paused=paused,
                       allow_dangerous=allow_dangerous)
         zone = _zone(ws)
@@ -168,7 +155,7 @@ def run_cmd(name: str = typer.Argument(..., help="The job to run now."),
         st = store(ws)
         job = st.get(name)
         try:
-            run = runner.execute(ws, job, origin="manual", on_start=started.append, health=health_checks(ws))
+            run = runner.execute(ws, job, origin="manual", on_start=started.append)
         except KeyboardInterrupt:
             st.mark_interrupted([r for r in started if st.run(r).status == "running"], "interrupted (Ctrl-C)")
             raise

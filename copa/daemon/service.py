@@ -64,7 +64,7 @@ class Daemon:
         self.store.set_meta("daemon_started", iso(lock.started))
         self.store.set_meta("daemon_stopped", None)
         self._heartbeat()
-        self.engine = Scheduler(cfg, self.store, self._run_context, health=self._health, stopping=self.stopping)
+        self.engine = Scheduler(cfg, self.store, self._run_context, stopping=self.stopping)
         self._start_devices()
         n = self.engine.start()
         say(f"copa daemon: running (pid {os.getpid()}), {n} job(s) scheduled")
@@ -143,12 +143,6 @@ class Daemon:
             ws.__dict__.pop("skills", None)  # shared: not this run's to close
             ws.close()
 
-    def _health(self) -> list[Any]:
-        from copa.doctor import run_checks
-
-        with Workstation(self.paths) as ws:
-            return run_checks(ws)
-
     def _shared_skills(self) -> Any:
         """One skills registry (and worker pool) for the daemon's life, shared by every run: a
         registry per run would leave its pool's atexit hook behind each time (a slow leak in a
@@ -157,10 +151,8 @@ class Daemon:
         with self._skills_lock:
             if self._skills is None:
                 try:
-                    from copa.skills import Skills
-
                     self._skills_ws = Workstation(self.paths)
-                    self._skills = Skills(self._skills_ws)
+                    self._skills = self._skills_ws.skills
                 except Exception:  # no skills part: each run's ws.skills will say why
                     log.exception("skills are not available to scheduled runs")
                     self._skills = False

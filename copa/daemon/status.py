@@ -5,21 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from copa.checks import INFO, OK, WARN, Check
 from copa.daemon.lock import holder, read_info
 from copa.scheduler.store import JobStore, iso, parse_iso, pid_alive
 
 if TYPE_CHECKING:
-    from copa.doctor import Check
     from copa.workstation import Workstation
 
 STALE_HEARTBEAT = 60.0  # seconds: the daemon writes one every 10
 
 
 def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
+    return _status(ws.paths, lambda: ws.db, next_limit)
+
+
+def _status(paths: Any, db: Any, next_limit: int) -> dict[str, Any]:
     """What the lock, the PID and the heartbeat say together. ``state``: ``running``, ``stopped``,
     ``stale`` (a lock file or a held lock whose PID is gone: "not running (stale lock from PID n)")
     or ``unresponsive`` (the PID lives and holds the lock, but its heartbeat is older than 60 s)."""
-    lock = ws.paths.daemon_lock_file
+    lock = paths.daemon_lock_file
     info = holder(lock)
     pid = (info or {}).get("pid")
     out: dict[str, Any] = {"running": False, "state": "stopped", "pid": pid,
@@ -31,9 +35,9 @@ def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
         left = info or read_info(lock)
         if left and left.get("pid"):
             out["state"], out["stale_pid"], out["pid"] = "stale", left["pid"], None
-    if not ws.paths.db_file.exists():
+    if not paths.db_file.exists():
         return out
-    store = JobStore(ws.db.conn)
+    store = JobStore(db().conn)
     beat = parse_iso(store.meta("daemon_heartbeat"))
     if beat:
         out["heartbeat"] = iso(beat)
@@ -51,10 +55,8 @@ def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
     return out
 
 
-def check_daemon(ws: Workstation) -> Check:
-    from copa.doctor import INFO, OK, WARN, Check
-
-    st = status(ws)
+def check_daemon(paths: Any, db: Any) -> Check:
+    st = _status(paths, lambda: db, 5)
     if st["running"]:
         age = st["heartbeat_age_s"]
         if age is not None and age > STALE_HEARTBEAT:

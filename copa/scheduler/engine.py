@@ -4,8 +4,8 @@ APScheduler 3.x scheduler, and the policy that decides what happens to every fir
 The daemon (a face) owns the process: the lock, signals and heartbeat. This module owns the rest:
 which jobs are scheduled, when they fire, what a late or missed fire time becomes, and what happens
 to running jobs when the daemon stops. It is built with what it uses: the config, a job store on
-the daemon's connection, a way to open a run context (a workstation with its own database
-connection, per run) and, optionally, the doctor's checks for the ``{{health}}`` report section.
+the daemon's connection, and a way to open a run context (a workstation with its own database
+connection, per run).
 
 Every fire time (a *slot*) ends in exactly one history row, keyed by ``(job, slot, attempt)`` in
 the database (a unique index): a run, or a row saying why it did not run (``skipped``: another run
@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from copa.scheduler import runner, triggers
-from copa.scheduler.sections import Health
 from copa.scheduler.store import AlreadyRunning, Job, JobStore, SlotTaken, iso, slot_key
 
 log = logging.getLogger("copa.daemon")
@@ -57,12 +56,11 @@ def _executor(engine: Scheduler, max_workers: int) -> Any:
 class Scheduler:
     """The live scheduler of one daemon. ``start()``, then ``poll()`` from the daemon's loop; ``stop()``."""
 
-    def __init__(self, config: Any, store: JobStore, run_context: RunContext, *, health: Health | None = None,
+    def __init__(self, config: Any, store: JobStore, run_context: RunContext, *,
                  stopping: threading.Event | None = None):
         self.config = config
         self.store = store
         self.run_context = run_context
-        self.health = health
         self.stopping = stopping or threading.Event()  # the daemon's: set by its signal handler
         self.reload = threading.Event()
         self.active: dict[int, str] = {}  # run id -> job name
@@ -274,8 +272,7 @@ class Scheduler:
         key = slot_key(slot)
         try:
             run = runner.execute(ws, job, origin=origin, stop=self.stopping, scheduled_for=slot, slot=key,
-                                 on_start=lambda rid: self._track(rid, job.name), on_finish=self._untrack,
-                                 health=self.health)
+                                 on_start=lambda rid: self._track(rid, job.name), on_finish=self._untrack)
             log.info("job %s: %s%s", job.name, run.status, f" ({run.error})" if run.error else "")
         except AlreadyRunning as e:  # recorded now, while it happens (not at the next restart)
             store.record_skipped(job, str(e.message), origin=origin, scheduled_for=slot, slot=key)

@@ -154,13 +154,12 @@ def last_report_at(ws: Workstation, name: str) -> datetime | None:
     return parse_iso(row[0]) if row and row[0] else None
 
 
-def render(ws: Workstation, name: str, *, now: datetime | None = None,
-           health: sections.Health | None = None) -> tuple[str, str]:
-    """(title, markdown) of the report NAME, gathered now; ``health`` gives the {{health}} section's checks."""
+def render(ws: Workstation, name: str, *, now: datetime | None = None) -> tuple[str, str]:
+    """(title, markdown) of the report NAME, gathered now."""
     check_name(ws, name)
     now = now or datetime.now(UTC)
     tz = zone(ws)
-    ctx = sections.Context(ws, name, now, last_report_at(ws, name), tz, health)
+    ctx = sections.Context(ws, name, now, last_report_at(ws, name), tz)
     if name.startswith("skill:"):
         body = sections.skill(ctx, name=name[6:], **_skill_args(ws, name[6:], ctx))
         if not body.lstrip().startswith("#"):
@@ -196,10 +195,10 @@ def _fill(ctx: sections.Context, text: str) -> str:
         _, kwargs = sections.parse_call("x " + rest)
         if key == "skill" and arg:
             fn, kwargs = sections.skill, {**kwargs, "name": arg}
-        elif key in sections.SECTIONS:
-            fn = sections.SECTIONS[key]
+        elif key in _sections():
+            fn = _sections()[key]
         else:
-            return f"_(unknown placeholder {{{{{key}}}}}; known: {', '.join(sorted(sections.SECTIONS))})_"
+            return f"_(unknown placeholder {{{{{key}}}}}; known: {', '.join(sorted(_sections()))})_"
         try:
             return fn(ctx, **kwargs)
         except Exception as e:  # one broken section must not sink the report
@@ -252,11 +251,10 @@ def _summarize(ws: Workstation, body: str, model: str) -> str:
     return ""
 
 
-def create(ws: Workstation, name: str, *, run_id: int | None = None, now: datetime | None = None,
-           health: sections.Health | None = None) -> Report:
+def create(ws: Workstation, name: str, *, run_id: int | None = None, now: datetime | None = None) -> Report:
     """Render the report NAME and store it (row, Markdown file, memory of kind report)."""
     now = now or datetime.now(UTC)
-    title, body = render(ws, name, now=now, health=health)
+    title, body = render(ws, name, now=now)
     rid = f"r{now:%Y%m%dT%H%M%S}-{_random.token_hex(2)}"
     safe = name.replace(":", "-")
     path = ws.paths.data_dir / "reports" / safe / f"{now.astimezone(zone(ws)):%Y-%m-%d_%H%M%S}-{rid[-4:]}.md"
@@ -314,3 +312,10 @@ def check_limit(limit: int) -> int:
     if limit < 1:
         raise UsageError("--limit must be at least 1")
     return limit
+
+
+def _sections() -> dict[str, Any]:
+    """Every report section, copa's own (``sections.SECTIONS``) and plugins', through ``copa_report_sections``."""
+    from copa.plugins import merged
+
+    return merged("copa_report_sections", "report section")

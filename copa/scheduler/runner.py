@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from copa.errors import CopaError
-from copa.scheduler.sections import Health
 from copa.scheduler.store import Job, JobStore, Run
 
 if TYPE_CHECKING:
@@ -44,8 +43,7 @@ class Output:
 
 def execute(ws: Workstation, job: Job, *, origin: str, scheduled_for: datetime | None = None,
             slot: str | None = None, stop: threading.Event | None = None,
-            on_start: Callable[[int], None] | None = None, on_finish: Callable[[int], None] | None = None,
-            health: Health | None = None) -> Run:
+            on_start: Callable[[int], None] | None = None, on_finish: Callable[[int], None] | None = None) -> Run:
     """Run ``job`` with retries; returns the last attempt's run. ``slot`` (the fire time's key) makes
     the run exactly-once: :class:`~copa.scheduler.store.SlotTaken` if it was served already."""
     store = JobStore(ws.db.conn)
@@ -59,7 +57,7 @@ def execute(ws: Workstation, job: Job, *, origin: str, scheduled_for: datetime |
         if on_start:
             on_start(run_id)
         try:
-            run = _attempt(ws, store, job, run_id, stop, health)
+            run = _attempt(ws, store, job, run_id, stop)
         finally:
             if on_finish:
                 on_finish(run_id)
@@ -77,12 +75,11 @@ def _stopping(stop: threading.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
 
-def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: threading.Event | None,
-             health: Health | None = None) -> Run:
+def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: threading.Event | None) -> Run:
     from copa.scheduler.delivery import deliver_all
 
     try:
-        out = perform(ws, job, run_id, health=health)
+        out = perform(ws, job, run_id)
     except (JobFailed, CopaError) as e:
         if _stopping(stop):  # the stop the user asked for ended it (a worker closed, a wait cut short)
             return store.finish_run(run_id, "interrupted", error=f"{STOPPED} ({e})")
@@ -104,12 +101,12 @@ def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: thre
                             report_id=out.report_id, error="; ".join(errors) or None)
 
 
-def perform(ws: Workstation, job: Job, run_id: int | None = None, *, health: Health | None = None) -> Output:
+def perform(ws: Workstation, job: Job, run_id: int | None = None) -> Output:
     """Do the job's action and return its output (a report, a skill's result, an agent's answer)."""
     if job.action_kind == "report":
         from copa.scheduler import reports
 
-        rep = reports.create(ws, job.action_target, run_id=run_id, health=health)
+        rep = reports.create(ws, job.action_target, run_id=run_id)
         return Output(rep.title, rep.body, rep.path, rep.id)
     notes = None
     if job.action_kind == "skill":

@@ -16,19 +16,15 @@ if TYPE_CHECKING:
     from copa.workstation import Workstation
 
 log = logging.getLogger("copa.scheduler")
-Health = Callable[[], list[Any]]  # the doctor's checks (objects with name, status, detail, fix)
 SPARK = "▁▂▃▄▅▆▇█"
 NOISE_KINDS = {"episode", "report"}  # conversation turns and earlier reports are not "learned"
 
 
 class Context:
-    """What a section may use: the workstation, the report's time, the last report of this name, and
-    ``health``: the doctor's checks, handed over by the face (the scheduler does not import the doctor)."""
+    """What a section may use: the workstation, the report's time, the last report of this name."""
 
-    def __init__(self, ws: Workstation, name: str, now: datetime, last_report_at: datetime | None, tz: Any,
-                 health: Health | None = None):
+    def __init__(self, ws: Workstation, name: str, now: datetime, last_report_at: datetime | None, tz: Any):
         self.ws, self.name, self.now, self.last_report_at, self.tz = ws, name, now, last_report_at, tz
-        self.health = health
 
     def local(self, dt: datetime | None) -> str:
         return dt.astimezone(self.tz).strftime("%a %d %b %H:%M") if dt else "?"
@@ -154,9 +150,9 @@ def _num(v: float) -> str:
 
 
 def health(ctx: Context, **_: str) -> str:
-    if ctx.health is None:  # the face rendering the report did not hand over the checks
-        return "_Health checks are not available here._"
-    checks = ctx.health()
+    from copa.checks import run_checks  # infra: every part's checks through the hook, no face
+
+    checks = run_checks(ctx.ws)
     bad = [c for c in checks if c.status in ("warn", "fail")]
     head = f"{len(checks)} checks, {len(bad)} need attention." if bad else f"All {len(checks)} checks pass."
     return head + ("\n\n" + "\n".join(f"- **{c.status}** {c.name}: {c.detail}" + (f" — {c.fix}" if c.fix else "")
