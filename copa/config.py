@@ -192,8 +192,10 @@ def read_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text", hint="fix the file or run 'copa config edit'") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})",
+                          hint=f"convert it: iconv -f latin1 -t utf-8 {path} > {path}.new, then move it back"
+                          ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})", hint="check its permissions") from None
     try:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from copa.errors import UsageError
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.scheduler.parts import Parts
 
 KINDS = ("file", "stdout", "notify", "email", "webhook", "slack", "discord", "ntfy", "telegram")
 HTTP_TIMEOUT = 20.0
@@ -59,7 +59,7 @@ class DeliveryResult:
         return dict(self.__dict__)
 
 
-def resolve_target(ws: Workstation, spec: str) -> Target:
+def resolve_target(ws: Parts, spec: str) -> Target:
     """A configured ``[delivery.NAME]`` or an inline ``kind:value``; a clear error otherwise."""
     spec = spec.strip()
     named = ws.config.table("delivery")
@@ -104,7 +104,7 @@ def _example(kind: str) -> str:
             "discord": "discord:https://discord.com/api/webhooks/..."}.get(kind, kind)
 
 
-def deliver_all(ws: Workstation, specs: list[str], title: str, body: str, *, run_id: int | None = None,
+def deliver_all(ws: Parts, specs: list[str], title: str, body: str, *, run_id: int | None = None,
                 report_id: str | None = None, stop: threading.Event | None = None) -> list[DeliveryResult]:
     """Deliver to every target (one failing never stops the others); each result is recorded."""
     from copa.log import redact
@@ -134,7 +134,7 @@ def deliver_all(ws: Workstation, specs: list[str], title: str, body: str, *, run
     return results
 
 
-def _record(ws: Workstation, r: DeliveryResult, run_id: int | None, report_id: str | None) -> DeliveryResult:
+def _record(ws: Parts, r: DeliveryResult, run_id: int | None, report_id: str | None) -> DeliveryResult:
     ws.db.conn.execute(
         "INSERT INTO sched_deliveries (run_id, report_id, target, kind, status, attempts, error, at)"
         " VALUES (?,?,?,?,?,?,?,?)",
@@ -146,7 +146,7 @@ def _record(ws: Workstation, r: DeliveryResult, run_id: int | None, report_id: s
 
 # --- senders: each raises on failure, returns a short detail on success -------------------------
 
-def _send_file(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_file(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     from copa.paths import atomic_write
 
     path = Path(os.path.expanduser(t.to))
@@ -157,13 +157,13 @@ def _send_file(ws: Workstation, t: Target, title: str, body: str, meta: dict[str
     return str(path)
 
 
-def _send_stdout(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_stdout(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     sys.stdout.write(body if body.endswith("\n") else body + "\n")
     sys.stdout.flush()
     return "stdout"
 
 
-def _send_notify(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_notify(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     exe = shutil.which("notify-send")
     if not exe:
         raise DeliveryError("notify-send is not installed (Debian: apt install libnotify-bin)")
@@ -174,7 +174,7 @@ def _send_notify(ws: Workstation, t: Target, title: str, body: str, meta: dict[s
     return "notification"
 
 
-def _send_email(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_email(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     import smtplib
     import ssl
     from email.message import EmailMessage
@@ -239,7 +239,7 @@ def _post(url: str, *, json_body: Any = None, content: str | None = None, header
     return resp
 
 
-def _bearer(ws: Workstation, t: Target) -> dict[str, str]:
+def _bearer(ws: Parts, t: Target) -> dict[str, str]:
     if not t.secret:
         return {}
     token = ws.secrets.resolve(t.secret)
@@ -248,13 +248,13 @@ def _bearer(ws: Workstation, t: Target) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _send_webhook(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_webhook(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     payload = {"source": "copa", "title": title, "text": body, **{k: v for k, v in meta.items() if v is not None}}
     _post(t.url, json_body=payload, headers=_bearer(ws, t), what="webhook")
     return t.url
 
 
-def _secret_url(ws: Workstation, t: Target) -> str:
+def _secret_url(ws: Parts, t: Target) -> str:
     """Slack and Discord webhook URLs are credentials: ``secret`` may name the secret holding one."""
     if t.url:
         return t.url
@@ -264,24 +264,24 @@ def _secret_url(ws: Workstation, t: Target) -> str:
     return url
 
 
-def _send_slack(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_slack(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     _post(_secret_url(ws, t), json_body={"text": _clip(f"*{title}*\n{body}", 39000)}, what="slack")
     return "slack"
 
 
-def _send_discord(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_discord(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     _post(_secret_url(ws, t), json_body={"content": _clip(f"**{title}**\n{body}", 2000)}, what="discord")
     return "discord"
 
 
-def _send_ntfy(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_ntfy(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     base = (t.url or DEFAULT_NTFY).rstrip("/")
     headers = {"Title": _ascii(title), "Markdown": "yes", **_bearer(ws, t)}
     _post(f"{base}/{t.to}", content=_clip(body, 4000), headers=headers, what="ntfy")
     return f"ntfy {t.to}"
 
 
-def _send_telegram(ws: Workstation, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
+def _send_telegram(ws: Parts, t: Target, title: str, body: str, meta: dict[str, Any]) -> str:
     name = t.secret or TELEGRAM_SECRET
     token = ws.secrets.resolve(name)
     if not token:

@@ -11,12 +11,12 @@ from copa.scheduler import triggers
 from copa.scheduler.store import POLICIES, Job, JobStore
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.scheduler.parts import Parts
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def store(ws: Workstation) -> JobStore:
+def store(ws: Parts) -> JobStore:
     return JobStore(ws.db.conn)
 
 
@@ -36,7 +36,7 @@ def parse_args(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str | None = None,
+def add_job(ws: Parts, name: str, *, cron: str | None = None, every: str | None = None,
             at: str | None = None, tz: str | None = None, report: str | None = None, skill: str | None = None,
             args: dict[str, Any] | None = None, prompt: str | None = None, deliver: list[str] | None = None,
             retries: int | None = None, misfire_grace: int | None = None, misfire: str | None = None,
@@ -56,7 +56,7 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
     return job
 
 
-def edit_job(ws: Workstation, name: str, *, cron: str | None = None, every: str | None = None,
+def edit_job(ws: Parts, name: str, *, cron: str | None = None, every: str | None = None,
              at: str | None = None, tz: str | None = None, report: str | None = None, skill: str | None = None,
              args: dict[str, Any] | None = None, prompt: str | None = None, deliver: list[str] | None = None,
              retries: int | None = None, misfire_grace: int | None = None, misfire: str | None = None,
@@ -73,7 +73,7 @@ def edit_job(ws: Workstation, name: str, *, cron: str | None = None, every: str 
     return st.update(name, next_run_at=nxt, **fields)
 
 
-def _definition(ws: Workstation, name: str, *, cron: str | None, every: str | None, at: str | None,
+def _definition(ws: Parts, name: str, *, cron: str | None, every: str | None, at: str | None,
                 tz: str | None, report: str | None, skill: str | None, args: dict[str, Any] | None,
                 prompt: str | None, deliver: list[str] | None, retries: int | None, misfire_grace: int | None,
                 misfire: str | None, max_lateness: int | None, allow_dangerous: bool) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def _definition(ws: Workstation, name: str, *, cron: str | None, every: str | No
             "max_lateness": max_lateness, "allow_dangerous": allow_dangerous}
 
 
-def _check_skill(ws: Workstation, name: str) -> Any:
+def _check_skill(ws: Parts, name: str) -> Any:
     """The skill's info, or None when the registry cannot load here (the run will report why); a
     clear error when it does not exist."""
     skills = ws.skills
@@ -138,11 +138,11 @@ def _check_skill(ws: Workstation, name: str) -> Any:
     return found
 
 
-def pause(ws: Workstation, name: str) -> Job:
+def pause(ws: Parts, name: str) -> Job:
     return store(ws).set_paused(name, True)
 
 
-def resume(ws: Workstation, name: str) -> Job:
+def resume(ws: Parts, name: str) -> Job:
     st = store(ws)
     job = st.get(name)
     if job.done:
@@ -152,5 +152,5 @@ def resume(ws: Workstation, name: str) -> Job:
     return st.set_paused(name, False, next_run_at=nxt)
 
 
-def remove(ws: Workstation, name: str) -> None:
+def remove(ws: Parts, name: str) -> None:
     store(ws).remove(name)

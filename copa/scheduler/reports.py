@@ -22,7 +22,7 @@ from copa.scheduler import sections
 from copa.scheduler.store import iso, parse_iso
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.scheduler.parts import Parts
 
 log = logging.getLogger("copa.scheduler")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-zA-Z_][\w-]*)(?::([\w.-]+))?((?:\s+[^}]*)?)\s*\}\}")
@@ -104,11 +104,11 @@ class Report:
                 "path": self.path, "memory_id": self.memory_id, "run_id": self.run_id, "body": self.body}
 
 
-def templates_dir(ws: Workstation) -> Path:
+def templates_dir(ws: Parts) -> Path:
     return ws.paths.config_dir / "reports"
 
 
-def templates(ws: Workstation) -> list[dict[str, str]]:
+def templates(ws: Parts) -> list[dict[str, str]]:
     """Built-in templates, then the user's ``<config dir>/reports/*.md`` (which may override them)."""
     found = {name: {"name": name, "source": "built-in"} for name in BUILTIN}
     d = templates_dir(ws)
@@ -118,7 +118,7 @@ def templates(ws: Workstation) -> list[dict[str, str]]:
     return sorted(found.values(), key=lambda t: t["name"])
 
 
-def check_name(ws: Workstation, name: str) -> str:
+def check_name(ws: Parts, name: str) -> str:
     """A report that exists: a template name or ``skill:NAME``."""
     if name.startswith("skill:") and len(name) > 6:
         from copa.scheduler.jobs import _check_skill
@@ -133,14 +133,14 @@ def check_name(ws: Workstation, name: str) -> str:
     return name
 
 
-def _template_text(ws: Workstation, name: str) -> str:
+def _template_text(ws: Parts, name: str) -> str:
     path = templates_dir(ws) / f"{name}.md"
     if path.is_file():
         return path.read_text(encoding="utf-8")
     return BUILTIN[name]
 
 
-def zone(ws: Workstation) -> Any:
+def zone(ws: Parts) -> Any:
     """The user's zone (scheduler.timezone, general.timezone, the system's) as a ZoneInfo."""
     from zoneinfo import ZoneInfo
 
@@ -149,12 +149,12 @@ def zone(ws: Workstation) -> Any:
     return ZoneInfo(default_zone(ws.config))
 
 
-def last_report_at(ws: Workstation, name: str) -> datetime | None:
+def last_report_at(ws: Parts, name: str) -> datetime | None:
     row = ws.db.conn.execute("SELECT MAX(created_at) FROM sched_reports WHERE name = ?", (name,)).fetchone()
     return parse_iso(row[0]) if row and row[0] else None
 
 
-def render(ws: Workstation, name: str, *, now: datetime | None = None) -> tuple[str, str]:
+def render(ws: Parts, name: str, *, now: datetime | None = None) -> tuple[str, str]:
     """(title, markdown) of the report NAME, gathered now."""
     check_name(ws, name)
     now = now or datetime.now(UTC)
@@ -173,7 +173,7 @@ def render(ws: Workstation, name: str, *, now: datetime | None = None) -> tuple[
     return title, body
 
 
-def _skill_args(ws: Workstation, skill: str, ctx: sections.Context) -> dict[str, Any]:
+def _skill_args(ws: Parts, skill: str, ctx: sections.Context) -> dict[str, Any]:
     """What a report skill may receive, limited to the parameters it declares."""
     offered = {"since": iso(ctx.last_report_at) or "", "now": iso(ctx.now), "timezone": str(ctx.tz)}
     try:
@@ -212,7 +212,7 @@ SUMMARY_PROMPT = ("Write one short paragraph (at most four sentences) that tells
                   "in the report below. Use only facts from it; no preamble.\n\n")
 
 
-def _add_summary(ws: Workstation, body: str) -> str:
+def _add_summary(ws: Parts, body: str) -> str:
     """Fill ``{{summary}}`` with a paragraph from the configured fast model; drop it if none."""
     if "{{summary}}" not in body:
         return body
@@ -223,7 +223,7 @@ def _add_summary(ws: Workstation, body: str) -> str:
     return body.replace("{{summary}}", f"> {paragraph}" if paragraph else "")
 
 
-def _summarize(ws: Workstation, body: str, model: str) -> str:
+def _summarize(ws: Parts, body: str, model: str) -> str:
     try:
         from copa.agent import available_model, run_turn
     except ImportError:
@@ -251,7 +251,7 @@ def _summarize(ws: Workstation, body: str, model: str) -> str:
     return ""
 
 
-def create(ws: Workstation, name: str, *, run_id: int | None = None, now: datetime | None = None) -> Report:
+def create(ws: Parts, name: str, *, run_id: int | None = None, now: datetime | None = None) -> Report:
     """Render the report NAME and store it (row, Markdown file, memory of kind report)."""
     now = now or datetime.now(UTC)
     title, body = render(ws, name, now=now)
@@ -282,7 +282,7 @@ def _row(r: Any) -> Report:
     return Report(r[0], r[1], r[2], parse_iso(r[3]), r[5], r[4], r[6], r[7])
 
 
-def get(ws: Workstation, report_id: str) -> Report:
+def get(ws: Parts, report_id: str) -> Report:
     cols = "id, name, title, created_at, path, body, memory_id, run_id"
     r = ws.db.conn.execute(f"SELECT {cols} FROM sched_reports WHERE id = ?", (report_id,)).fetchone()
     if r is None and report_id == "last":
@@ -297,7 +297,7 @@ def get(ws: Workstation, report_id: str) -> Report:
     return _row(r)
 
 
-def recent(ws: Workstation, name: str | None = None, limit: int = 20) -> list[Report]:
+def recent(ws: Parts, name: str | None = None, limit: int = 20) -> list[Report]:
     cols = "id, name, title, created_at, path, body, memory_id, run_id"
     if name:
         rows = ws.db.conn.execute(f"SELECT {cols} FROM sched_reports WHERE name = ? ORDER BY created_at DESC "

@@ -20,7 +20,7 @@ from copa.errors import CopaError
 from copa.scheduler.store import Job, JobStore, Run
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.scheduler.parts import Parts
 
 log = logging.getLogger("copa.scheduler")
 
@@ -41,7 +41,7 @@ class Output:
     notes: str | None = None  # e.g. dangerous tool calls that were denied
 
 
-def execute(ws: Workstation, job: Job, *, origin: str, scheduled_for: datetime | None = None,
+def execute(ws: Parts, job: Job, *, origin: str, scheduled_for: datetime | None = None,
             slot: str | None = None, stop: threading.Event | None = None,
             on_start: Callable[[int], None] | None = None, on_finish: Callable[[int], None] | None = None) -> Run:
     """Run ``job`` with retries; returns the last attempt's run. ``slot`` (the fire time's key) makes
@@ -75,7 +75,7 @@ def _stopping(stop: threading.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
 
-def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: threading.Event | None) -> Run:
+def _attempt(ws: Parts, store: JobStore, job: Job, run_id: int, stop: threading.Event | None) -> Run:
     from copa.scheduler.delivery import deliver_all
 
     try:
@@ -101,7 +101,7 @@ def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: thre
                             report_id=out.report_id, error="; ".join(errors) or None)
 
 
-def perform(ws: Workstation, job: Job, run_id: int | None = None) -> Output:
+def perform(ws: Parts, job: Job, run_id: int | None = None) -> Output:
     """Do the job's action and return its output (a report, a skill's result, an agent's answer)."""
     if job.action_kind == "report":
         from copa.scheduler import reports
@@ -119,7 +119,7 @@ def perform(ws: Workstation, job: Job, run_id: int | None = None) -> Output:
     return Output(title, body, _save_output(ws, job, run_id, body), notes=notes)
 
 
-def _skill(ws: Workstation, name: str, args: dict, *, allow_dangerous: bool = False) -> str:
+def _skill(ws: Parts, name: str, args: dict, *, allow_dangerous: bool = False) -> str:
     skills = ws.skills
     info = skills.get(name)
     if getattr(info, "dangerous", False) and not allow_dangerous:
@@ -138,7 +138,7 @@ def _skill(ws: Workstation, name: str, args: dict, *, allow_dangerous: bool = Fa
     return content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False, default=str)
 
 
-def _prompt(ws: Workstation, prompt: str, *, allow_dangerous: bool = False) -> tuple[str, str | None]:
+def _prompt(ws: Parts, prompt: str, *, allow_dangerous: bool = False) -> tuple[str, str | None]:
     """One agent turn; (answer, notes). Unattended: a dangerous tool call never waits for an approval.
     It is denied, and recorded in the run's notes, unless the job was created with --allow-dangerous."""
     from copa.agent import available_model, run_turn
@@ -161,7 +161,7 @@ def _prompt(ws: Workstation, prompt: str, *, allow_dangerous: bool = False) -> t
     return result.text or "", notes
 
 
-def _save_output(ws: Workstation, job: Job, run_id: int | None, body: str) -> str:
+def _save_output(ws: Parts, job: Job, run_id: int | None, body: str) -> str:
     from copa.paths import atomic_write
 
     stamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.scheduler.parts import Parts
 
 log = logging.getLogger("copa.scheduler")
 SPARK = "▁▂▃▄▅▆▇█"
@@ -23,7 +23,7 @@ NOISE_KINDS = {"episode", "report"}  # conversation turns and earlier reports ar
 class Context:
     """What a section may use: the workstation, the report's time, the last report of this name."""
 
-    def __init__(self, ws: Workstation, name: str, now: datetime, last_report_at: datetime | None, tz: Any):
+    def __init__(self, ws: Parts, name: str, now: datetime, last_report_at: datetime | None, tz: Any):
         self.ws, self.name, self.now, self.last_report_at, self.tz = ws, name, now, last_report_at, tz
 
     def local(self, dt: datetime | None) -> str:
@@ -106,7 +106,7 @@ def learned(ctx: Context, days: str = "1", **_: str) -> str:
     return "\n".join(out)
 
 
-def _table_exists(ws: Workstation, name: str) -> bool:
+def _table_exists(ws: Parts, name: str) -> bool:
     return ws.db.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
         is not None
 

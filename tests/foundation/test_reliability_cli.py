@@ -52,6 +52,14 @@ def test_latin1_stdin_is_refused_with_the_byte_offset(copa_home):
     assert r.returncode == 2 and b"hunter" not in r.stderr and b"offset 6" in r.stderr
 
 
+def test_a_latin1_config_file_is_refused_naming_the_offset(copa_home, run_copa):
+    cfg = copa_home / "config" / "config.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_bytes(b'[agent]\nsystem_prompt = "r\xe9ponds en fran\xe7ais"\n')
+    r = run_copa("config", "show")
+    assert r.returncode == 3 and "offset 25" in r.stderr and "iconv" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_utf8_text_round_trips_and_json_on_failure(copa_home, run_copa):
     r = copa_bytes("memory", "add", "café ☕ naïve", "--json")
     assert r.returncode == 0, r.stderr
