@@ -57,7 +57,7 @@ def test_a_latin1_config_file_is_refused_naming_the_offset(copa_home, run_copa):
     cfg.parent.mkdir(parents=True)
     cfg.write_bytes(b'[agent]\nsystem_prompt = "r\xe9ponds en fran\xe7ais"\n')
     r = run_copa("config", "show")
-    assert r.returncode == 3 and "offset 25" in r.stderr and "iconv" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 3 and "offset 26" in r.stderr and "iconv" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_utf8_text_round_trips_and_json_on_failure(copa_home, run_copa):
