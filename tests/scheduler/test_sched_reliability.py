@@ -122,7 +122,9 @@ def test_misfire_policy_after_downtime_records_every_slot(copa_home, run_copa, d
     # the daemon was down for five hours: slots at -5h, -4h, -3h, -2h, -1h (and one about now)
     first = datetime.now(UTC) - timedelta(hours=5)
     _set(copa_home, "UPDATE sched_jobs SET next_run_at = ? WHERE name = 'j'", (first.isoformat(),))
-    daemons.start()
+    d = daemons.start()
+    # the replay of the missed slots is not a job of its own (a restart used to say "2 job(s)" here)
+    assert "running (pid" in Path(d.log_path).read_text() and "1 job(s) scheduled" in Path(d.log_path).read_text()
     wait_for(lambda: len([r for r in _runs(copa_home, "j") if r["status"] != "running"]) >= 5, 30,
              what="every missed slot to be accounted for")
     threading.Event().wait(1.0)
@@ -242,3 +244,41 @@ def test_an_old_scheduler_database_is_upgraded(copa_home):
         job = store.get("old")
         assert job.misfire_policy is None and job.max_lateness is None and job.allow_dangerous is False
         assert [r.slot for r in store.runs("old")] == [None, None]
+
+
+def test_the_policy_is_a_pure_function_of_the_slots():
+    """Scheduler.plan, alone: what each policy makes of on-time, late and too-late slots."""
+    from copa.scheduler.engine import Scheduler
+    from copa.scheduler.store import Job
+
+    class Cfg:
+        def __init__(self, catch_up: bool = True):
+            self.values = {"scheduler.misfire_grace": 60, "scheduler.catch_up": catch_up}
+
+        def get(self, key: str):
+            return self.values[key]
+
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    slots = [now - timedelta(hours=h) for h in (3, 2, 1)] + [now - timedelta(seconds=10)]
+
+    def job(policy: str | None, max_late: int | None = None) -> Job:
+        return Job(id=1, name="j", trigger_kind="every", trigger_spec="1h", timezone="UTC", action_kind="report",
+                   action_target="x", misfire_policy=policy, max_lateness=max_late)
+
+    def plan(policy: str | None, max_late: int | None = None, catch_up: bool = True):
+        runs, records = Scheduler(Cfg(catch_up), None, None).plan(job(policy, max_late), slots, now)
+        return [(s, o) for s, o in runs], [(s, st) for s, st, _ in records]
+
+    runs, records = plan(None)
+    assert runs == [(slots[-1], "schedule")] and records == [(s, "coalesced") for s in slots[:3]]
+    runs, records = plan("skip")
+    assert runs == [(slots[-1], "schedule")] and records == [(s, "missed") for s in slots[:3]]
+    runs, records = plan("run-all")
+    assert runs == [(s, "catch-up") for s in slots[:3]] + [(slots[-1], "schedule")] and records == []
+    runs, records = plan("run-all", max_late=2 * 3600 + 60)
+    assert records == [(slots[0], "missed")] and [s for s, _ in runs] == slots[1:]
+    runs, records = plan(None, catch_up=False)  # scheduler.catch_up off: run-once acts as skip
+    assert runs == [(slots[-1], "schedule")] and all(st == "missed" for _, st in records)
+    runs, records = plan("run-once")
+    late_only = Scheduler(Cfg(), None, None).plan(job("run-once"), slots[:3], now)
+    assert late_only[0] == [(slots[2], "catch-up")] and len(late_only[1]) == 2
