@@ -221,7 +221,10 @@ class Worker:
                     self.close()
                     raise WorkerDied("sent an over-long reply")
         line, _, self._buf = self._buf.partition(b"\n")
-        return json.loads(line)
+        from copa.textio import scrub_deep
+
+        # a skill's output is text from elsewhere: a lone surrogate ("\\udce9" in its JSON) becomes U+FFFD
+        return scrub_deep(json.loads(line))
 
     def read_message(self, timeout: float) -> dict:
         pending = self._pending

@@ -24,7 +24,8 @@ MAX_REPLY = 4 * 1024 * 1024
 
 
 def _send(out, obj: dict) -> None:
-    data = json.dumps(obj, ensure_ascii=False, default=str).encode()
+    # surrogatepass: text a skill read with surrogateescape still crosses; copa shows it as U+FFFD
+    data = json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
     if len(data) > MAX_REPLY:
         data = json.dumps({k: obj[k] for k in ("id",) if k in obj} | {
             "ok": False, "error_type": "result",

@@ -282,3 +282,22 @@ def test_the_policy_is_a_pure_function_of_the_slots():
     runs, records = plan("run-once")
     late_only = Scheduler(Cfg(), None, None).plan(job("run-once"), slots[:3], now)
     assert late_only[0] == [(slots[2], "catch-up")] and len(late_only[1]) == 2
+
+
+def test_a_skill_printing_undecodable_text_is_kept_with_the_replacement_shown(copa_home, run_copa):
+    """Skill output is text from elsewhere: a lone surrogate (an undecodable byte read with
+    surrogateescape) becomes U+FFFD; the run, its output file and --json all keep the rest."""
+    d = copa_home / "config" / "skills"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "odd.py").write_text(
+        "import os\n\nfrom copa.skills import skill\n\n\n@skill\n"
+        "def odd_bytes() -> str:\n    '''Text read from a Latin-1 file.'''\n"
+        "    return 'caf' + os.fsdecode(b'\\xe9') + ' au lait'\n")
+    r = run_copa("skills", "run", "odd_bytes", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "caf\ufffd au lait" in r.stdout
+    assert run_copa("schedule", "add", "odd", "--every", "1h", "--skill", "odd_bytes").returncode == 0
+    r = run_copa("schedule", "run", "odd", "--json")
+    assert r.returncode == 0, r.stderr
+    run = json.loads(r.stdout)
+    assert run["status"] == "ok" and Path(run["output_path"]).read_text() == "caf\ufffd au lait"
