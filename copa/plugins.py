@@ -117,8 +117,11 @@ class Plugins:
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
+        from copa import __version__
+
         for module in BUILTIN:
-            self._register(PluginInfo(module.removeprefix("copa.").removesuffix(".plugin"), module))
+            self._register(PluginInfo(module.removeprefix("copa.").removesuffix(".plugin"), module,
+                                      version=__version__))
         if os.environ.get("COPA_NO_PLUGINS", "") in ("", "0"):
             for ep in entry_points():
                 self._register(PluginInfo(ep["name"], ep["value"], ep["package"], ep["version"]))
