@@ -92,6 +92,11 @@ class Agent:
                 self._turn_log = TurnLog(self.memory.path)
             return self._turn_log
 
+    def tool_calls(self, turn_id: str) -> list[dict[str, Any]]:
+        """The tool calls of one turn, in order (tool, call_id, arguments, approval, ok, result, error,
+        error_type, duration_ms): what a face shows when it replays a conversation."""
+        return self.turn_log.calls(turn_id)
+
     def close(self) -> None:
         with self._log_lock:
             if self._turn_log is not None:
