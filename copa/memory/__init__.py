@@ -8,7 +8,27 @@
 See docs/memory.md for the design (schema, supersession, recall, forgetting, concurrency).
 """
 
-from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session
-from copa.memory.store import MemoryStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session
+    from copa.memory.store import MemoryStore
+
+# Loaded on first use: importing the package (as the plugin manager does, for copa/memory/plugin.py)
+# must not cost the store's ~40 ms to a command that never opens it.
+_EXPORTS = {"KINDS": "copa.memory.model", "TASK_STATUSES": "copa.memory.model", "Hit": "copa.memory.model",
+            "Memory": "copa.memory.model", "Session": "copa.memory.model", "MemoryStore": "copa.memory.store"}
 
 __all__ = ["KINDS", "TASK_STATUSES", "Hit", "Memory", "MemoryStore", "Session"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'copa.memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

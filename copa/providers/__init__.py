@@ -7,16 +7,29 @@ Public API::
     models.get("openai:gpt-4o-mini")         # ModelSpec
 """
 
-from copa.providers.registry import CONFIGURE_HINT
-from copa.providers.router import Models
-from copa.providers.types import (
-    ChatRequest,
-    Event,
-    Message,
-    ModelSpec,
-    Reply,
-    ToolCall,
-    Usage,
-)
+from __future__ import annotations
 
-__all__ = ["CONFIGURE_HINT", "ChatRequest", "Event", "Message", "ModelSpec", "Models", "Reply", "ToolCall", "Usage"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from copa.providers.registry import CONFIGURE_HINT
+    from copa.providers.router import Models
+    from copa.providers.types import ChatRequest, Event, Message, ModelSpec, Reply, ToolCall, Usage
+
+_EXPORTS = {"Models": "copa.providers.router", "CONFIGURE_HINT": "copa.providers.registry",
+            **{n: "copa.providers.types" for n in ("ChatRequest", "Event", "Message", "ModelSpec", "Reply",
+                                                   "ToolCall", "Usage")}}
+
+__all__ = ["CONFIGURE_HINT", "ChatRequest", "Event", "Message", "ModelSpec", "Models", "Reply", "ToolCall",
+           "Usage"]
+
+
+def __getattr__(name: str) -> Any:
+    """Loaded on first use: the plugin manager imports this package for its plugin module."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'copa.providers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
