@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from copa.exports import lazy
+
 if TYPE_CHECKING:
     from copa.agent.loop import Agent, TurnResult, new_session_id
 
@@ -33,13 +35,6 @@ def compact(ws: Any, session_id: str, keep_recent: int = 4) -> str:
 
 __all__ = ["Agent", "TurnResult", "available_model", "compact", "new_session_id", "run_turn"]
 
-
-def __getattr__(name: str) -> Any:
-    """Agent, TurnResult and new_session_id load the loop on first use (~40 ms: providers, context)."""
-    if name in ("Agent", "TurnResult", "new_session_id"):
-        from copa.agent import loop
-
-        value = getattr(loop, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'copa.agent' has no attribute {name!r}")
+# Agent, TurnResult and new_session_id load the loop on first use (~40 ms: providers, context)
+__getattr__ = lazy(__name__, {"Agent": "copa.agent.loop", "TurnResult": "copa.agent.loop",
+                              "new_session_id": "copa.agent.loop"})

@@ -10,8 +10,9 @@ See docs/memory.md for the design (schema, supersession, recall, forgetting, con
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from copa.exports import lazy
 
 if TYPE_CHECKING:
     from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session
@@ -25,10 +26,4 @@ _EXPORTS = {"KINDS": "copa.memory.model", "TASK_STATUSES": "copa.memory.model", 
 __all__ = ["KINDS", "TASK_STATUSES", "Hit", "Memory", "MemoryStore", "Session"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'copa.memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, _EXPORTS)

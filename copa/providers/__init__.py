@@ -9,8 +9,9 @@ Public API::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from copa.exports import lazy
 
 if TYPE_CHECKING:
     from copa.providers.registry import CONFIGURE_HINT
@@ -25,11 +26,4 @@ __all__ = ["CONFIGURE_HINT", "ChatRequest", "Event", "Message", "ModelSpec", "Mo
            "Usage"]
 
 
-def __getattr__(name: str) -> Any:
-    """Loaded on first use: the plugin manager imports this package for its plugin module."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'copa.providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, _EXPORTS)
