@@ -85,6 +85,13 @@ def _build_app():
             self.add_command(cmd, name)
             return cmd
 
+        def invoke(self, ctx):
+            # typer turns Ctrl-C into a silent exit 130; re-raised as Abort, main() says "interrupted"
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                raise typer.Abort() from None
+
         def format_commands(self, ctx, formatter):
             rows = [(name, help_) for name, (_, help_) in sorted(groups().items())]
             with formatter.section("Commands"):

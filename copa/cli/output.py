@@ -47,3 +47,4 @@ def workstation(interactive: bool | None = None):
     if interactive is None:
         interactive = sys.stdin.isatty()
     return Workstation(interactive=interactive)
+
