@@ -22,7 +22,7 @@ from typing import Any
 import copa
 from copa.paths import atomic_write
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _SKIP_PREFIXES = ("_", ".", "test_")
 _FRONT_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
 

@@ -40,6 +40,7 @@ class SkillInfo:
     dangerous: bool = False
     timeout: float | None = None
     secrets: list[str] = field(default_factory=list)
+    processes: int | None = None
     source: str = ""
     location: str = ""
     kind: str = "function"  # function | instructions | mcp
@@ -89,7 +90,9 @@ class Skills:
         cfg = ws.config if ws is not None else None
         get = (lambda k, d: cfg.get(k)) if cfg is not None else (lambda k, d: d)
         self.limits = Limits(memory_mb=get("skills.memory_mb", 512), cpu_seconds=get("skills.cpu_seconds", 30),
-                             timeout=float(get("skills.timeout", 30.0)))
+                             timeout=float(get("skills.timeout", 30.0)),
+                             max_processes=int(get("skills.max_processes", 64)),
+                             allow_unenforced=tuple(get("skills.allow_unenforced", [])))
         self.pool = WorkerPool(self.limits)
         cache_file = ws.paths.cache_dir / "skills-index.json" if (ws is not None and use_cache) else None
         self._cache = discovery.InspectionCache(cache_file)
@@ -127,7 +130,7 @@ class Skills:
     def _refresh(self, force: bool) -> None:
         entries = [e for loc, d in self.dirs() for e in discovery.scan_dir(d, loc)]
         fps = {str(e.path): e.fingerprint for e in entries}
-        if fps == self._fps and not force:
+        if fps == self._fps and not force and not self._transient:
             self._last_scan = time.monotonic()
             return
         stale = [e for e in entries if e.kind != "instructions" and self._cache.get(e) is None]
@@ -185,7 +188,7 @@ class Skills:
         for s in result["skills"]:
             info = SkillInfo(name=s["name"], description=s.get("description") or "", parameters=s["parameters"],
                              permissions=s["permissions"], dangerous=s["dangerous"], timeout=s["timeout"],
-                             secrets=s["secrets"], function=s["function"], **base)
+                             secrets=s["secrets"], function=s["function"], processes=s.get("processes"), **base)
             problem = s.get("error")
             if not problem and not _NAME_RE.match(info.name):
                 problem = f"skill name {info.name!r} must be 1-64 letters, digits, '_' or '-'"
@@ -227,7 +230,7 @@ class Skills:
 
     def call(self, name: str, arguments: dict[str, Any] | None = None) -> ToolResult:
         """Run a skill as the agent does: validated arguments, its own confined worker, limits."""
-        from copa.skills.runner import WorkerDied, sandbox_config
+        from copa.skills.runner import WorkerDied, carve_stamp, sandbox_config
 
         t0 = time.perf_counter()
         arguments = arguments or {}
@@ -253,20 +256,26 @@ class Skills:
                                   f"(copa secrets set {n})", error_type="secret")
             secrets[n] = value
         digest = hashlib.sha256("\0".join(f"{k}={v}" for k, v in sorted(secrets.items())).encode()).hexdigest()
-        key = (info.source, info.fingerprint, tuple(sorted(info.permissions)), digest)
-        config = sandbox_config(perms, Path(info.source), self.limits, self._data_dirs(perms))
+        config = sandbox_config(perms, Path(info.source), self.limits, hidden=self._hidden(),
+                                protected=tuple(str(d) for _, d in self.dirs()), max_processes=info.processes)
         config.update(mode="serve", file=info.source, cwd=self.cwd)
+        key = (info.source, info.fingerprint, tuple(sorted(info.permissions)), digest, info.processes,
+               carve_stamp(config))
         timeout = info.timeout or self.limits.timeout
         for _attempt in range(2):  # a second time only when the first worker had retired
             try:
                 worker = self.pool.acquire(key, config, secrets)
             except WorkerDied as e:
+                if "cannot enforce" in str(e):  # fails closed: one line saying what is missing and the opt-out
+                    return ToolResult(False, error=f"skill '{name}' refused: {e}", error_type="sandbox",
+                                      duration_ms=_ms(t0))
                 return ToolResult(False, error=f"skill '{name}' could not start: {e}", error_type="load",
                                   duration_ms=_ms(t0))
             except TimeoutError:
                 return ToolResult(False, error=f"skill '{name}' took too long to load", error_type="timeout",
                                   duration_ms=_ms(t0))
             pos = worker.output_pos()
+            worker.host = self._host_api(info, perms)
             try:
                 result = worker.call(info.function or name, arguments, timeout)
                 self.last_output = worker.output_since(pos)  # what it printed: shown by `copa skills run`
@@ -306,12 +315,19 @@ class Skills:
             return os.environ.get(name)
         return self.ws.secrets.resolve(name)
 
-    def _data_dirs(self, perms) -> tuple[str, ...]:
-        if not perms.memory or self.ws is None:
-            return ()
-        self.ws.paths.ensure()
-        # the database's folder only: not the config folder, whose key file unlocks the secrets file
-        return (str(self.ws.paths.data_dir),)
+    def _hidden(self) -> tuple[str, ...]:
+        """copa's own folders: no skill reads or writes them (the database, secrets, key, config)."""
+        from copa.paths import Paths
+
+        paths = self.ws.paths if self.ws is not None else Paths.from_env()
+        return tuple(str(p) for p in (paths.config_dir, paths.data_dir, paths.cache_dir, paths.state_dir,
+                                      paths.log_dir))
+
+    def _host_api(self, info: SkillInfo, perms):
+        """What a worker may ask copa for (copa.skills.host), by its declared permissions."""
+        from copa.skills import host_api
+
+        return host_api.handler(info.name, perms, (lambda: self.ws.memory) if self.ws is not None else None)
 
 
 def _stem(path: Path) -> str:
