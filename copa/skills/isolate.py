@@ -137,6 +137,13 @@ def enter(cfg: dict) -> dict:
                 os._exit(_status_code(status))
     report["pid_namespace"] = ("userns+" if userns else "") + ("pidns, own /proc" if proc else "pidns, host /proc")
     n = int(cfg.get("max_processes") or 0)
+    if userns and n and report["processes"] == "unlimited":
+        # a fresh user namespace counts its own processes: this caps the worker, not the whole user
+        import resource
+
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+            report["processes"] = f"RLIMIT_NPROC {n} (user namespace)"
     if proc and n and report["processes"] == "unlimited":
         # kernels >= 6.14 keep pid_max per PID namespace: at most that many processes and threads in
         # it (the kernel's floor is 301); no cgroup needed, and it holds for root too
@@ -145,14 +152,6 @@ def enter(cfg: dict) -> dict:
             report["processes"] = f"pid namespace pid_max {max(n, 301)}"
         except OSError:
             pass
-    if userns and cfg.get("max_processes") and report["processes"] == "unlimited":
-        # a fresh user namespace counts its own processes: this caps the worker, not the whole user
-        import resource
-
-        n = int(cfg["max_processes"])
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
-            report["processes"] = f"RLIMIT_NPROC {n} (user namespace)"
     if root and not userns:
         report["capabilities"] = "kept"
     return report
@@ -189,9 +188,10 @@ def hand_over_proxy_listener(channel_fd: int) -> int:
     return port
 
 
-def drop_capabilities() -> str:
-    """Root: lose every capability for good (bounding set, ambient, securebits locked)."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+def drop_capabilities(in_userns: bool = False) -> str:
+    """Root, or anyone inside a user namespace of its own (where it holds every capability): lose
+    every capability for good (bounding set, ambient, securebits locked)."""
+    if not sys.platform.startswith("linux") or (os.geteuid() != 0 and not in_userns):
         return "none (not root)"
     libc = _libc()
     libc.prctl(_PR_SET_SECUREBITS, _SECUREBITS, 0, 0, 0)

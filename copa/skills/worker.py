@@ -48,7 +48,8 @@ def _confine(cfg: dict, report: dict) -> dict:
     elif isinstance(cfg.get("proxy_fd"), int):
         with contextlib.suppress(OSError):
             os.close(cfg["proxy_fd"])
-    report["capabilities"] = isolate.drop_capabilities() if kernel else "kept (kernel sandbox off)"
+    report["capabilities"] = (isolate.drop_capabilities("userns" in report.get("pid_namespace", "")) if kernel
+                              else "kept (kernel sandbox off)")
     report["limits"] = sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)),
                                           int(cfg.get("cpu_budget", 20)), int(cfg.get("fsize_mb", 0)))
     if net == "none" and "netns" not in report.get("network", ""):
