@@ -114,7 +114,9 @@ def _click_exceptions():
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"copa: error: {message}", file=sys.stderr)
+    from copa.termsafe import safe
+
+    print(f"copa: error: {safe(message)}", file=sys.stderr)  # a message may quote a skill or a model
     return code
 
 

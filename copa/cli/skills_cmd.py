@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from copa.cli.output import emit_json, print_table, workstation
+from copa.cli.output import emit_json, print_table, say, workstation
 
 app = typer.Typer(help="Skills: Python files that become safe, typed tools (see docs/skills.md).",
                   no_args_is_help=True)
@@ -140,14 +140,14 @@ def run_cmd(name: str = typer.Argument(..., help="Skill name."),
     result = ws.skills.call(name, arguments)
     printed = ws.skills.last_output
     if printed and not json_out:  # the skill's own print()s: handy while writing one
-        sys.stderr.write("".join(f"| {line}\n" for line in printed.rstrip("\n").splitlines()))
+        say("".join(f"| {line}\n" for line in printed.rstrip("\n").splitlines()), err=True, end="")
     if json_out:
         emit_json(result.as_dict() | {"duration_ms": result.duration_ms})
     elif result.ok:
         content = result.content
-        print(content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False))
+        say(content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False))
     else:
-        print(f"copa: skill '{name}' failed ({result.error_type}): {result.error}", file=sys.stderr)
+        say(f"copa: skill '{name}' failed ({result.error_type}): {result.error}", err=True)
     if not result.ok:
         raise typer.Exit(1)
 
