@@ -28,16 +28,20 @@ def _default(obj: Any) -> Any:
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON: stable key order (as built), UTF-8, one document."""
     from copa.termsafe import safe_json
+    from copa.textio import scrub
 
-    sys.stdout.write(safe_json(json.dumps(data, indent=2, ensure_ascii=False, default=_default)) + "\n")
+    # scrub: a lone surrogate (an undecodable byte in a file name, a server's reply) never reaches JSON;
+    # safe_json: C1 and bidi controls in strings are written as escapes (json escapes only C0)
+    sys.stdout.write(safe_json(scrub(json.dumps(data, indent=2, ensure_ascii=False, default=_default))) + "\n")
 
 
 def say(text: str, *, err: bool = False, end: str = "\n", flush: bool = False) -> None:
     """Print text that may come from outside copa (a skill, a model, a memory) as inert data."""
     from copa.termsafe import safe
+    from copa.textio import scrub
 
     stream = sys.stderr if err else sys.stdout
-    stream.write(safe(text) + end)
+    stream.write(safe(scrub(text)) + end)
     if flush:
         stream.flush()
 
