@@ -9,9 +9,12 @@ from typing import Literal
 from copa.skills import skill
 from copa.skills.host import system
 
-# /proc here is the worker's own (a PID namespace: only its processes); the machine's processes
-# come from copa through the 'processes' permission, never by reading other processes' /proc files
-PERMISSIONS = ["fs.read:/proc", "fs.read:/sys", "fs.read:/etc/passwd", "fs.read:/etc/group"]
+# Named system files only (what psutil reads for these figures), not /proc wholesale; /proc is the
+# worker's own anyway (a PID namespace). The machine's processes come from copa through the
+# 'processes' permission, never from other processes' /proc folders.
+PERMISSIONS = ["fs.read:/proc/stat", "fs.read:/proc/meminfo", "fs.read:/proc/vmstat", "fs.read:/proc/loadavg",
+               "fs.read:/proc/uptime", "fs.read:/proc/cpuinfo", "fs.read:/proc/filesystems", "fs.read:/proc/self",
+               "fs.read:/sys/devices/system/cpu", "fs.read:/sys/block", "fs.read:/sys/class/block"]
 _PSEUDO_FS = {"proc", "sysfs", "tmpfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "overlay", "squashfs", "nsfs",
               "securityfs", "debugfs", "tracefs", "mqueue", "pstore", "bpf", "autofs", "fusectl", "configfs", "ramfs"}
 

@@ -108,6 +108,9 @@ class Skills:
         self.pool = WorkerPool(self.limits)
         cache_file = paths.cache_dir / "skills-index.json" if (paths is not None and use_cache) else None
         self._cache = discovery.InspectionCache(cache_file)
+        from copa.skills.trust import TrustStore
+
+        self.trust = TrustStore(paths.config_dir / "skills-trust.json" if paths is not None else None)
         self._skills: dict[str, SkillInfo] = {}
         self._broken: list[SkillInfo] = []
         self._last_scan = -1e9
@@ -136,8 +139,13 @@ class Skills:
             self._refresh(force)
 
     def _refresh(self, force: bool) -> None:
+        force = self.trust.reload_if_changed() or force
         entries = [e for loc, d in self.dirs() for e in discovery.scan_dir(d, loc)]
         fps = {str(e.path): e.fingerprint for e in entries}
+        tracked = self.trust.entries()
+        for e in entries:  # an approved skill: any file of it changing (scripts/, data) is a change
+            if str(e.path) in tracked and e.path.is_dir():
+                fps[str(e.path)] = e.fingerprint + discovery.deep_fingerprint(e.path)
         if fps == self._fps and not force and not self._transient:
             self._last_scan = time.monotonic()
             return
@@ -180,6 +188,14 @@ class Skills:
         self._skills, self._broken = skills, broken
 
     def _infos(self, e: discovery.Entry) -> list[SkillInfo]:
+        infos = self._describe(e)
+        changed = self.trust.verify(e.path, self._fps.get(str(e.path), e.fingerprint))
+        if changed:  # approved once, different now: not offered until the user approves it again
+            for info in infos:
+                info.status, info.error = "error", changed
+        return infos
+
+    def _describe(self, e: discovery.Entry) -> list[SkillInfo]:
         base = {"source": str(e.path), "location": e.location, "fingerprint": e.fingerprint}
         if e.kind == "instructions":
             meta = discovery.read_instructions(e.path)
