@@ -199,20 +199,19 @@ def drop_capabilities(in_userns: bool = False) -> str:
     while cap < 64 and libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
         cap += 1
     libc.prctl(_PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-    hdr, data = Header(0x20080522, 0), (Data * 2)()
+    hdr, data = _CapHeader(0x20080522, 0), (_CapData * 2)()
     if libc.syscall(ctypes.c_long(126 if _x86() else 91), ctypes.byref(hdr), data) != 0:  # capset
         return f"failed (errno {ctypes.get_errno()})"
     return "all dropped"
 
 
-def _x86() -> bool:
-    import platform
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
-    return platform.machine() == "x86_64"
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _x86() -> bool:
+    return os.uname().machine == "x86_64"

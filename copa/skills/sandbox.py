@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import math
 import os
 import resource
@@ -70,7 +69,14 @@ _libc = None
 def _c():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # on Linux the interpreter's own symbols include libc's: find_library would run ldconfig
+        # in a subprocess (tens of ms on every cold worker)
+        name = None
+        if not sys.platform.startswith("linux"):
+            from ctypes.util import find_library
+
+            name = find_library("c")
+        _libc = ctypes.CDLL(name, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
     return _libc
 
@@ -262,11 +268,10 @@ def deny_sockets(allow_inet: bool = False) -> str:
     /var/run/docker.sock is not covered by Landlock or a network namespace), or with ``allow_inet``
     every family but IPv4/IPv6 (a ``net:HOST`` worker, whose namespace leads only to copa's proxy).
     io_uring is refused too (it can create sockets without the socket() system call). Unprivileged."""
-    import platform
-
-    if not sys.platform.startswith("linux") or platform.machine() not in _SECCOMP_ARCH:
+    machine = os.uname().machine
+    if not sys.platform.startswith("linux") or machine not in _SECCOMP_ARCH:
         return "unavailable"
-    arch, nr_socket = _SECCOMP_ARCH[platform.machine()]
+    arch, nr_socket = _SECCOMP_ARCH[machine]
     nr_io_uring_setup = 425  # the same on x86_64 and aarch64
     ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
     allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM

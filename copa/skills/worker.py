@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ def _confine(cfg: dict, report: dict) -> dict:
     kernel = cfg.get("kernel", True)
     net = cfg.get("net", "none")
     tcp_ports: list[int] = []
+    t_proxy = time.perf_counter()
     if net == "hosts" and "netns" in report.get("network", "") and isinstance(cfg.get("proxy_fd"), int):
         port = isolate.hand_over_proxy_listener(cfg["proxy_fd"])
         proxy = f"http://127.0.0.1:{port}"
@@ -48,14 +50,22 @@ def _confine(cfg: dict, report: dict) -> dict:
     elif isinstance(cfg.get("proxy_fd"), int):
         with contextlib.suppress(OSError):
             os.close(cfg["proxy_fd"])
+    ms = report.setdefault("ms", {})
+    t = time.perf_counter()
+    if tcp_ports:
+        ms["proxy_handover"] = round((t - t_proxy) * 1000, 3)
     report["capabilities"] = (isolate.drop_capabilities("userns" in report.get("pid_namespace", "")) if kernel
                               else "kept (kernel sandbox off)")
+    ms["capabilities"] = round((time.perf_counter() - t) * 1000, 3)
     report["limits"] = sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)),
                                           int(cfg.get("cpu_budget", 20)), int(cfg.get("fsize_mb", 0)))
     if net == "none" and "netns" not in report.get("network", ""):
         report["network"] = "unavailable"
+    t = time.perf_counter()
     report["sockets"] = (sandbox.deny_sockets() if net == "none" else
                          sandbox.deny_sockets(allow_inet=True) if net == "hosts" else "allowed")
+    ms["seccomp"] = round((time.perf_counter() - t) * 1000, 3)
+    t = time.perf_counter()
     hidden = sandbox.reveal_within(cfg.get("hidden", []), cfg.get("reveal", []))
     if "own /proc" not in report.get("pid_namespace", ""):  # other processes' /proc folders stay out
         me = str(os.getpid())
@@ -65,6 +75,7 @@ def _confine(cfg: dict, report: dict) -> dict:
         cfg.get("read", []), cfg.get("write", []), cfg.get("exec", []), deny_tcp=net != "any",
         hidden=hidden, protected=cfg.get("protected", []), own=cfg.get("own", []),
         tcp_ports=tcp_ports) if kernel else "disabled"
+    ms["landlock"] = round((time.perf_counter() - t) * 1000, 3)
     landlocked = report["filesystem"].startswith("landlock")
     roots = None if landlocked else (tuple(cfg.get("read", []) + cfg.get("exec", [])),
                                      tuple(cfg.get("write", []) + cfg.get("own", [])))
@@ -236,10 +247,12 @@ def serve(cfg: dict, out, report: dict) -> None:
 def main() -> None:
     cfg = json.loads(sys.stdin.buffer.readline())
     report: dict[str, Any] = {}
-    if cfg.get("kernel", True):
-        from copa.skills import isolate
+    from copa.skills import isolate
 
+    t0 = time.perf_counter()  # CLOCK_MONOTONIC: comparable across the outer, init and worker processes
+    if cfg.get("kernel", True):
         report = isolate.enter(cfg)  # namespaces: only the worker itself returns from here
+    report["ms"] = {"namespaces": round((time.perf_counter() - t0) * 1000, 3)}  # what each layer cost
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in a skill goes to the worker's stderr, never into the protocol
     sys.stdout = sys.stderr
