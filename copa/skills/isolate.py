@@ -96,13 +96,8 @@ def enter(cfg: dict) -> dict:
     want_net = cfg.get("net") != "any"
     flags = CLONE_NEWPID | CLONE_NEWNS | (CLONE_NEWNET if want_net else 0)
     uid, gid = os.geteuid(), os.getegid()
-    cgroup = cfg.get("cgroup")
-    if cgroup:  # join before forking: init and worker are born in it
-        try:
-            _write(os.path.join(cgroup, "cgroup.procs"), str(os.getpid()))
-            report["processes"] = f"pids cgroup (max {cfg.get('max_processes')})"
-        except OSError:
-            pass
+    if cfg.get("cgroup") and cfg.get("cgroup_joined"):  # copa moved us in; init and worker are born in it
+        report["processes"] = f"pids cgroup (max {cfg.get('max_processes')})"
     userns = False
     if libc.unshare(flags) != 0:
         if libc.unshare(flags | CLONE_NEWUSER) != 0:

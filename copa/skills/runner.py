@@ -199,6 +199,10 @@ class Worker:
             os.close(child_fd)
             if theirs is not None:
                 theirs.close()
+        if config.get("cgroup"):
+            # copa moves the new process into its cgroup while the interpreter starts (a cgroup v1
+            # migration waits for an RCU grace period, 5-15 ms); it forks nothing before its set-up
+            config = dict(config, cgroup_joined=_join_cgroup(config["cgroup"], self.proc.pid))
         try:
             self._write(config)
             hello = self._read(time.monotonic() + timeout)
@@ -419,6 +423,15 @@ def tmp_root() -> str:
 
 def new_tmpdir() -> str:
     return tempfile.mkdtemp(prefix="copa-skill-", dir=tmp_root())
+
+
+def _join_cgroup(path: str, pid: int) -> bool:
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+        return True
+    except OSError:
+        return False
 
 
 def _remove_cgroup(path: str) -> None:

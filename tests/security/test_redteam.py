@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import new_registry
+from conftest import new_registry, root_only
 
 ATTACKS = '''
 import ctypes, os, signal, time
@@ -226,3 +226,40 @@ def test_a_fresh_registry_sees_the_same(skill_dir, write_skill):
         assert reg.call("trace").ok and reg.call("alive").ok
     finally:
         reg.close()
+
+
+def test_a_new_entry_beside_copas_folders_is_seen_by_a_new_worker(write_skill, registry, tmp_path, copa_home):
+    """A folder holding copa's folders is granted entry by entry: a file created there later is
+    readable on the next call (copa notices the folder changed and starts a new worker)."""
+    assert copa_home.parent == tmp_path
+    write_skill("reader.py", f'''
+        from copa.skills import skill
+
+        @skill(permissions=["fs.read:{tmp_path}"])
+        def read(name: str) -> str:
+            """Reads a file of the granted folder."""
+            with open("{tmp_path}/" + name) as f:
+                return f.read()
+    ''')
+    (tmp_path / "early.txt").write_text("early")
+    assert registry.call("read", {"name": "early.txt"}).content == "early"
+    (tmp_path / "late.txt").write_text("late")
+    assert registry.call("read", {"name": "late.txt"}).content == "late"
+    r = registry.call("read", {"name": "copa-home/data/copa.db"})
+    assert not r.ok and r.error_type == "permission"
+
+
+@root_only
+def test_programs_run_by_a_root_skill_get_no_capabilities_back(registry, write_skill):
+    write_skill("caps.py", '''
+        import subprocess
+        from copa.skills import skill
+
+        @skill(permissions=["exec"], dangerous=True)
+        def caps() -> str:
+            """Runs a program (as root) that asks which capabilities it has."""
+            code = "import ctypes; l = ctypes.CDLL(None); print(l.prctl(23, 21, 0, 0, 0), l.prctl(23, 0, 0, 0, 0))"
+            return subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True).stdout
+    ''')
+    r = registry.call("caps")
+    assert r.ok and r.content.split() == ["0", "0"], r  # CAP_SYS_ADMIN, CAP_CHOWN: not in the bounding set
