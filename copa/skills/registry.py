@@ -105,7 +105,7 @@ class Skills:
                              timeout=float(get("skills.timeout", 30.0)),
                              max_processes=int(get("skills.max_processes", 64)),
                              allow_unenforced=tuple(get("skills.allow_unenforced", [])))
-        self.pool = WorkerPool(self.limits)
+        self.pool = WorkerPool(self.limits, tmp_parent=str(paths.cache_dir / "workers") if paths is not None else None)
         cache_file = paths.cache_dir / "skills-index.json" if (paths is not None and use_cache) else None
         self._cache = discovery.InspectionCache(cache_file)
         from copa.skills.trust import TrustStore

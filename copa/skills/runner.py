@@ -421,8 +421,10 @@ def tmp_root() -> str:
     return _TMP_ROOT
 
 
-def new_tmpdir() -> str:
-    return tempfile.mkdtemp(prefix="copa-skill-", dir=tmp_root())
+def new_tmpdir(parent: str | None = None) -> str:
+    if parent:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    return tempfile.mkdtemp(prefix="copa-skill-", dir=parent or tmp_root())
 
 
 def _join_cgroup(path: str, pid: int) -> bool:
@@ -471,7 +473,10 @@ def _close_open_pools() -> None:
 class WorkerPool:
     """Reusable workers keyed by (file, version, permissions, secrets); idle ones are stopped."""
 
-    def __init__(self, limits: Limits, max_workers: int = 16):
+    def __init__(self, limits: Limits, max_workers: int = 16, tmp_parent: str | None = None):
+        # tmp_parent: where worker temp dirs go; copa's cache folder (hidden from every skill anyway)
+        # keeps /tmp itself whole for skills granted it; without one, a private folder in /tmp
+        self.tmp_parent = tmp_parent
         self.limits = limits
         self.max_workers = max_workers
         self._workers: list[Worker] = []
@@ -500,10 +505,10 @@ class WorkerPool:
                 if w.key == key and not w.busy and w.alive:
                     w.busy = True
                     return w
-            tmp = new_tmpdir()
+            tmp = new_tmpdir(self.tmp_parent)
             cfg = dict(config)
             cfg["write"] = [p for p in cfg["write"] if p != "{tmp}"]
-            cfg.update(own=[tmp], hidden=list(cfg.get("hidden", [])) + [tmp_root()])
+            cfg.update(own=[tmp], hidden=list(cfg.get("hidden", [])) + [os.path.dirname(tmp)])
             w = Worker(key=key, config=cfg, env=worker_env(tmp, secrets, cfg.get("cwd")), tmpdir=tmp, busy=True)
             self._workers.append(w)
         try:

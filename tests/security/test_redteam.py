@@ -263,3 +263,30 @@ def test_programs_run_by_a_root_skill_get_no_capabilities_back(registry, write_s
     ''')
     r = registry.call("caps")
     assert r.ok and r.content.split() == ["0", "0"], r  # CAP_SYS_ADMIN, CAP_CHOWN: not in the bounding set
+
+
+def test_worker_temp_dirs_are_private_to_their_worker(ws, registry, write_skill, copa_home):
+    write_skill("temps.py", f'''
+        import os
+        from copa.skills import skill
+
+        @skill
+        def my_tmp() -> str:
+            """Writes a file in its private temp dir and says where."""
+            path = os.path.join(os.environ["TMPDIR"], "mine.txt")
+            with open(path, "w") as f:
+                f.write("mine")
+            return path
+
+        @skill(permissions=["fs.write:{copa_home}"])
+        def other(path: str) -> str:
+            """Another worker tries that file (its grant covers copa's whole folder)."""
+            with open(path, "w") as f:
+                f.write("overwritten")
+            return "ok"
+    ''')
+    path = registry.call("my_tmp").content
+    assert path.startswith(str(ws.paths.cache_dir / "workers") + "/")
+    r = registry.call("other", {"path": path})
+    assert not r.ok and r.error_type == "permission", r
+    assert open(path).read() == "mine"
