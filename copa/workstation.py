@@ -114,7 +114,9 @@ class Workstation:
     def skills(self) -> Skills:
         from copa.skills import Skills
 
-        return Skills(self.config, self.paths, _Deferred(lambda: self.secrets))
+        # memory: what a skill with the 'memory' permission reaches, through copa (never the files)
+        return Skills(self.config, self.paths, _Deferred(lambda: self.secrets),
+                      memory=_Deferred(lambda: self.memory))
 
     @cached_property
     def agent(self) -> Agent:
