@@ -59,7 +59,7 @@ def configured_models(config: Config) -> dict[str, ModelSpec]:
                               key=entry["key"] or ("" if base and provider != "anthropic" else KEY_NAMES[provider]),
                               context_window=entry["context_window"], price_in=entry["price_in"],
                               price_out=entry["price_out"], tool_mode=entry["tool_mode"],
-                              max_tokens=entry["max_tokens"], source="config")
+                              max_tokens=entry["max_tokens"], stream=entry["stream"], source="config")
     return out
 
 
