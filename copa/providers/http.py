@@ -129,8 +129,8 @@ def error_message(body: bytes) -> str:
     if isinstance(obj, list) and obj:
         obj = obj[0]
     err = obj.get("error", obj) if isinstance(obj, dict) else obj
-    if isinstance(err, dict):
-        return str(err.get("message") or err.get("type") or err)[:300]
+    if isinstance(err, dict):  # {"error": {"message"}}, or FastAPI's {"detail": ...} (llama-cpp-python)
+        return str(err.get("message") or err.get("detail") or err.get("type") or err)[:300]
     return str(err)[:300]
 
 

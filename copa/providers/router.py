@@ -247,18 +247,29 @@ class Models:
     # -- context windows ----------------------------------------------------------------------
     def window(self, name: str) -> tuple[int, str]:
         """The model's context window in tokens and where that figure came from: ``config``, ``server``
-        (it said when asked, or when it refused a request as too long) or ``default``."""
+        (it said so when asked, or when it refused a request as too long) or ``default``.
+
+        A window the server stated when refusing a request wins over a larger configured one: the
+        server is the one that counts."""
+        from copa.providers import windows
+
         spec = self.get(name)
         key = f"{spec.base_url}|{spec.model}"
-        if spec.context_window > 0:
-            return spec.context_window, "config"
         if key not in self._windows:
             self._windows[key] = self._find_window(spec)
-        return self._windows[key]
+        found = self._windows[key]
+        if spec.context_window > 0:
+            learned = windows.Learned(self.ws.paths.cache_dir).get(spec.base_url, spec.model)
+            if learned and learned < spec.context_window:
+                return learned, "server"
+            return spec.context_window, "config"
+        return found
 
     def _find_window(self, spec: ModelSpec) -> tuple[int, str]:
         from copa.providers import windows
 
+        if spec.context_window > 0:
+            return spec.context_window, "config"
         if spec.base_url and spec.provider in ("openai", "ollama") and windows.is_local(spec.base_url):
             said = windows.probe(self.client, spec.base_url, spec.model)
             if said:
@@ -272,7 +283,7 @@ class Models:
         """A server stated the window when it refused a request: use it from now on (and next time)."""
         from copa.providers import windows
 
-        if window > 0 and spec.context_window <= 0:
+        if window > 0:
             self._windows[f"{spec.base_url}|{spec.model}"] = (window, "server")
             windows.Learned(self.ws.paths.cache_dir).put(spec.base_url, spec.model, window)
 
@@ -357,17 +368,25 @@ class Models:
                     collector.feed(ev)
                 if not collector.stopped:
                     raise StreamBroken("the stream ended before the answer was complete")
-            except StreamBroken:
+            except (StreamBroken, httpx.ReadError, httpx.RemoteProtocolError) as e:
                 if not streamed or collector.seen:
                     raise
-                # Not one event before the end: a server that fails once its stream has begun just
-                # closes it (llama-cpp-python does, when the request exceeds its window). The same
-                # request without streaming gets its error as an HTTP status and body, in its words.
-                log.warning("%s: the stream ended without a word; asking once more without streaming", spec.label)
+                # The request went out and not one event came back: a server that fails inside its
+                # stream handler may just hang up (llama-cpp-python does when the request exceeds
+                # its window: "Server disconnected without sending a response"). The same request
+                # without streaming gets the error as an HTTP status and body, in the server's words.
+                log.warning("%s: the stream ended without a word (%s); asking once more without streaming",
+                            spec.label, type(e).__name__)
                 events.close()
-                events = open_events(False)
-                for ev in events:
-                    collector.feed(ev)
+                # On a new connection: the pooled one is the one the server just hung up.
+                with httpx.Client(timeout=self.client.timeout, headers=self.client.headers) as fresh:
+                    provider.client = fresh
+                    try:
+                        events = open_events(False)
+                        for ev in events:
+                            collector.feed(ev)
+                    finally:
+                        provider.client = self.client
                 if not collector.stopped:
                     raise StreamBroken("the answer ended before it was complete") from None
             collector.estimate_usage(sent)
