@@ -142,7 +142,7 @@ def _fit_message(message: str, room: int) -> tuple[str, int, int]:
     return text, estimate_tokens(text), cut
 
 
-def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_tokens: int, tools: list[Any],
+def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_tokens: int, tools: list[Any],
              extra_system: str = "", use_memory: bool = True, recall_limit: int = 8, recent_turns: int = 40,
              exclude_ids: set[str] | None = None, now: datetime | None = None, model_name: str = "") -> Context:
     t0 = time.perf_counter()
@@ -176,7 +176,7 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
         ctx.tokens = sum(ctx.spent.values())
         ctx.timing["context_ms"] = (time.perf_counter() - t0) * 1000
         return ctx
-    mem = ws.memory
+    mem = memory
     sections: list[str] = []
     used: list[dict[str, Any]] = []
     left = budget

@@ -33,19 +33,29 @@ from copa.providers.types import (
 )
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from pathlib import Path
+
+    from copa.config import Config
+    from copa.secrets import SecretStore
 
 log = logging.getLogger("copa.providers")
 OnEvent = Callable[[Event], None]
 
 
 def provider_for(spec: ModelSpec, api_key: str | None, client: Any, read_timeout: float):
-    if spec.provider == "anthropic":
-        from copa.providers.anthropic import AnthropicProvider as cls
-    elif spec.provider == "gemini":
-        from copa.providers.gemini import GeminiProvider as cls
-    else:  # openai and ollama (its /v1 is OpenAI-compatible)
-        from copa.providers.openai import OpenAIProvider as cls
+    """The wire protocol of ``spec``, as registered through the ``copa_model_providers`` hook."""
+    import importlib
+
+    from copa.plugins import merged
+
+    wires = merged("copa_model_providers", "model provider")
+    cls = wires.get(spec.provider)
+    if cls is None:
+        raise ProviderError(f"unknown provider {spec.provider!r} for {spec.label}",
+                            hint="known: " + ", ".join(sorted(wires)) + " (copa plugins list)")
+    if isinstance(cls, str):
+        module, _, name = cls.partition(":")
+        cls = getattr(importlib.import_module(module), name)
     return cls(spec, api_key, client, read_timeout)
 
 
@@ -136,15 +146,23 @@ class _Collector:
 
 
 class Models:
-    """The models a workstation can use, and the one place that sends requests to them."""
+    """The models copa can use, and the one place that sends requests to them.
 
-    def __init__(self, ws: Workstation, env: dict[str, str] | None = None):
-        self.ws = ws
+    ``config`` gives the [models.NAME] tables and the agent.* timeouts; ``secrets`` the API keys
+    (it is touched only when a key is needed, so a model without one never opens the store)."""
+
+    def __init__(self, config: Config, secrets: SecretStore, env: dict[str, str] | None = None,
+                 cache_dir: Path | None = None):
+        self.config = config
+        self.secrets = secrets
+        # where windows servers stated when refusing a request are remembered (None: this process only)
+        self.cache_dir = cache_dir
         self.env = os.environ if env is None else env
         self._client = None
         self._client_lock = threading.Lock()
         self._registry: Registry | None = None
         self._windows: dict[str, tuple[int, str]] = {}
+        self._refused: dict[str, int] = {}  # windows stated by servers refusing a request, this process
         self.sleep = time.sleep  # tests may replace it
         self.stream: bool | None = None  # None: each model as its config says; False: plain requests (--no-stream)
 
@@ -153,19 +171,19 @@ class Models:
         if self._registry is None:
             stored: set[str] = set()
             if not any(self.env.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
-                                                  "GEMINI_API_KEY", "OLLAMA_HOST")) and not self.ws.config.table(
+                                                  "GEMINI_API_KEY", "OLLAMA_HOST")) and not self.config.table(
                                                       "models"):
                 stored = self._stored_names()
-            self._registry = Registry(self.ws.config, self.env, stored)
+            self._registry = Registry(self.config, self.env, stored)
             if not self._registry.all() and _ollama_listening():
-                self._registry = Registry(self.ws.config, {**self.env, "OLLAMA_HOST": OLLAMA_DEFAULT}, stored)
+                self._registry = Registry(self.config, {**self.env, "OLLAMA_HOST": OLLAMA_DEFAULT}, stored)
         return self._registry
 
     def _stored_names(self) -> set[str]:
         from copa.errors import CopaError
 
         try:
-            return set(self.ws.secrets.names())
+            return set(self.secrets.names())
         except (CopaError, OSError):
             return set()
 
@@ -184,7 +202,7 @@ class Models:
         if self._client is None:
             import httpx
 
-            cfg = self.ws.config
+            cfg = self.config
             connect, read = cfg.get("agent.connect_timeout"), cfg.get("agent.read_timeout")
             from copa import __version__
 
@@ -219,7 +237,7 @@ class Models:
         from copa.errors import CopaError
 
         try:
-            value = self.ws.secrets.get(spec.key)
+            value = self.secrets.get(spec.key)
         except CopaError as e:
             raise AttemptFailed(f"{spec.label}: cannot read the key {spec.key} ({e.message})",
                                 hint=e.hint or "") from None
@@ -251,15 +269,13 @@ class Models:
 
         A window the server stated when refusing a request wins over a larger configured one: the
         server is the one that counts."""
-        from copa.providers import windows
-
         spec = self.get(name)
         key = f"{spec.base_url}|{spec.model}"
         if key not in self._windows:
             self._windows[key] = self._find_window(spec)
         found = self._windows[key]
         if spec.context_window > 0:
-            learned = windows.Learned(self.ws.paths.cache_dir).get(spec.base_url, spec.model)
+            learned = self._learned(spec)
             if learned and learned < spec.context_window:
                 return learned, "server"
             return spec.context_window, "config"
@@ -274,7 +290,7 @@ class Models:
             said = windows.probe(self.client, spec.base_url, spec.model)
             if said:
                 return said, "server"
-        learned = windows.Learned(self.ws.paths.cache_dir).get(spec.base_url, spec.model)
+        learned = self._learned(spec)
         if learned:
             return learned, "server"
         return spec.window(), "default"
@@ -285,7 +301,17 @@ class Models:
 
         if window > 0:
             self._windows[f"{spec.base_url}|{spec.model}"] = (window, "server")
-            windows.Learned(self.ws.paths.cache_dir).put(spec.base_url, spec.model, window)
+            self._refused[f"{spec.base_url}|{spec.model}"] = window
+            if self.cache_dir is not None:
+                windows.Learned(self.cache_dir).put(spec.base_url, spec.model, window)
+
+    def _learned(self, spec: ModelSpec) -> int | None:
+        from copa.providers import windows
+
+        key = f"{spec.base_url}|{spec.model}"
+        if key in self._refused:
+            return self._refused[key]
+        return windows.Learned(self.cache_dir).get(spec.base_url, spec.model) if self.cache_dir else None
 
     # -- sending ----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, model: str | None = None, *, on_event: OnEvent | None = None,
@@ -297,7 +323,7 @@ class Models:
         if model is None and not self.default_name():
             raise ProviderError("no model is configured", hint=CONFIGURE_HINT)
         chain = self.registry.chain(model) if fallback else [self.get(model or self.default_name() or "")]
-        cfg = self.ws.config
+        cfg = self.config
         retries = cfg.get("agent.retries") if retries is None else retries
         max_wait = cfg.get("agent.max_retry_wait")
         failures: list[str] = []
@@ -344,7 +370,7 @@ class Models:
         import httpx
 
         spec = self.resolve_model_name(spec)
-        provider = provider_for(spec, self.api_key(spec), self.client, self.ws.config.get("agent.read_timeout"))
+        provider = provider_for(spec, self.api_key(spec), self.client, self.config.get("agent.read_timeout"))
         t0 = time.perf_counter()
         collector = _Collector(Reply(model=spec.name), on_event, t0)
         events = None
@@ -400,7 +426,7 @@ class Models:
                 failure = AttemptFailed(f"{spec.label}: {e}", retryable=True,
                                         hint="retry; if it keeps happening, try another model")
             else:
-                failure = transport_failure(e, spec.label, provider.url(), self.ws.config.get("agent.read_timeout"))
+                failure = transport_failure(e, spec.label, provider.url(), self.config.get("agent.read_timeout"))
             if collector.started:
                 collector.estimate_usage(sent)
                 return self._partial(collector, STOP_BROKEN, failure.message)

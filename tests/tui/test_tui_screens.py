@@ -106,10 +106,10 @@ def test_run_a_job_now_pause_resume_and_open_its_report(ws):
 
 
 class HostBoard:
-    """The host build of the firmware serving the protocol on a pty (copa.device.targets)."""
+    """The host build of the firmware serving the protocol on a pty (devkit.targets)."""
 
     def __init__(self, tmp_path):
-        from copa.device import targets
+        from devkit import targets
 
         missing = targets.missing_tools("host")
         if missing:
