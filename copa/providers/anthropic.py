@@ -23,7 +23,7 @@ from copa.providers.types import (
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 _STOPS = {"end_turn": STOP_END, "stop_sequence": STOP_END, "tool_use": STOP_TOOLS, "max_tokens": STOP_LENGTH,
-          "refusal": STOP_FILTER, "pause_turn": STOP_END}
+          "refusal": STOP_FILTER, "pause_turn": STOP_END, "model_context_window_exceeded": STOP_LENGTH}
 _RETRYABLE_ERRORS = {"overloaded_error", "rate_limit_error", "api_error"}
 
 

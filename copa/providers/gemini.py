@@ -13,7 +13,7 @@ from copa.providers.types import STOP_END, STOP_FILTER, STOP_LENGTH, STOP_TOOLS,
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 _STOPS = {"STOP": STOP_END, "MAX_TOKENS": STOP_LENGTH, "SAFETY": STOP_FILTER, "RECITATION": STOP_FILTER,
-          "PROHIBITED_CONTENT": STOP_FILTER, "BLOCKLIST": STOP_FILTER}
+          "PROHIBITED_CONTENT": STOP_FILTER, "BLOCKLIST": STOP_FILTER, "SPII": STOP_FILTER, "IMAGE_SAFETY": STOP_FILTER}
 # google.rpc status names that mean "try again later".
 _RETRYABLE_ERRORS = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
 # JSON Schema keywords Gemini's OpenAPI subset rejects.

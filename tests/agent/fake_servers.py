@@ -58,6 +58,7 @@ class Answer:
     malformed_at: int | None = None  # send an unparseable event before event number N
     hang_after: int | None = None  # after N events, stall (connection open) until the server stops
     raw_events: list[str] | None = None  # send these SSE blocks verbatim instead
+    raw_json: dict[str, Any] | None = None  # a plain request gets this body verbatim instead
     error_after: int | None = None  # after N events, send the wire's error event and end the stream
     error: tuple[str, str] = ("overloaded_error", "Overloaded")  # (error type, message) for error_after
 
@@ -67,6 +68,7 @@ class Status:
     code: int
     message: str = "scripted failure"
     retry_after: str | None = None
+    body: dict[str, Any] | None = None  # the error body verbatim (default: the wire's shape with ``message``)
 
 
 @dataclass
@@ -178,8 +180,13 @@ def encode_anthropic(a: Answer, model: str) -> list[str]:
     return out
 
 
+def _gemini_usage(a: Answer) -> dict[str, Any]:
+    return {"promptTokenCount": a.usage[0], "candidatesTokenCount": a.usage[1], "totalTokenCount": sum(a.usage),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": a.usage[0]}]}
+
+
 def encode_gemini(a: Answer, model: str) -> list[str]:
-    usage = {"promptTokenCount": a.usage[0], "candidatesTokenCount": a.usage[1], "totalTokenCount": sum(a.usage)}
+    usage = _gemini_usage(a)
     parts: list[list[dict]] = [[{"text": p}] for p in _pieces(a.text, a.chunk)]
     if a.tool_calls:
         parts.append([{"functionCall": {"name": n, "args": args}} for n, args in a.tool_calls])
@@ -189,7 +196,8 @@ def encode_gemini(a: Answer, model: str) -> list[str]:
         cand: dict[str, Any] = {"content": {"role": "model", "parts": p}, "index": 0}
         if i == len(parts) - 1:
             cand["finishReason"] = a.stop or "STOP"
-        out.append(f"data: {json.dumps({'candidates': [cand], 'usageMetadata': usage, 'modelVersion': model})}\r\n\r\n")
+        chunk = {"candidates": [cand], "usageMetadata": usage, "modelVersion": model, "responseId": "fake-response"}
+        out.append(f"data: {json.dumps(chunk)}\r\n\r\n")
     return out
 
 
@@ -208,9 +216,7 @@ def plain_gemini(a: Answer, model: str) -> dict[str, Any]:
     parts += [{"functionCall": {"name": n, "args": args}} for n, args in a.tool_calls]
     return {"candidates": [{"content": {"role": "model", "parts": parts or [{"text": ""}]},
                             "finishReason": a.stop or "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": a.usage[0], "candidatesTokenCount": a.usage[1],
-                              "totalTokenCount": sum(a.usage)},
-            "modelVersion": model, "responseId": "fake-response"}
+            "usageMetadata": _gemini_usage(a), "modelVersion": model, "responseId": "fake-response"}
 
 
 def error_event(wire: str, kind: str, message: str) -> str:
@@ -365,12 +371,13 @@ def _make_handler(srv: FakeModelServer):
             item = srv._next(req)
             if isinstance(item, Status):
                 headers = {"retry-after": item.retry_after} if item.retry_after is not None else {}
-                self._json(item.code, error_body(srv.wire, item.code, item.message), headers)
+                self._json(item.code, item.body if item.body is not None else
+                           error_body(srv.wire, item.code, item.message), headers)
             elif isinstance(item, Hang):
                 self.close_connection = True
                 srv.stopping.wait(60)
             elif isinstance(item, Answer) and not self._wants_stream(req):
-                self._json(200, PLAIN[srv.wire](item, srv.model))
+                self._json(200, item.raw_json if item.raw_json is not None else PLAIN[srv.wire](item, srv.model))
             elif isinstance(item, Answer):
                 self._stream(item, req)
             else:
