@@ -101,7 +101,7 @@ class Workstation:
     def models(self) -> Models:
         from copa.providers import Models
 
-        return Models(self.config, _Deferred(lambda: self.secrets))
+        return Models(self.config, _Deferred(lambda: self.secrets), cache_dir=self.paths.cache_dir)
 
     @cached_property
     def memory(self) -> MemoryStore:
