@@ -8,7 +8,7 @@
 See docs/memory.md for the design (schema, supersession, recall, forgetting, concurrency).
 """
 
-from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session
+from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session, to_utc
 from copa.memory.store import MemoryStore
 
-__all__ = ["KINDS", "TASK_STATUSES", "Hit", "Memory", "MemoryStore", "Session"]
+__all__ = ["KINDS", "TASK_STATUSES", "Hit", "Memory", "MemoryStore", "Session", "to_utc"]
