@@ -45,6 +45,8 @@ class ChatScreen(SlashCommands, CopaScreen):
         Binding("ctrl+o", "sessions", "Sessions"),
         Binding("escape", "stop", "Stop the answer (what came so far is kept)", show=False),
         Binding("ctrl+l", "focus_input", "Back to the input", show=False),
+        Binding("pageup", "scroll_log(-1)", "Scroll the conversation up", show=False, priority=True),
+        Binding("pagedown", "scroll_log(1)", "Scroll the conversation down", show=False, priority=True),
     ]
     HELP_KEYS = [("enter", "send"), ("ctrl+j", "new line (shift/alt+enter where the terminal sends them)"),
                  ("↑ ↓", "earlier inputs (on the first / last line; kept across restarts)"),
@@ -135,6 +137,11 @@ class ChatScreen(SlashCommands, CopaScreen):
 
     def action_focus_input(self) -> None:
         self.query_one("#chat-input", ChatInput).focus()
+
+    def action_scroll_log(self, pages: int) -> None:
+        """Page keys scroll the conversation even while typing (the input is a few lines at most)."""
+        log = self.query_one("#chat-log", VerticalScroll)
+        log.scroll_to(y=log.scroll_y + pages * max(1, log.size.height - 2), animate=False)
 
     def welcome(self) -> None:
         """A new conversation starts on the welcome (with what is known so far)."""

@@ -80,7 +80,7 @@ class MemoryTable(DataTable):
         Binding("e", "screen.edit", "Edit"),
         Binding("f", "screen.forget", "Forget"),
         Binding("p", "screen.pin", "Pin"),
-        Binding("v", "screen.cycle_view", "Knowledge/conversation"),
+        Binding("v", "screen.cycle_view", "View"),
     ]
 
     async def _on_key(self, event: events.Key) -> None:
@@ -110,9 +110,10 @@ class MemoryScreen(CopaScreen):
     MODE = "memory"
     BINDINGS = [
         Binding("slash", "focus_search", "Search"),
-        Binding("ctrl+r", "refresh", "Refresh"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False),
     ]
-    HELP_KEYS = [("↓ (in the search)", "into the results; ↑ on the first result goes back"),
+    HELP_KEYS = [("e / f / p", "on the list: edit, forget, pin as a preference"),
+                 ("v", "on the list: knowledge, conversation, everything"),("↓ (in the search)", "into the results; ↑ on the first result goes back"),
                  ("enter", "open the memory (from the search: the highlighted one)"),
                  ("a letter on the list", "goes to the search box (so typing never edits a memory)"),
                  ("subject filter", "exact (user.home_city) or a prefix ending in '.' (user.)"),

@@ -211,12 +211,15 @@ class SchedulesScreen(CopaScreen):
         Binding("e", "edit", "Edit"),
         Binding("d", "delete", "Delete"),
         Binding("r", "run_now", "Run now"),
-        Binding("p", "pause", "Pause"),
-        Binding("u", "resume", "Resume"),
-        Binding("o", "open_report", "Report"),
-        Binding("D", "start_daemon", "Start daemon"),
-        Binding("ctrl+r", "reload", "Refresh"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("u", "resume", "Resume", show=False),
+        Binding("o", "open_report", "Open the report (or enter on a run)", show=False),
+        Binding("D", "start_daemon", "Daemon"),
+        Binding("ctrl+r", "reload", "Refresh", show=False),
     ]
+    HELP_KEYS = [("D", "start the daemon in the background (as 'copa daemon'), when it is not running"),
+                 ("tab", "from the jobs to their history and back"),
+                 ("ctrl+s / esc", "in the job form: save (the CLI's checks) / cancel")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -308,7 +311,7 @@ class SchedulesScreen(CopaScreen):
             table.move_cursor(row=min(keep, len(jobs) - 1))
             self.load_runs(self.selected_job().name)
             self.query_one("#schedule-status", Label).update(
-                " a add · e edit · d delete · r run now · p pause · u resume · tab to the history")
+                f" {len(jobs)} job{'s' if len(jobs) != 1 else ''} · tab: their history · ? all keys")
         else:
             self.runs = []
             self.query_one("#runs", DataTable).clear()
@@ -424,7 +427,9 @@ class SchedulesScreen(CopaScreen):
         self.load()
 
     def action_pause(self) -> None:
-        self._change("pause")
+        """p pauses a job, or resumes it when it is paused."""
+        job = self.selected_job()
+        self._change("resume" if job is not None and job.paused else "pause")
 
     def action_resume(self) -> None:
         self._change("resume")

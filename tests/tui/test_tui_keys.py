@@ -267,3 +267,23 @@ def test_a_resumed_session_counts_turns_and_keeps_its_tool_calls(fake_model, ws,
             assert focused_id(app) == "chat-input"
 
     asyncio.run(scenario())
+
+
+def test_page_keys_scroll_the_conversation_while_typing(ws, seeded):
+    async def scenario():
+        app = CopaApp(ws)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(pilot)
+            for i in range(12):
+                app.screen.note(f"note number {i}")
+            log = app.screen.query_one("#chat-log")
+            await wait_for(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+                           what="a long conversation, at its end")
+            await type_text(pilot, "half a sen")
+            await pilot.press("pageup")
+            await wait_for(pilot, lambda: log.scroll_y < log.max_scroll_y, what="scrolled up")
+            assert focused_id(app) == "chat-input" and app.screen.query_one(ChatInput).text == "half a sen"
+            await pilot.press("pagedown", "pagedown")
+            await wait_for(pilot, lambda: log.scroll_y == log.max_scroll_y, what="back at the end")
+
+    asyncio.run(scenario())
