@@ -113,7 +113,8 @@ class MemoryScreen(CopaScreen):
         Binding("ctrl+r", "refresh", "Refresh", show=False),
     ]
     HELP_KEYS = [("e / f / p", "on the list: edit, forget, pin as a preference"),
-                 ("v", "on the list: knowledge, conversation, everything"),("↓ (in the search)", "into the results; ↑ on the first result goes back"),
+                 ("v", "on the list: knowledge, conversation, everything"),
+                 ("↓ (in the search)", "into the results; ↑ on the first result goes back"),
                  ("enter", "open the memory (from the search: the highlighted one)"),
                  ("a letter on the list", "goes to the search box (so typing never edits a memory)"),
                  ("subject filter", "exact (user.home_city) or a prefix ending in '.' (user.)"),

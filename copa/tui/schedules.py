@@ -210,14 +210,16 @@ class SchedulesScreen(CopaScreen):
         Binding("a", "add", "Add"),
         Binding("e", "edit", "Edit"),
         Binding("d", "delete", "Delete"),
-        Binding("r", "run_now", "Run now"),
-        Binding("p", "pause", "Pause/resume"),
+        Binding("r", "run_now", "Run"),
+        Binding("p", "pause", "Pause"),
         Binding("u", "resume", "Resume", show=False),
         Binding("o", "open_report", "Open the report (or enter on a run)", show=False),
         Binding("D", "start_daemon", "Daemon"),
         Binding("ctrl+r", "reload", "Refresh", show=False),
     ]
-    HELP_KEYS = [("D", "start the daemon in the background (as 'copa daemon'), when it is not running"),
+    HELP_KEYS = [("r", "run the job now, as a test (recorded in its history like 'copa schedule run')"),
+                 ("p", "pause the job, or resume it when it is paused"),
+                 ("D", "start the daemon in the background (as 'copa daemon'), when it is not running"),
                  ("tab", "from the jobs to their history and back"),
                  ("ctrl+s / esc", "in the job form: save (the CLI's checks) / cancel")]
 
