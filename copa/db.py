@@ -36,6 +36,9 @@ BUSY_TIMEOUT_MS = 30_000
 
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with the house settings: WAL, a busy timeout, foreign keys, secure delete."""
+    from copa.textio import guard_sqlite
+
+    guard_sqlite()  # no lone surrogate ever reaches the file (docs/cli.md, "Text and encodings")
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

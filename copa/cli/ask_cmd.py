@@ -8,7 +8,7 @@ import typer
 
 app = typer.Typer(help="Ask the model a question (with your memory and tools); the answer streams to stdout.")
 
-STDIN_LIMIT = 2_000_000  # characters read from a pipe
+STDIN_LIMIT = 2_000_000  # bytes read from a pipe
 
 
 def _message(prompt: list[str] | None) -> str:
@@ -17,9 +17,11 @@ def _message(prompt: list[str] | None) -> str:
     text = " ".join(prompt or []).strip()
     piped = ""
     if not sys.stdin.isatty():
-        piped = sys.stdin.read(STDIN_LIMIT + 1)
+        from copa.textio import read_stdin
+
+        piped = read_stdin(STDIN_LIMIT)
         if len(piped) > STDIN_LIMIT:
-            raise UsageError(f"the piped input is longer than {STDIN_LIMIT} characters",
+            raise UsageError(f"the piped input is longer than {STDIN_LIMIT} bytes",
                              hint="pipe a smaller part (e.g. head -c 500000)")
     if piped.strip():
         return f"{text}\n\n<input>\n{piped.rstrip()}\n</input>" if text else piped.strip()
