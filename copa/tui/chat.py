@@ -390,7 +390,7 @@ class Welcome(Static):
         if self.problem:
             model = f"[b $error]{escape(self.problem)}[/]\nThen restart copa, or type /model NAME."
         elif self.model:
-            model = f"model [b]{escape(self.model)}[/b] (/model to change)"
+            model = f"[b]{escape(self.model)}[/b] (/model to change)"
         else:
             model = "checking the model…"
         self.update(

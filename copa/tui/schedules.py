@@ -33,6 +33,16 @@ def action_text(job: Any) -> str:
     return f"{job.action_kind} {job.action_target}" + (f" {args}" if args else "")
 
 
+def trigger_text(job: Any) -> str:
+    """'every 1d', 'cron 0 8 * * 1-5', or 'at 2030-01-01 08:00' (an --at time in local time)."""
+    if job.trigger_kind == "at":
+        try:
+            return f"at {local_time(datetime.fromisoformat(job.trigger_spec))}"
+        except ValueError:
+            pass
+    return f"{job.trigger_kind} {job.trigger_spec}"
+
+
 def overdue(job: Any, now: datetime | None = None) -> bool:
     """An active job whose next run has passed: nothing ran it (the CLI says the same)."""
     return bool(job.state == "active" and job.next_run_at and job.next_run_at < (now or datetime.now(UTC)))
@@ -305,10 +315,12 @@ class SchedulesScreen(CopaScreen):
             nxt: Any = local_time(j.next_run_at) if j.state == "active" else j.state
             if overdue(j, now):
                 nxt = Text.assemble(nxt, "\n", ("overdue", "bold red"))
-            does = Text(action_text(j), overflow="fold")
-            height = max(len(does.wrap(table.app.console, wrap)), 2 if overdue(j, now) else 1)
-            table.add_row(Text(j.name, overflow="fold"), f"{j.trigger_kind} {j.trigger_spec}", does, nxt,
-                          state or (j.last_status or "-"), key=j.name, height=height)
+            cells = [Text(j.name, overflow="fold"), Text(trigger_text(j), overflow="fold"),
+                     Text(action_text(j), overflow="fold")]
+            widths = (table.columns["job"].width, table.columns["when"].width, wrap)
+            height = max([len(c.wrap(table.app.console, w)) for c, w in zip(cells, widths, strict=True)]
+                         + [2 if overdue(j, now) else 1])
+            table.add_row(*cells, nxt, state or (j.last_status or "-"), key=j.name, height=height)
         if jobs:
             table.move_cursor(row=min(keep, len(jobs) - 1))
             self.load_runs(self.selected_job().name)
