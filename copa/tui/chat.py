@@ -33,7 +33,7 @@ from copa.tui.chat_widgets import (
     _get,
 )
 
-FLUSH_EVERY = 0.05  # seconds between screen updates while an answer streams
+FLUSH_EVERY = 0.1  # seconds between screen updates while an answer streams (10 a second: keys come first)
 KEYS_THAT_MATTER = ("[b]enter[/b] send · [b]esc[/b] stop · [b]F1-F5[/b] screens · [b]ctrl+p[/b] commands · "
                     "[b]?[/b] help")
 
