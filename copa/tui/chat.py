@@ -166,6 +166,15 @@ class ChatScreen(SlashCommands, CopaScreen):
         box.text = slash.complete(box.text)
         box.move_cursor(box.document.end)
 
+    def on_key(self, event) -> None:
+        """↑ on the first command of the menu goes back to the input; esc closes the menu."""
+        menu = self.query_one("#completions", OptionList)
+        if self.focused is menu and ((event.key == "up" and not menu.highlighted) or event.key == "escape"):
+            event.stop()
+            if event.key == "escape":
+                menu.display = False
+            self.action_focus_input()
+
     @on(OptionList.OptionSelected, "#completions")
     def _pick(self, event: OptionList.OptionSelected) -> None:
         box = self.query_one("#chat-input", ChatInput)

@@ -287,3 +287,30 @@ def test_page_keys_scroll_the_conversation_while_typing(ws, seeded):
             await wait_for(pilot, lambda: log.scroll_y == log.max_scroll_y, what="back at the end")
 
     asyncio.run(scenario())
+
+
+def test_arrows_move_between_the_input_and_the_command_menu(ws):
+    async def scenario():
+        app = CopaApp(ws)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(pilot)
+            await type_text(pilot, "/s")
+            menu = app.screen.query_one("#completions")
+            await wait_for(pilot, lambda: menu.display and menu.option_count == 3, what="the menu")
+            await pilot.press("down")
+            assert focused_id(app) == "completions"
+            await pilot.press("down")
+            picked = menu.get_option_at_index(menu.highlighted).id
+            assert picked in ("/sessions", "/skills")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen.query_one(ChatInput).text == f"{picked} ", what="the pick")
+            assert focused_id(app) == "chat-input"
+            app.screen.query_one(ChatInput).clear()
+            await type_text(pilot, "/s")
+            await wait_for(pilot, lambda: menu.display, what="the menu again")
+            await pilot.press("down")
+            menu.highlighted = 0
+            await pilot.press("up")  # on the first command: back to the input, text kept
+            assert focused_id(app) == "chat-input" and app.screen.query_one(ChatInput).text == "/s"
+
+    asyncio.run(scenario())
