@@ -180,18 +180,27 @@ class JobFormScreen(ModalScreen[Any]):
         fields["allow_dangerous"] = self.query_one("#job-dangerous", Checkbox).value
         return fields
 
-    @work(thread=True, exclusive=True, group="job-form")
     def action_save(self) -> None:
+        """Read the form here (a malformed KEY=VALUE is refused at once), check and write in a worker
+        (the skill check may load the skills)."""
+        try:
+            fields = self.definition()
+        except Exception as e:
+            self._failed(e)
+            return
+        name = self.job.name if self.job is not None else self.query_one("#job-name", Input).value.strip()
+        paused = self.job is None and self.query_one("#job-paused", Checkbox).value
+        self.save(name, paused, fields)
+
+    @work(thread=True, exclusive=True, group="job-form")
+    def save(self, name: str, paused: bool, fields: dict[str, Any]) -> None:
         from copa.scheduler import jobs
 
         ws = self.app.ws  # type: ignore[attr-defined]
         try:
-            fields = self.app.call_from_thread(self.definition)
             if self.job is not None:
-                job = jobs.edit_job(ws, self.job.name, **fields)
+                job = jobs.edit_job(ws, name, **fields)
             else:
-                name = self.app.call_from_thread(lambda: self.query_one("#job-name", Input).value.strip())
-                paused = self.app.call_from_thread(lambda: self.query_one("#job-paused", Checkbox).value)
                 job = jobs.add_job(ws, name, paused=paused, **fields)
         except Exception as e:
             self.app.call_from_thread(self._failed, e)
