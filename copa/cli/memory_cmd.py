@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from copa.cli.output import emit_json, print_table
+from copa.cli.output import emit_json, print_table, say
 
 app = typer.Typer(help="What copa remembers: preferences, facts, tasks, conversations, events, reports.",
                   no_args_is_help=True)
@@ -98,7 +98,7 @@ def show_cmd(id: str = typer.Argument(..., help="A memory id (a unique prefix is
         return
     for k, v in m.as_dict().items():
         if v not in (None, {}, ""):
-            print(f"{k:>14}: {v}")
+            say(f"{k:>14}: {v}")
 
 
 @app.command("edit")

@@ -89,7 +89,7 @@ class Daemon:
             # its own Workstation: device threads must not share the scheduler's connection
             # (a transaction open in one would swallow the other's writes)
             self._devices_ws = Workstation(self.paths)
-            self.devices = DeviceService(self._devices_ws)
+            self.devices = DeviceService(self._devices_ws.devices)
             self.devices.start()
         except Exception:
             log.exception("the device service could not start")
