@@ -21,15 +21,7 @@ FACES = {"cli", "tui", "daemon"}
 SERVICE = {"workstation", "doctor"}
 INFRA = {p.stem for p in ROOT.glob("*.py")} - SERVICE - {"__init__", "__main__"}
 
-KNOWN: set[tuple[str, str]] = {
-    # issue 16 (the Scheduler service) gives the scheduler narrow constructors; until it lands, these
-    # modules still take the workstation (for type hints only: nothing imports it at run time)
-    ("copa/scheduler/delivery.py", "copa.workstation"),
-    ("copa/scheduler/jobs.py", "copa.workstation"),
-    ("copa/scheduler/reports.py", "copa.workstation"),
-    ("copa/scheduler/runner.py", "copa.workstation"),
-    ("copa/scheduler/sections.py", "copa.workstation"),
-}
+KNOWN: set[tuple[str, str]] = set()  # issue 16 landed: the scheduler takes copa.scheduler.parts.Parts
 
 
 def _package(path: Path) -> str:
