@@ -42,7 +42,7 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."))
         emit_json({"default": default, "fast": fast, "fallback": fallback, "models": rows})
         return
     if not rows:
-        from copa.providers.registry import CONFIGURE_HINT
+        from copa.providers import CONFIGURE_HINT
 
         print(f"no models: {CONFIGURE_HINT}")
         return
@@ -96,7 +96,7 @@ def test_cmd(name: str = typer.Argument(None, help="The model to test (default: 
              json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Send one tiny request (no retries, no fallback) and print the latency."""
     from copa.errors import ConfigError
-    from copa.providers.registry import CONFIGURE_HINT
+    from copa.providers import CONFIGURE_HINT
 
     ws = workstation(interactive=False)
     try:

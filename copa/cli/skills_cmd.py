@@ -215,7 +215,7 @@ def new_cmd(name: str = typer.Argument(..., help="Name of the skill (a Python id
 @app.command("check")
 def check_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Lint every skill: import errors, schemas, permissions, descriptions."""
-    from copa.skills.lint import lint
+    from copa.skills import lint
 
     ws = workstation(interactive=False)
     problems = lint(ws.skills.list())

@@ -129,7 +129,7 @@ class MemoryScreen(CopaScreen):
             found = store.list(kinds=kinds, since=q.since or None, limit=LIMIT * (5 if q.source else 1))
         since = None
         if q.since:
-            from copa.memory.model import to_utc
+            from copa.memory import to_utc
 
             since = to_utc(q.since)
         rows = []
