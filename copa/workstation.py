@@ -101,7 +101,7 @@ class Workstation:
     def models(self) -> Models:
         from copa.providers import Models
 
-        return Models(self.config, _Deferred(lambda: self.secrets))
+        return Models(self.config, _Deferred(lambda: self.secrets), cache_dir=self.paths.cache_dir)
 
     @cached_property
     def memory(self) -> MemoryStore:
@@ -114,7 +114,9 @@ class Workstation:
     def skills(self) -> Skills:
         from copa.skills import Skills
 
-        return Skills(self.config, self.paths, _Deferred(lambda: self.secrets))
+        # memory: what a skill with the 'memory' permission reaches, through copa (never the files)
+        return Skills(self.config, self.paths, _Deferred(lambda: self.secrets),
+                      memory=_Deferred(lambda: self.memory))
 
     @cached_property
     def agent(self) -> Agent:

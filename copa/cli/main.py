@@ -85,6 +85,13 @@ def _build_app():
             self.add_command(cmd, name)
             return cmd
 
+        def invoke(self, ctx):
+            # typer turns Ctrl-C into a silent exit 130; re-raised as Abort, main() says "interrupted"
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                raise typer.Abort() from None
+
         def format_commands(self, ctx, formatter):
             rows = [(name, help_) for name, (_, help_) in sorted(groups().items())]
             with formatter.section("Commands"):
@@ -150,9 +157,10 @@ _CODE_NAMES = {1: "failure", 2: "usage", 3: "config", 4: "provider", 5: "not_fou
 def _fail(message: str, code: int, *, hint: str | None = None, json_out: bool = False) -> int:
     """The one error path of every command: a line on stderr, and with --json also the error as a
     JSON document on stdout, so a script reading stdout always gets something to parse."""
+    from copa.termsafe import safe
     from copa.textio import scrub
 
-    message = scrub(message)
+    message = safe(scrub(message))  # a message may quote a skill or a model: shown, never obeyed
     line = f"{message}; {hint}" if hint else message
     print(f"copa: error: {line}", file=sys.stderr)
     if json_out:

@@ -60,7 +60,7 @@ def configured_models(config: Config) -> dict[str, ModelSpec]:
                               key=entry["key"] or default_key,
                               context_window=entry["context_window"], price_in=entry["price_in"],
                               price_out=entry["price_out"], tool_mode=entry["tool_mode"],
-                              max_tokens=entry["max_tokens"], source="config")
+                              max_tokens=entry["max_tokens"], stream=entry["stream"], source="config")
     return out
 
 

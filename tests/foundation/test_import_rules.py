@@ -36,6 +36,7 @@ KNOWN: set[tuple[str, str]] = {
     ("copa/cli/schedule_cmd.py", "copa.scheduler.jobs"),
     ("copa/cli/schedule_cmd.py", "copa.scheduler.store"),
     ("copa/cli/schedule_cmd.py", "copa.scheduler.triggers"),
+    ("copa/daemon/service.py", "copa.scheduler.engine"),
     ("copa/daemon/service.py", "copa.scheduler.store"),
     ("copa/daemon/status.py", "copa.scheduler.store"),
     ("copa/tui/schedules.py", "copa.scheduler.jobs"),
