@@ -77,6 +77,8 @@ def _printer(json_out: bool, err_tty: bool):
             print(f"copa: {e.data['reason']}; retrying in {e.data['delay']:.1f} s", file=sys.stderr)
         elif e.type == "fallback":
             print(f"copa: falling back to {e.name}", file=sys.stderr)
+        elif e.type == "notice":  # something was cut or left out to fit the model's window
+            print(f"copa: note: {e.text}", file=sys.stderr)
         elif e.type == "tool_result":
             state["gap"] = True
             if not (err_tty and not json_out):
@@ -96,6 +98,8 @@ def ask(
     session: str = typer.Option(None, "--session", "-s", help="Continue (or start) the conversation NAME."),
     system: str = typer.Option(None, "--system", help="Extra instructions for this question."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Approve dangerous tool calls without asking."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Send plain requests: the answer is printed when "
+                                   "complete (for servers or proxies that buffer or break streams)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON: answer, tool calls, memories, usage, timing."),
 ) -> None:
     """Ask a question. Exit codes: 0 ok, 2 usage, 3 no model configured, 4 provider failed, 130 interrupted."""
@@ -114,6 +118,8 @@ def ask(
             session = ws.memory.last_session()
             if session is None:
                 raise UsageError("there is no earlier conversation to continue", hint="drop --continue")
+        if no_stream:
+            ws.models.stream = False
         on_event, state = _printer(json_out, sys.stderr.isatty())
         result = ws.agent.run_turn(message, session_id=session, model=model, system=system,
                                    use_memory=not no_memory, on_event=on_event, approve=_approver(yes))

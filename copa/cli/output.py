@@ -65,3 +65,4 @@ def workstation(interactive: bool | None = None):
     if interactive is None:
         interactive = sys.stdin.isatty()
     return Workstation(interactive=interactive)
+

@@ -173,6 +173,18 @@ class Worker:
 
     # -- lifecycle
     def start(self, timeout: float = 20.0) -> None:
+        try:
+            self._start(timeout)
+        except WorkerDied:
+            # A SIGTERM/SIGINT sent to copa's process group (a service manager stopping the daemon, a
+            # Ctrl-C) can land in the instant between fork and setsid, while the new worker is still in
+            # that group: it dies before it ever ran. That stop was not meant for it; start it again once.
+            if self.proc is None or self.proc.returncode not in (-signal.SIGTERM, -signal.SIGINT):
+                raise
+            os.makedirs(self.tmpdir, mode=0o700, exist_ok=True)  # close() removed it
+            self._start(timeout)
+
+    def _start(self, timeout: float) -> None:
         # The worker's output file: it appends through its own descriptor, copa reads through another,
         # so copa's reads never move the worker's write position.
         fd, path = tempfile.mkstemp(prefix="copa-skill-out-")

@@ -250,6 +250,12 @@ class ChatInput(TextArea):
             self.post_message(self.Complete())
             return
         row = self.cursor_location[0]
+        menu = self.screen.query("#completions")
+        if event.key == "down" and menu and menu.first().display:  # into the command menu, as into results
+            event.stop()
+            event.prevent_default()
+            menu.first().focus()
+            return
         if event.key == "up" and row == 0 and self.inputs:
             event.stop()
             event.prevent_default()
