@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import new_registry, root_only
+from tests.security.support import new_registry, root_only
 
 ATTACKS = '''
 import ctypes, os, signal, time
