@@ -113,11 +113,10 @@ def leak_check(runs: int) -> None:
     from copa.scheduler import runner
     from copa.scheduler.jobs import add_job
     from copa.scheduler.store import JobStore
-    from copa.skills import Skills
     from copa.workstation import Workstation
 
     base, skills_ws = Workstation(), Workstation()
-    shared = Skills(skills_ws)
+    shared = skills_ws.skills
     add_job(base, "r", every="1h", report="weekly-review")
     add_job(base, "s", every="1h", skill="current_time")
     store = JobStore(base.db.conn)

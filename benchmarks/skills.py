@@ -74,12 +74,12 @@ def main() -> None:
         print(f"# skills benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
         print(f"\n## discovery of {a.files} skill files")
         t = time.perf_counter()
-        reg = Skills(ws, dirs=[("user", d)], min_interval=0)
+        reg = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", d)], min_interval=0)
         infos = reg.list()
         cold = (time.perf_counter() - t) * 1000
         assert sum(i.status == "ok" for i in infos) == a.files, [i.error for i in infos if i.status != "ok"][:3]
         t = time.perf_counter()
-        reg2 = Skills(ws, dirs=[("user", d)], min_interval=0)
+        reg2 = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", d)], min_interval=0)
         reg2.list()
         warm = (time.perf_counter() - t) * 1000
         rescans = []
@@ -111,7 +111,8 @@ def main() -> None:
             r = reg.call("tool_0", args)
             warm_scan.append((time.perf_counter() - t) * 1000)
             assert r.ok, r.error
-        reg3 = Skills(ws, dirs=[("user", d)])  # the default: change checks at most every 0.2 s
+        # the default: change checks at most every 0.2 s
+        reg3 = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", d)])
         reg3.call("tool_0", args)
         warm_calls = []
         for _ in range(a.calls):

@@ -97,7 +97,7 @@ def summary_subject(session_id: str) -> str:
     return f"conversation.{session_id}.summary"
 
 
-def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_tokens: int, tools: list[Any],
+def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_tokens: int, tools: list[Any],
              extra_system: str = "", use_memory: bool = True, recall_limit: int = 8, recent_turns: int = 40,
              exclude_ids: set[str] | None = None, now: datetime | None = None) -> Context:
     t0 = time.perf_counter()
@@ -115,7 +115,7 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
     if not use_memory:
         ctx.timing["context_ms"] = (time.perf_counter() - t0) * 1000
         return ctx
-    mem = ws.memory
+    mem = memory
     sections: list[str] = []
     used: list[dict[str, Any]] = []
     left = budget

@@ -8,7 +8,7 @@ import typer
 
 app = typer.Typer(help="Ask the model a question (with your memory and tools); the answer streams to stdout.")
 
-STDIN_LIMIT = 2_000_000  # characters read from a pipe
+STDIN_LIMIT = 2_000_000  # bytes read from a pipe
 
 
 def _message(prompt: list[str] | None) -> str:
@@ -17,9 +17,11 @@ def _message(prompt: list[str] | None) -> str:
     text = " ".join(prompt or []).strip()
     piped = ""
     if not sys.stdin.isatty():
-        piped = sys.stdin.read(STDIN_LIMIT + 1)
+        from copa.textio import read_stdin
+
+        piped = read_stdin(STDIN_LIMIT)
         if len(piped) > STDIN_LIMIT:
-            raise UsageError(f"the piped input is longer than {STDIN_LIMIT} characters",
+            raise UsageError(f"the piped input is longer than {STDIN_LIMIT} bytes",
                              hint="pipe a smaller part (e.g. head -c 500000)")
     if piped.strip():
         return f"{text}\n\n<input>\n{piped.rstrip()}\n</input>" if text else piped.strip()
@@ -96,7 +98,6 @@ def ask(
     json_out: bool = typer.Option(False, "--json", help="Print JSON: answer, tool calls, memories, usage, timing."),
 ) -> None:
     """Ask a question. Exit codes: 0 ok, 2 usage, 3 no model configured, 4 provider failed, 130 interrupted."""
-    from copa.agent import available_model, run_turn
     from copa.cli.output import emit_json, workstation
     from copa.errors import ConfigError, ExitCode, UsageError
     from copa.providers.registry import CONFIGURE_HINT
@@ -106,15 +107,15 @@ def ask(
     message = _message(prompt)
     ws = workstation(interactive=False)
     try:
-        if not model and available_model(ws) is None:
+        if not model and ws.agent.available_model() is None:
             raise ConfigError("no model is configured", hint=CONFIGURE_HINT)
         if cont:
             session = ws.memory.last_session()
             if session is None:
                 raise UsageError("there is no earlier conversation to continue", hint="drop --continue")
         on_event, state = _printer(json_out, sys.stderr.isatty())
-        result = run_turn(ws, message, session_id=session, model=model, system=system, use_memory=not no_memory,
-                          on_event=on_event, approve=_approver(yes))
+        result = ws.agent.run_turn(message, session_id=session, model=model, system=system,
+                                   use_memory=not no_memory, on_event=on_event, approve=_approver(yes))
     finally:
         ws.close()
     if json_out:

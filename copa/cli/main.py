@@ -113,9 +113,41 @@ def _click_exceptions():
     return exceptions
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"copa: error: {message}", file=sys.stderr)
+_CODE_NAMES = {1: "failure", 2: "usage", 3: "config", 4: "provider", 5: "not_found", 6: "secrets",
+               70: "internal", 130: "interrupted"}
+
+
+def _fail(message: str, code: int, *, hint: str | None = None, json_out: bool = False) -> int:
+    """The one error path of every command: a line on stderr, and with --json also the error as a
+    JSON document on stdout, so a script reading stdout always gets something to parse."""
+    from copa.textio import scrub
+
+    message = scrub(message)
+    line = f"{message}; {hint}" if hint else message
+    print(f"copa: error: {line}", file=sys.stderr)
+    if json_out:
+        _fail_json(message, code, hint)
     return code
+
+
+def _fail_json(message: str, code: int, hint: str | None) -> None:
+    import json
+
+    from copa.textio import scrub
+
+    doc = {"error": {"code": _CODE_NAMES.get(code, "error"), "exit_code": code, "message": message,
+                     "hint": scrub(hint) if hint else None}}
+    try:
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # stdout closed: the exit code still says it
+        pass
+
+
+def _wants_json(args: list[str]) -> bool:
+    """--json among the options (not after a `--`, which makes the rest plain arguments)."""
+    head = args[:args.index("--")] if "--" in args else args
+    return "--json" in head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +157,15 @@ def main(argv: list[str] | None = None) -> int:
         print(_version())
         return 0
     debug = "--debug" in args or os.environ.get("COPA_DEBUG", "") not in ("", "0")
+    json_out = _wants_json(args)
     from copa.errors import CopaError, ExitCode
+    from copa.textio import check_argv, describe_unicode_error, safe_streams
+
+    safe_streams()
+    try:
+        check_argv(args)
+    except CopaError as e:
+        return _fail(e.message, e.exit_code, hint=e.hint, json_out=json_out)
 
     if not args and sys.stdin.isatty() and sys.stdout.isatty():  # the workstation: skip typer
         from copa.log import setup_logging
@@ -149,30 +189,41 @@ def main(argv: list[str] | None = None) -> int:
     except CopaError as e:
         if debug:
             raise
-        return _fail(str(e), e.exit_code)
+        return _fail(e.message, e.exit_code, hint=e.hint, json_out=json_out)
     except exc.UsageError as e:
         if debug:
             raise
         where = e.ctx.command_path if e.ctx else "copa"
-        return _fail(f"{e.format_message().rstrip('.')} (see '{where} --help')", ExitCode.USAGE)
+        return _fail(e.format_message().rstrip("."), ExitCode.USAGE, hint=f"see '{where} --help'",
+                     json_out=json_out)
     except exc.ClickException as e:  # e.g. a file that cannot be opened
-        return _fail(e.format_message(), e.exit_code or ExitCode.USAGE)
+        return _fail(e.format_message(), e.exit_code or ExitCode.USAGE, json_out=json_out)
     except (typer.Abort, KeyboardInterrupt):
         print("copa: interrupted", file=sys.stderr)
+        if json_out:
+            _fail_json("interrupted", ExitCode.INTERRUPTED, None)
         return ExitCode.INTERRUPTED
     except typer.Exit as e:
         return e.exit_code
     except BrokenPipeError:  # `copa ... | head`
         sys.stderr.close()
         return 0
+    except UnicodeError as e:  # text that slipped past the boundary checks: still the user's input
+        import logging
+
+        logging.getLogger("copa").warning("unicode error reached the CLI", exc_info=True)
+        if debug:
+            raise
+        return _fail(describe_unicode_error(e), ExitCode.USAGE, hint="pass UTF-8 text (iconv -f latin1 -t utf-8)",
+                     json_out=json_out)
     except Exception as e:
         import logging
 
         logging.getLogger("copa").exception("internal error")
         if debug:
             raise
-        return _fail(f"internal error: {type(e).__name__}: {e} (this is a bug; rerun with --debug "
-                     "for the traceback and report it)", ExitCode.INTERNAL)
+        return _fail(f"internal error: {type(e).__name__}: {e}", ExitCode.INTERNAL,
+                     hint="this is a bug; rerun with --debug for the traceback and report it", json_out=json_out)
 
 
 def run() -> None:

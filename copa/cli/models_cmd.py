@@ -123,12 +123,12 @@ def remove_cmd(name: str = typer.Argument(..., help="The [models.NAME] entry to 
     """Remove [models.NAME] from the config, and any role (default, fast, fallback) that named it."""
     import tomli_w
 
-    from copa.config import _read_file, _validate
+    from copa.config import read_file, validate
     from copa.errors import NotFoundError
     from copa.paths import Paths, atomic_write
 
     paths = Paths.from_env()
-    data = _read_file(paths.config_file)
+    data = read_file(paths.config_file)
     if name not in (data.get("models") or {}):
         raise NotFoundError(f"no [models.{name}] in {paths.config_file}",
                             hint="see 'copa models list' (models from the environment cannot be removed)")
@@ -144,6 +144,6 @@ def remove_cmd(name: str = typer.Argument(..., help="The [models.NAME] entry to 
     if name in agent.get("fallback", []):
         agent["fallback"] = [n for n in agent["fallback"] if n != name]
         changed.append("agent.fallback")
-    _validate(data, paths.config_file)
+    validate(data, paths.config_file)
     atomic_write(paths.config_file, tomli_w.dumps(data).encode(), mode=0o600)
     print(f"removed model {name}" + (f" (and from {', '.join(changed)})" if changed else ""))

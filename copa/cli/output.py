@@ -24,7 +24,10 @@ def _default(obj: Any) -> Any:
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON: stable key order (as built), UTF-8, one document."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_default) + "\n")
+    from copa.textio import scrub
+
+    # scrub: a lone surrogate (an undecodable byte in a file name, a server's reply) never reaches JSON
+    sys.stdout.write(scrub(json.dumps(data, indent=2, ensure_ascii=False, default=_default)) + "\n")
 
 
 def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:

@@ -29,19 +29,6 @@ def _zone(ws):
     return ZoneInfo(default_zone(ws.config))
 
 
-def _parse_args(pairs: list[str]) -> dict:
-    from copa.errors import UsageError
-    from copa.scheduler.sections import _value
-
-    out = {}
-    for p in pairs:
-        k, sep, v = p.partition("=")
-        if not sep or not k:
-            raise UsageError(f"--arg {p!r} is not KEY=VALUE", hint="e.g. --arg city=Paris")
-        out[k] = _value(v)
-    return out
-
-
 def _action(job) -> str:
     if job.action_kind == "prompt":
         text = job.action_target if len(job.action_target) <= 30 else job.action_target[:29] + "…"
@@ -73,11 +60,11 @@ def add_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add a job: one trigger (--cron, --every or --at) and one action (--report, --skill or --prompt)."""
-    from copa.scheduler.jobs import add_job
+    from copa.scheduler.jobs import add_job, parse_args
 
     with workstation() as ws:
         job = add_job(ws, name, cron=cron, every=every, at=at, tz=tz, report=report, skill=skill,
-                      args=_parse_args(arg or []), prompt=prompt, deliver=list(to or []), retries=retries,
+                      args=parse_args(arg or []), prompt=prompt, deliver=list(to or []), retries=retries,
                       misfire_grace=misfire_grace, paused=paused, allow_dangerous=allow_dangerous)
         zone = _zone(ws)
     if json_out:

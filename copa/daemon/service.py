@@ -306,10 +306,8 @@ class Daemon:
         with self._skills_lock:
             if self._skills is None:
                 try:
-                    from copa.skills import Skills
-
                     self._skills_ws = Workstation(self.paths)
-                    self._skills = Skills(self._skills_ws)
+                    self._skills = self._skills_ws.skills
                 except Exception:  # no skills part: each run's ws.skills will say why
                     log.exception("skills are not available to scheduled runs")
                     self._skills = False

@@ -5,24 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from copa.checks import INFO, OK, WARN, Check
 from copa.daemon.lock import holder
 from copa.scheduler.store import JobStore, iso, parse_iso
 
 if TYPE_CHECKING:
-    from copa.doctor import Check
     from copa.workstation import Workstation
 
 STALE_HEARTBEAT = 60.0  # seconds: the daemon writes one every 10
 
 
 def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
-    info = holder(ws.paths.daemon_lock_file)
+    return _status(ws.paths, lambda: ws.db, next_limit)
+
+
+def _status(paths: Any, db: Any, next_limit: int) -> dict[str, Any]:
+    info = holder(paths.daemon_lock_file)
     out: dict[str, Any] = {"running": info is not None, "pid": (info or {}).get("pid"),
                            "since": (info or {}).get("started"), "heartbeat": None, "heartbeat_age_s": None,
                            "stopped_at": None, "jobs": 0, "next_runs": [], "active_runs": []}
-    if not ws.paths.db_file.exists():
+    if not paths.db_file.exists():
         return out
-    store = JobStore(ws.db.conn)
+    store = JobStore(db().conn)
     beat = parse_iso(store.meta("daemon_heartbeat"))
     if beat:
         out["heartbeat"] = iso(beat)
@@ -38,10 +42,8 @@ def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
     return out
 
 
-def check_daemon(ws: Workstation) -> Check:
-    from copa.doctor import INFO, OK, WARN, Check
-
-    st = status(ws)
+def check_daemon(paths: Any, db: Any) -> Check:
+    st = _status(paths, lambda: db, 5)
     if st["running"]:
         age = st["heartbeat_age_s"]
         if age is not None and age > STALE_HEARTBEAT:

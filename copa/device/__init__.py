@@ -9,6 +9,9 @@ machinery):
 - errors: ``NoAnswer`` (and its kinds ``DeviceUnavailable``, ``RequestTimeout``), ``DeviceError``
   (the board refused), ``ProtocolError``, ``PortBusy``.
 - ``parse_channel``: "a0" / "d7" / "7" as the CLI and tools accept them.
+- what a live view reads: ``Rule`` (its channel kinds ``Rule.ADC``/``Rule.PIN``), the events a
+  subscription delivers (``SampleEvent``, ``RuleEvent``) and ``format_rule`` (a rule as `copa device
+  rules` prints it).
 
 The rest (codec, protocol, transport, registry, service, telemetry, ...) is private to the package.
 """
@@ -20,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from copa.device.devices import Devices
-    from copa.device.protocol import DeviceError, ProtocolError
+    from copa.device.protocol import DeviceError, ProtocolError, Rule, RuleEvent, SampleEvent
+    from copa.device.rules_syntax import format_rule
     from copa.device.registry import DeviceRecord
     from copa.device.session import DeviceSession, DeviceUnavailable, NoAnswer, RequestTimeout
     from copa.device.tools import parse_channel
@@ -37,10 +41,14 @@ _EXPORTS = {
     "ProtocolError": "copa.device.protocol",
     "PortBusy": "copa.device.transport",
     "parse_channel": "copa.device.tools",
+    "Rule": "copa.device.protocol",
+    "RuleEvent": "copa.device.protocol",
+    "SampleEvent": "copa.device.protocol",
+    "format_rule": "copa.device.rules_syntax",
 }
 
 __all__ = ["DeviceError", "DeviceRecord", "DeviceSession", "DeviceUnavailable", "Devices", "NoAnswer", "PortBusy",
-           "ProtocolError", "RequestTimeout", "parse_channel"]
+           "ProtocolError", "RequestTimeout", "Rule", "RuleEvent", "SampleEvent", "format_rule", "parse_channel"]
 
 
 def __getattr__(name: str) -> Any:

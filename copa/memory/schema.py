@@ -113,4 +113,3 @@ MIGRATIONS = [
     ("memory_004_vectors", _m004_vectors),
 ]
 NAMES = [name for name, _ in MIGRATIONS]
-MODULE = "copa.memory.schema"

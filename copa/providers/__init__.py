@@ -2,11 +2,12 @@
 
 Public API::
 
-    models = ws.models                      # copa.providers.Models
+    models = Models(config, secrets)        # or ws.models, wired by the Workstation
     reply = models.chat(ChatRequest([Message("user", "hi")]), "fast", on_event=print)
     models.get("openai:gpt-4o-mini")         # ModelSpec
 """
 
+from copa.providers.registry import CONFIGURE_HINT
 from copa.providers.router import Models
 from copa.providers.types import (
     ChatRequest,
@@ -18,4 +19,4 @@ from copa.providers.types import (
     Usage,
 )
 
-__all__ = ["ChatRequest", "Event", "Message", "ModelSpec", "Models", "Reply", "ToolCall", "Usage"]
+__all__ = ["CONFIGURE_HINT", "ChatRequest", "Event", "Message", "ModelSpec", "Models", "Reply", "ToolCall", "Usage"]

@@ -32,19 +32,27 @@ from copa.providers.types import (
 )
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.config import Config
+    from copa.secrets import SecretStore
 
 log = logging.getLogger("copa.providers")
 OnEvent = Callable[[Event], None]
 
 
 def provider_for(spec: ModelSpec, api_key: str | None, client: Any, read_timeout: float):
-    if spec.provider == "anthropic":
-        from copa.providers.anthropic import AnthropicProvider as cls
-    elif spec.provider == "gemini":
-        from copa.providers.gemini import GeminiProvider as cls
-    else:  # openai and ollama (its /v1 is OpenAI-compatible)
-        from copa.providers.openai import OpenAIProvider as cls
+    """The wire protocol of ``spec``, as registered through the ``copa_model_providers`` hook."""
+    import importlib
+
+    from copa.plugins import merged
+
+    wires = merged("copa_model_providers", "model provider")
+    cls = wires.get(spec.provider)
+    if cls is None:
+        raise ProviderError(f"unknown provider {spec.provider!r} for {spec.label}",
+                            hint="known: " + ", ".join(sorted(wires)) + " (copa plugins list)")
+    if isinstance(cls, str):
+        module, _, name = cls.partition(":")
+        cls = getattr(importlib.import_module(module), name)
     return cls(spec, api_key, client, read_timeout)
 
 
@@ -120,10 +128,14 @@ class _Collector:
 
 
 class Models:
-    """The models a workstation can use, and the one place that sends requests to them."""
+    """The models copa can use, and the one place that sends requests to them.
 
-    def __init__(self, ws: Workstation, env: dict[str, str] | None = None):
-        self.ws = ws
+    ``config`` gives the [models.NAME] tables and the agent.* timeouts; ``secrets`` the API keys
+    (it is touched only when a key is needed, so a model without one never opens the store)."""
+
+    def __init__(self, config: Config, secrets: SecretStore, env: dict[str, str] | None = None):
+        self.config = config
+        self.secrets = secrets
         self.env = os.environ if env is None else env
         self._client = None
         self._client_lock = threading.Lock()
@@ -135,19 +147,19 @@ class Models:
         if self._registry is None:
             stored: set[str] = set()
             if not any(self.env.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
-                                                  "GEMINI_API_KEY", "OLLAMA_HOST")) and not self.ws.config.table(
+                                                  "GEMINI_API_KEY", "OLLAMA_HOST")) and not self.config.table(
                                                       "models"):
                 stored = self._stored_names()
-            self._registry = Registry(self.ws.config, self.env, stored)
+            self._registry = Registry(self.config, self.env, stored)
             if not self._registry.all() and _ollama_listening():
-                self._registry = Registry(self.ws.config, {**self.env, "OLLAMA_HOST": OLLAMA_DEFAULT}, stored)
+                self._registry = Registry(self.config, {**self.env, "OLLAMA_HOST": OLLAMA_DEFAULT}, stored)
         return self._registry
 
     def _stored_names(self) -> set[str]:
         from copa.errors import CopaError
 
         try:
-            return set(self.ws.secrets.names())
+            return set(self.secrets.names())
         except (CopaError, OSError):
             return set()
 
@@ -166,7 +178,7 @@ class Models:
         if self._client is None:
             import httpx
 
-            cfg = self.ws.config
+            cfg = self.config
             connect, read = cfg.get("agent.connect_timeout"), cfg.get("agent.read_timeout")
             from copa import __version__
 
@@ -201,7 +213,7 @@ class Models:
         from copa.errors import CopaError
 
         try:
-            value = self.ws.secrets.get(spec.key)
+            value = self.secrets.get(spec.key)
         except CopaError as e:
             raise AttemptFailed(f"{spec.label}: cannot read the key {spec.key} ({e.message})",
                                 hint=e.hint or "") from None
@@ -236,7 +248,7 @@ class Models:
         if model is None and not self.default_name():
             raise ProviderError("no model is configured", hint=CONFIGURE_HINT)
         chain = self.registry.chain(model) if fallback else [self.get(model or self.default_name() or "")]
-        cfg = self.ws.config
+        cfg = self.config
         retries = cfg.get("agent.retries") if retries is None else retries
         max_wait = cfg.get("agent.max_retry_wait")
         failures: list[str] = []
@@ -279,7 +291,7 @@ class Models:
         import httpx
 
         spec = self.resolve_model_name(spec)
-        provider = provider_for(spec, self.api_key(spec), self.client, self.ws.config.get("agent.read_timeout"))
+        provider = provider_for(spec, self.api_key(spec), self.client, self.config.get("agent.read_timeout"))
         t0 = time.perf_counter()
         collector = _Collector(Reply(model=spec.name), on_event, t0)
         events = None
@@ -304,7 +316,7 @@ class Models:
                 failure = AttemptFailed(f"{spec.label}: {e}", retryable=True,
                                         hint="retry; if it keeps happening, try another model")
             else:
-                failure = transport_failure(e, spec.label, provider.url(), self.ws.config.get("agent.read_timeout"))
+                failure = transport_failure(e, spec.label, provider.url(), self.config.get("agent.read_timeout"))
             if collector.started:
                 return self._partial(collector, STOP_BROKEN, failure.message)
             raise failure from None

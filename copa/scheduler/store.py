@@ -146,6 +146,23 @@ class JobStore:
                              hint=f"pick another name or 'copa schedule remove {name}' first") from None
         return self.get(name)
 
+    def update(self, name: str, *, trigger_kind: str, trigger_spec: str, timezone: str, action_kind: str,
+               action_target: str, action_args: dict[str, Any] | None = None, deliver: list[str] | None = None,
+               retries: int | None = None, misfire_grace: int | None = None,
+               next_run_at: datetime | None = None) -> Job:
+        """A new definition for an existing job (the daemon sees the bump and reschedules it)."""
+        job = self.get(name)
+        with self._tx():
+            self.conn.execute(
+                "UPDATE sched_jobs SET trigger_kind = ?, trigger_spec = ?, timezone = ?, action_kind = ?,"
+                " action_target = ?, action_args = ?, deliver = ?, retries = ?, misfire_grace = ?, done = 0,"
+                " next_run_at = ?, updated_at = ? WHERE id = ?",
+                (trigger_kind, trigger_spec, timezone, action_kind, action_target, json.dumps(action_args or {}),
+                 json.dumps(deliver or []), retries, misfire_grace, iso(next_run_at), iso(now_utc()), job.id),
+            )
+            self._bump()
+        return self.get(name)
+
     def find(self, name: str) -> Job | None:
         row = self._q("SELECT * FROM sched_jobs WHERE name = ?", (name,)).fetchone()
         return Job.from_row(row) if row else None

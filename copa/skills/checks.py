@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from copa.doctor import FAIL, INFO, OK, WARN, Check
+from copa.checks import FAIL, INFO, OK, WARN, Check
 
 
 def probe_sandbox(limits) -> dict:
@@ -25,8 +25,7 @@ def probe_sandbox(limits) -> dict:
         w.close()
 
 
-def check_skills(ws) -> list[Check]:
-    skills = ws.skills
+def check_skills(skills, config) -> list[Check]:
     infos = skills.list()
     ok = [i for i in infos if i.status == "ok"]
     broken = [i for i in infos if i.status != "ok"]
@@ -40,7 +39,7 @@ def check_skills(ws) -> list[Check]:
     for i in broken[:10]:
         out.append(Check(f"skill {i.name}", WARN, f"{i.error} ({i.source})", "fix the file; the others still work"))
     out.append(_sandbox_check(skills.limits))
-    if ws.config.table("mcp.servers"):
+    if config.table("mcp.servers"):
         out.append(_mcp_check(skills))
     return out
 

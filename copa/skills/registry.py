@@ -1,4 +1,4 @@
-"""``ws.skills``: the live set of skills, and calls into their isolated workers.
+"""``Skills``: the live set of skills, and calls into their isolated workers.
 
 Every access re-scans the skill folders (a directory listing and a stat per file, throttled to once
 per ``min_interval``), so a new or edited file is picked up by a running TUI or daemon without a
@@ -24,7 +24,9 @@ from copa.skills.permissions import PermissionSyntaxError, parse
 from copa.tools import ToolResult, ToolSpec
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.config import Config
+    from copa.paths import Paths
+    from copa.secrets import SecretStore
 
 log = logging.getLogger("copa.skills")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -78,20 +80,28 @@ class SkillTool:
 
 
 class Skills:
-    def __init__(self, ws: Workstation | None = None, *, dirs: list[tuple[str, Path]] | None = None,
+    """The skills of the user's folders (and MCP servers' tools), each run in its own confined worker.
+
+    ``config`` gives skills.* and [mcp.servers]; ``paths`` the user's skill folder, the inspection
+    cache and the data folder a memory-permitted skill may read; ``secrets`` the values a skill
+    declares. Without them (tests, ``copa skills check``): defaults, the given ``dirs`` only, and
+    secrets from the environment."""
+
+    def __init__(self, config: Config | None = None, paths: Paths | None = None,
+                 secrets: SecretStore | None = None, *, dirs: list[tuple[str, Path]] | None = None,
                  cwd: str | None = None, min_interval: float = 0.2, use_cache: bool = True):
         from copa.skills.runner import Limits, WorkerPool
 
-        self.ws = ws
+        self.config, self.paths, self.secrets = config, paths, secrets
         self.cwd = cwd or os.getcwd()
         self._dirs = dirs
         self.min_interval = min_interval
-        cfg = ws.config if ws is not None else None
+        cfg = config
         get = (lambda k, d: cfg.get(k)) if cfg is not None else (lambda k, d: d)
         self.limits = Limits(memory_mb=get("skills.memory_mb", 512), cpu_seconds=get("skills.cpu_seconds", 30),
                              timeout=float(get("skills.timeout", 30.0)))
         self.pool = WorkerPool(self.limits)
-        cache_file = ws.paths.cache_dir / "skills-index.json" if (ws is not None and use_cache) else None
+        cache_file = paths.cache_dir / "skills-index.json" if (paths is not None and use_cache) else None
         self._cache = discovery.InspectionCache(cache_file)
         self._skills: dict[str, SkillInfo] = {}
         self._broken: list[SkillInfo] = []
@@ -106,17 +116,13 @@ class Skills:
     def dirs(self) -> list[tuple[str, Path]]:
         if self._dirs is not None:
             return self._dirs
-        out: list[tuple[str, Path]] = []
-        b = discovery.builtin_dir()
-        if b is not None:
-            out.append(("builtin", b))
-        if self.ws is not None:
-            for d in self.ws.config.get("skills.dirs"):
-                out.append(("extra", Path(os.path.expanduser(d))))
-            out.append(("user", self.ws.paths.user_skills_dir))
-            if self.ws.config.get("skills.project"):
-                out.append(("project", Path(self.cwd) / ".copa" / "skills"))
-        return out
+        from copa.plugins import collect
+
+        # every plugin's folders (copa's own: the shipped skills, skills.dirs, the user's, the
+        # project's), by precedence: a later location overrides an earlier one's skill of that name
+        found = [d for group in collect("copa_skill_sources", config=self.config, paths=self.paths, cwd=self.cwd)
+                 for d in group]
+        return sorted(found, key=lambda d: LOCATIONS.index(d[0]) if d[0] in LOCATIONS else 0)
 
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_scan < self.min_interval:
@@ -217,7 +223,7 @@ class Skills:
         for info in self._broken:
             if info.name == name:
                 return info
-        if self._mcp is not None or (self.ws is not None and self.ws.config.table("mcp.servers")):
+        if self._mcp is not None or (self.config is not None and self.config.table("mcp.servers")):
             for info in self.mcp.list():
                 if info.name == name:
                     return info
@@ -282,7 +288,7 @@ class Skills:
     def as_tools(self) -> list[SkillTool]:
         """Working skills (and configured MCP servers' tools) as ``copa.tools.Tool`` objects."""
         tools: list[Any] = [SkillTool(self, i) for i in self.list() if i.status == "ok"]
-        if self.ws is not None and self.ws.config.table("mcp.servers"):
+        if self.config is not None and self.config.table("mcp.servers"):
             names = {t.spec.name for t in tools}
             tools += [t for t in self.mcp.tools() if t.spec.name not in names]
         return tools
@@ -298,20 +304,20 @@ class Skills:
         if self._mcp is None:
             from copa.skills.mcp_client import McpServers
 
-            self._mcp = McpServers(self.ws)
+            self._mcp = McpServers(self.config, self.secrets)
         return self._mcp
 
     def _secret(self, name: str) -> str | None:
-        if self.ws is None:
+        if self.secrets is None:
             return os.environ.get(name)
-        return self.ws.secrets.resolve(name)
+        return self.secrets.resolve(name)
 
     def _data_dirs(self, perms) -> tuple[str, ...]:
-        if not perms.memory or self.ws is None:
+        if not perms.memory or self.paths is None:
             return ()
-        self.ws.paths.ensure()
+        self.paths.ensure()
         # the database's folder only: not the config folder, whose key file unlocks the secrets file
-        return (str(self.ws.paths.data_dir),)
+        return (str(self.paths.data_dir),)
 
 
 def _stem(path: Path) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 from rich.markup import escape
 from textual import events, on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Collapsible, Label, ListItem, ListView, Static, TextArea
 
@@ -75,19 +76,36 @@ class ToolBlock(Collapsible):
         self.title = self._title_text()
 
 
-class ApprovalBar(Horizontal):
-    """Inline: 'Allow <tool> (args)?' with Allow / Deny. ``decide(bool)`` is called once."""
+def call_text(arguments: dict[str, Any]) -> str:
+    """The whole call, as it will run: a command-like string argument shown raw, else indented JSON."""
+    if len(arguments) == 1 and isinstance(next(iter(arguments.values())), str):
+        key, value = next(iter(arguments.items()))
+        return f"{key}: {value}"
+    return json.dumps(arguments, indent=2, ensure_ascii=False)
 
-    def __init__(self, name: str, arguments: dict[str, Any], decide: Callable[[bool], None]):
+
+class ApprovalBar(Vertical):
+    """Inline: 'Allow <tool>?' with the whole call (wrapped; scrollable when long) and y allow, n deny,
+    a always (for the rest of this conversation). ``decide("allow"|"deny"|"always")`` is called once."""
+
+    BINDINGS = [Binding("y", "decide('allow')", "Allow"), Binding("n", "decide('deny')", "Deny"),
+                Binding("a", "decide('always')", "Always allow")]
+
+    def __init__(self, name: str, arguments: dict[str, Any], decide: Callable[[str], None]):
         super().__init__(classes="approval")
         self.tool_name, self.arguments, self._decide = name, arguments, decide
-        self.decided: bool | None = None
+        self.decided: str | None = None
 
     def compose(self) -> ComposeResult:
-        args = one_line(json.dumps(self.arguments, ensure_ascii=False), 40)
-        yield Label(f"Allow [b]{escape(self.tool_name)}[/b] {escape(args)}?", classes="approval-question")
-        yield Button("Allow", id="allow", variant="warning", compact=True)
-        yield Button("Deny", id="deny", variant="primary", compact=True)
+        from rich.text import Text
+
+        yield Label(f"Allow [b]{escape(self.tool_name)}[/b] to run with:", classes="approval-question")
+        with VerticalScroll(classes="approval-call"):
+            yield Static(Text(call_text(self.arguments), overflow="fold"))
+        with Horizontal(classes="approval-buttons"):
+            yield Button("Allow (y)", id="allow", variant="warning", compact=True)
+            yield Button("Deny (n)", id="deny", variant="primary", compact=True)
+            yield Button("Always in this chat (a)", id="always", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#deny", Button).focus()
@@ -95,14 +113,14 @@ class ApprovalBar(Horizontal):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.decide(event.button.id == "allow")
+        self.action_decide(event.button.id or "deny")
 
-    def decide(self, allow: bool) -> None:
+    def action_decide(self, choice: str) -> None:
         if self.decided is not None:
             return
-        self.decided = allow
-        self._decide(allow)
+        self.decided = choice
         self.remove()
+        self._decide(choice)
 
 
 class MemoryItem(ListItem):
@@ -195,7 +213,17 @@ class ChatInput(TextArea):
         self.inputs: list[str] = []
         self._pos: int | None = None  # index into history while walking it
 
+    def keep(self, text: str) -> None:
+        """A message that could not be sent goes back into the input (unless something new was typed)."""
+        if not self.text.strip():
+            self._show(text)
+
     async def _on_key(self, event: events.Key) -> None:
+        if event.character == "?" and not self.text:  # "? for help" on an empty input, as in many REPLs
+            event.stop()
+            event.prevent_default()
+            self.app.action_help()  # type: ignore[attr-defined]
+            return
         if event.key == "enter":
             event.stop()
             event.prevent_default()

@@ -44,7 +44,8 @@ class SnapshotWorkstation(Workstation):
         if "_skills" not in self.__dict__:
             from copa.skills import Skills
 
-            self.__dict__["_skills"] = Skills(self, dirs=[("user", self._skills_dir)], use_cache=False)
+            self.__dict__["_skills"] = Skills(self.config, self.paths, self.secrets, dirs=[("user", self._skills_dir)],
+                                              use_cache=False)
         return self.__dict__["_skills"]
 
     def close(self) -> None:
