@@ -9,6 +9,7 @@ other machine restarts).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -129,6 +130,8 @@ class Mosquitto(_Server):
             f"password_file {pw}\n"
             f"acl_file {self.dir / 'acl'}\n"
             "persistence false\n"
+            # as root, mosquitto drops to user "mosquitto", who cannot read pytest's 0700 folders
+            + ("user root\n" if os.geteuid() == 0 else "") +
             f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
         for f in (pw, self.dir / "acl"):
