@@ -317,3 +317,19 @@ def test_the_bridge_reports_a_refused_login_and_keeps_trying(tmp_path: Path, cop
             else:
                 os.environ[k] = v
         broker.stop()
+
+
+def test_mqtt_help_imports_neither_paho_nor_serial():
+    code = ("import sys; from copa.cli.main import main; rc = main(['mqtt', '--help']); "
+            "bad = [m for m in ('paho', 'serial', 'nacl') if m in sys.modules]; "
+            "print('BAD', bad) if bad else None; sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "status" in r.stdout and "test" in r.stdout
+
+
+def test_status_without_a_daemon(run_copa):
+    r = run_copa("mqtt", "status")
+    assert r.returncode == 0 and "off" in r.stdout
+    r = run_copa("mqtt", "status", "--json", env={"COPA_MQTT_ENABLED": "true"})
+    assert r.returncode == 1 and json.loads(r.stdout)["state"] == "not running"
