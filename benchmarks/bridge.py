@@ -129,7 +129,7 @@ def faults(n: int) -> dict:
 
 
 def session_figures(port: str, rounds: int, pipelined: int) -> dict:
-    """p50/p95 of a sequential 8-byte PING and pipelined PINGs/s through one port."""
+    """p50/p95 of a sequential 8-byte PING and pipelined PINGs/s (best of 3 bursts) through one port."""
     s = DeviceSession(port, name="bench", reconnect=False, timeout=3)
     s.connect()
     try:
@@ -139,11 +139,13 @@ def session_figures(port: str, rounds: int, pipelined: int) -> dict:
             t0 = time.perf_counter()
             s.ping(PAYLOAD)
             lat.append((time.perf_counter() - t0) * 1000)
-        t0 = time.perf_counter()
-        futs = [s.submit(Cmd.PING, PAYLOAD) for _ in range(pipelined)]
-        for f in futs:
-            s.result(f, 10)
-        rps = pipelined / (time.perf_counter() - t0)
+        rps = 0.0
+        for _ in range(3):  # best of 3: on a shared machine one burst can lose the CPU for a while
+            t0 = time.perf_counter()
+            futs = [s.submit(Cmd.PING, PAYLOAD) for _ in range(pipelined)]
+            for f in futs:
+                s.result(f, 10)
+            rps = max(rps, pipelined / (time.perf_counter() - t0))
     finally:
         s.close()
     return {"p50": statistics.median(lat), "p95": pct(lat, 0.95), "rps": rps}
@@ -331,7 +333,7 @@ def main() -> None:
               f"{r['writes_rps']:15.0f} {r['cpu_us']:11.0f}")
     if not a.skip_remote and not missing("ser2net"):
         print(f"\n## Remote boards: the host build through ser2net 4 on 127.0.0.1 ({rounds} sequential PINGs, "
-              f"{pipelined} pipelined)")
+              f"{pipelined} pipelined, best of 3)")
         print(f"{'port':<28} {'p50 ms':>7} {'p95 ms':>7} {'req/s':>8}")
         for label, r in remote(rounds, pipelined):
             print(f"{label:<28} {r['p50']:7.2f} {r['p95']:7.2f} {r['rps']:8.0f}")
