@@ -179,6 +179,7 @@ class MqttBridge:
         self.stats: dict[str, Any] = {"published": {"telemetry": 0, "event": 0, "retained": 0},
                                       "commands": {"done": 0, "failed": 0}, "rejected": {},
                                       "connects": 0, "disconnects": 0}
+        self._stats_lock = threading.Lock()
         self.connected = False
         self.since: str | None = None
         self.last_error: str | None = None
@@ -288,13 +289,21 @@ class MqttBridge:
                        dumps({"at": at, "type": "rule", "slot": ev.slot, "fired": bool(ev.fired),
                               "value": ev.value}), self.s.event_qos)
 
+    def _count(self, group: str, key: str | None = None) -> None:
+        """Counters are bumped from paho's thread, each board's event thread and the command worker."""
+        with self._stats_lock:
+            if key is None:
+                self.stats[group] += 1
+            else:
+                self.stats[group][key] = self.stats[group].get(key, 0) + 1
+
     # ------------------------------------------------------------------ publishing
     def _send(self, kind: str, topic: str, payload: bytes, qos: int) -> None:
         c = self._client
         if c is not None and self.connected:
             info = c.publish(topic, payload, qos=qos)
             if info.rc == 0:
-                self.stats["published"]["telemetry" if kind == "sample" else "event"] += 1
+                self._count("published", "telemetry" if kind == "sample" else "event")
                 return
         self.outbox.put(kind, topic, payload, qos)
         self._dirty.set()
@@ -304,7 +313,7 @@ class MqttBridge:
             self.retained[topic] = payload
         c = self._client
         if c is not None and self.connected and c.publish(topic, payload, qos=qos, retain=True).rc == 0:
-            self.stats["published"]["retained"] += 1
+            self._count("published", "retained")
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
@@ -315,34 +324,39 @@ class MqttBridge:
             self.connected = False
             self._dirty.set()
             return
-        self.connected = True
         self.since = now_iso()
         self.last_error = None
-        self.stats["connects"] += 1
+        self._count("connects")
         log.info("mqtt: connected to %s", self.s.broker)
         client.publish(self.topics.status, b"online", qos=1, retain=True)  # birth
         with self._retained_lock:
             retained = list(self.retained.items())
         for topic, payload in retained:
             client.publish(topic, payload, qos=1, retain=True)
-        for topic, payload, qos in self.outbox.drain():
-            client.publish(topic, payload, qos=qos)
+        self._flush(client)  # what waited, in order, before anything new
+        self.connected = True
+        self._flush(client)  # and what was queued while the first flush ran
         if self.s.commands:
             from paho.mqtt.subscribeoptions import SubscribeOptions
 
             client.subscribe(self.topics.commands, options=SubscribeOptions(qos=1, retainAsPublished=True))
         self._dirty.set()
 
+    def _flush(self, client: Any) -> None:
+        for topic, payload, qos in self.outbox.drain():
+            client.publish(topic, payload, qos=qos)
+            self._count("published", "telemetry" if topic.endswith("/telemetry") else "event")
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if self.connected:
-            self.stats["disconnects"] += 1
+            self._count("disconnects")
             log.warning("mqtt: lost the broker at %s (%s); reconnecting", self.s.broker, reason)
         self.connected = False
         self._dirty.set()
 
     # ------------------------------------------------------------------ commands
     def _reject(self, reason: str, board: str, user: str, message: str, cid: str | None = None) -> None:
-        self.stats["rejected"][reason] = self.stats["rejected"].get(reason, 0) + 1
+        self._count("rejected", reason)
         log.warning("mqtt: rejected a command for %s from %s: %s", board, user, message)
         self._result(board, {"id": cid, "user": user, "ok": False, "rejected": reason, "error": message})
 
@@ -377,7 +391,7 @@ class MqttBridge:
         if cmd.id is not None:
             key = (user, cmd.id)
             if key in self._seen_ids:  # QoS 1 may deliver twice; a rule must not be added twice
-                self.stats["rejected"]["duplicate"] = self.stats["rejected"].get("duplicate", 0) + 1
+                self._count("rejected", "duplicate")
                 return
             self._seen_ids[key] = None
             while len(self._seen_ids) > 1024:
@@ -403,7 +417,7 @@ class MqttBridge:
             try:
                 out = self._run(cmd, s)
             except CopaError as e:
-                self.stats["commands"]["failed"] += 1
+                self._count("commands", "failed")
                 log.warning("mqtt: %s from %s on %s failed: %s", cmd.describe(), cmd.user, cmd.board, e.message)
                 self._result(cmd.board, {"id": cmd.id, "user": cmd.user, "ok": False, "error": e.message})
                 continue
@@ -412,7 +426,7 @@ class MqttBridge:
                 self._result(cmd.board, {"id": cmd.id, "user": cmd.user, "ok": False,
                                          "error": f"internal error: {type(e).__name__}"})
                 continue
-            self.stats["commands"]["done"] += 1
+            self._count("commands", "done")
             log.info("mqtt: %s on %s by %s", cmd.describe(), cmd.board, cmd.user)
             self._result(cmd.board, {"id": cmd.id, "user": cmd.user, "ok": True, "action": cmd.action, **out})
 
@@ -437,12 +451,14 @@ class MqttBridge:
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
+        with self._stats_lock:
+            stats = json.loads(json.dumps(self.stats))  # a deep copy, taken while no counter moves
         return {"enabled": True, "broker": self.s.broker, "client_id": self.s.client_id,
                 "username": self.s.username, "connected": self.connected, "since": self.since,
                 "error": self.last_error, "boards": sorted(self.channels), "queued": len(self.outbox),
                 "dropped": {"samples": self.outbox.dropped_samples, "events": self.outbox.dropped_events},
                 "commands_enabled": self.s.commands, "command_users": self.s.command_users,
-                **self.stats, "pid": os.getpid(), "updated_at": now_iso()}
+                **stats, "pid": os.getpid(), "updated_at": now_iso()}
 
     def _write_status(self) -> None:
         from copa.paths import atomic_write
