@@ -24,11 +24,10 @@ from typing import Any
 from copa.agent.context import assemble
 from copa.errors import ProviderError
 from copa.providers.types import STOP_CANCELLED, ChatRequest, Event, Message, Reply, ToolCall, Usage
-from copa.tools import ToolResult, ToolSpec
+from copa.tools import Approve, ToolResult, ToolSpec, decide
 
 log = logging.getLogger("copa.agent")
 OnEvent = Callable[[Event], None]
-Approve = Callable[[ToolSpec, dict[str, Any]], bool]
 MAX_RESULT_CHARS = 12_000
 
 
@@ -283,24 +282,6 @@ class Agent:
         return result
 
 
-
-
-def decide(spec: ToolSpec, arguments: dict[str, Any], cfg: Any, approve: Approve | None) -> tuple[bool, str]:
-    """Whether a call may run, and why (recorded in the log)."""
-    if spec.name in cfg.get("agent.deny_tools"):
-        return False, "denied by agent.deny_tools"
-    if not spec.dangerous:
-        return True, "not dangerous"
-    if spec.name in cfg.get("agent.allow_tools"):
-        return True, "allowed by agent.allow_tools"
-    policy = cfg.get("agent.approval")
-    if policy == "always":
-        return True, "agent.approval = always"
-    if policy == "never":
-        return False, "agent.approval = never"
-    if approve is None:
-        return False, "needs approval and nobody can be asked (use --yes, or agent.allow_tools)"
-    return (True, "approved by the user") if approve(spec, arguments) else (False, "refused by the user")
 
 
 def _content(result: ToolResult) -> str:

@@ -226,16 +226,12 @@ def _level(value: Any) -> str:
 
 
 def approval(tool: str, config: Any) -> tuple[bool, str]:
-    """copa's approval policy for a dangerous call (as the agent applies it, copa.agent.loop.decide)
+    """copa's approval policy (``copa.tools.decide``, as the agent applies it) for a dangerous call
     when nobody can be asked: allowed only by agent.approval = always or agent.allow_tools."""
-    if tool in config.get("agent.deny_tools"):
-        return False, "denied by agent.deny_tools"
-    if tool in config.get("agent.allow_tools"):
-        return True, "allowed by agent.allow_tools"
-    policy = config.get("agent.approval")
-    if policy == "always":
-        return True, "agent.approval = always"
-    if policy == "never":
-        return False, "agent.approval = never"
-    return False, (f"{tool} needs approval and nobody can be asked over MQTT "
-                   f"(add it to agent.allow_tools to let the listed users do it)")
+    from copa.tools import ToolSpec, decide
+
+    ok, why = decide(ToolSpec(tool, "", dangerous=True), {}, config, None)
+    if not ok and why.startswith("needs approval"):
+        why = f"{tool} needs approval and nobody can be asked over MQTT (add it to agent.allow_tools to let " \
+              "the listed users do it)"
+    return ok, why
