@@ -24,7 +24,7 @@ from typing import Any
 from copa.agent.context import assemble
 from copa.errors import ProviderError
 from copa.providers.types import STOP_CANCELLED, ChatRequest, Event, Message, Reply, ToolCall, Usage
-from copa.tools import Approve, ToolResult, ToolSpec, decide
+from copa.tools import Approve, ToolResult, decide
 
 log = logging.getLogger("copa.agent")
 OnEvent = Callable[[Event], None]
