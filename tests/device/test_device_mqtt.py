@@ -333,3 +333,26 @@ def test_status_without_a_daemon(run_copa):
     assert r.returncode == 0 and "off" in r.stdout
     r = run_copa("mqtt", "status", "--json", env={"COPA_MQTT_ENABLED": "true"})
     assert r.returncode == 1 and json.loads(r.stdout)["state"] == "not running"
+
+
+@needs_broker
+def test_last_will_says_offline_when_the_daemon_dies(copa_home, tmp_path: Path):
+    """SIGKILL leaves no chance for a goodbye: the broker publishes the will (retained "offline")."""
+    broker = Mosquitto(tmp_path, PASSWORDS, ACL)
+    w = Watcher(broker.port)
+    env = {**os.environ, "COPA_MQTT_ENABLED": "true", "COPA_MQTT_HOST": "127.0.0.1",
+           "COPA_MQTT_PORT": str(broker.port), "COPA_MQTT_USERNAME": "copa", "MQTT_PASSWORD": PASSWORDS["copa"]}
+    proc = subprocess.Popen([sys.executable, "-m", "copa", "daemon"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        w.wait("copa/status", lambda p: p == b"online", timeout=30)
+        t_kill = time.monotonic()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        w.wait("copa/status", lambda p: p == b"offline", since=t_kill, timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        w.close()
+        broker.stop()
