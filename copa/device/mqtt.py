@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import threading
 from collections import OrderedDict, deque
 from datetime import UTC, datetime
@@ -510,6 +511,11 @@ def probe(config: Any, secrets: Any, timeout: float = 5.0) -> tuple[bool, str]:
     c.on_connect = on_connect
     try:
         c.connect(s.host, s.port, keepalive=10)
+    except ssl.SSLCertVerificationError as e:
+        return False, (f"the broker at {s.broker} has a certificate copa does not trust ({e.verify_message}): "
+                       "set mqtt.ca_file to the CA that signed it")
+    except ssl.SSLError as e:
+        return False, f"TLS with the broker at {s.broker} failed ({e.reason}): is that port TLS (mqtt.tls)?"
     except (OSError, ValueError) as e:
         return False, f"cannot reach the broker at {s.broker}: {e}"
     c.loop_start()

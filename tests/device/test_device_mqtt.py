@@ -356,3 +356,22 @@ def test_last_will_says_offline_when_the_daemon_dies(copa_home, tmp_path: Path):
             proc.wait(timeout=10)
         w.close()
         broker.stop()
+
+
+@needs_broker
+def test_tls_to_the_broker(run_copa, tmp_path: Path):
+    from devkit.servers import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path)
+    broker = Mosquitto(tmp_path, PASSWORDS, ACL, tls=(cert, key))
+    try:
+        env = {"COPA_MQTT_HOST": "127.0.0.1", "COPA_MQTT_PORT": str(broker.port), "COPA_MQTT_USERNAME": "copa",
+               "MQTT_PASSWORD": PASSWORDS["copa"], "COPA_MQTT_TLS": "true", "COPA_MQTT_CA_FILE": str(cert)}
+        r = run_copa("mqtt", "test", env=env)
+        assert r.returncode == 0 and f"logged in to mqtts://127.0.0.1:{broker.port} as copa" in r.stdout, r.stderr
+        # the system's CAs do not know this certificate: refused, on one line, saying what to set
+        r = run_copa("mqtt", "test", env={**env, "COPA_MQTT_CA_FILE": ""})
+        assert r.returncode not in (0, 70) and r.stderr.count("\n") == 1, r.stderr
+        assert "does not trust" in r.stderr and "mqtt.ca_file" in r.stderr
+    finally:
+        broker.stop()

@@ -112,7 +112,8 @@ class Mosquitto(_Server):
     """A Mosquitto broker on 127.0.0.1 with a password file and an ACL. ``users`` maps user ->
     password; ``acl`` is the ACL file's text (``user NAME`` / ``topic readwrite ...`` / ``pattern``)."""
 
-    def __init__(self, tmp: Path, users: dict[str, str], acl: str, *, port: int | None = None):
+    def __init__(self, tmp: Path, users: dict[str, str], acl: str, *, port: int | None = None,
+                 tls: tuple[Path, Path] | None = None):
         self.port = port or free_port()
         self.ports = [self.port]
         self.dir = tmp / f"mosquitto-{self.port}"
@@ -126,6 +127,7 @@ class Mosquitto(_Server):
         self.log = self.dir / "mosquitto.log"
         (self.dir / "mosquitto.conf").write_text(
             f"listener {self.port} 127.0.0.1\n"
+            + (f"certfile {tls[0]}\nkeyfile {tls[1]}\n" if tls else "") +
             "allow_anonymous false\n"
             f"password_file {pw}\n"
             f"acl_file {self.dir / 'acl'}\n"
@@ -141,3 +143,31 @@ class Mosquitto(_Server):
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(["mosquitto", "-c", str(self.dir / "mosquitto.conf")], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate (its own CA) for ``host`` and 'localhost': (cert.pem, key.pem)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "broker-cert.pem", folder / "broker-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
