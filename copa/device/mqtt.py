@@ -198,6 +198,7 @@ class MqttBridge:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_connect_fail = self._on_connect_fail
         c.connect_async(self.s.host, self.s.port, keepalive=self.s.keepalive)
         c.loop_start()  # its thread connects, reconnects with back-off, reads and writes
         for target, name in ((self._command_loop, "copa-mqtt-commands"), (self._status_loop, "copa-mqtt-status")):
@@ -341,6 +342,15 @@ class MqttBridge:
             from paho.mqtt.subscribeoptions import SubscribeOptions
 
             client.subscribe(self.topics.commands, options=SubscribeOptions(qos=1, retainAsPublished=True))
+        self._dirty.set()
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        """No TCP/TLS connection at all (paho does not say why; `copa mqtt test` does)."""
+        err = (f"cannot connect to the broker at {self.s.broker} (not running, unreachable, or a TLS "
+               "problem); 'copa mqtt test' says which")
+        if err != self.last_error:
+            log.warning("mqtt: %s; retrying", err)
+        self.last_error = err
         self._dirty.set()
 
     def _flush(self, client: Any) -> None:

@@ -282,17 +282,16 @@ def test_a_refused_login_is_one_clear_line(run_copa, tmp_path: Path):
 
 
 @needs_broker
-def test_the_bridge_reports_a_refused_login_and_keeps_trying(tmp_path: Path, copa_home):
+def test_the_bridge_reports_a_refused_login_and_keeps_trying(tmp_path: Path, copa_home, monkeypatch):
     """In the daemon's bridge a refused login is a status with the reason (not a crash, not a log
     line per retry), and once the password is right on the broker's side it connects by itself."""
     from copa.device.mqtt import MqttBridge
     from copa.workstation import Workstation
 
     broker = Mosquitto(tmp_path, PASSWORDS, ACL)
-    env = {"COPA_MQTT_ENABLED": "true", "COPA_MQTT_HOST": "127.0.0.1", "COPA_MQTT_PORT": str(broker.port),
-           "COPA_MQTT_USERNAME": "copa", "COPA_MQTT_RECONNECT_MAX": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    for k, v in {"COPA_MQTT_ENABLED": "true", "COPA_MQTT_HOST": "127.0.0.1", "COPA_MQTT_PORT": str(broker.port),
+                 "COPA_MQTT_USERNAME": "copa", "COPA_MQTT_RECONNECT_MAX": "1"}.items():
+        monkeypatch.setenv(k, v)
     try:
         with Workstation() as ws:
             b = MqttBridge(ws.config, "wrong", ws.devices, {}, ws.paths.state_dir)
@@ -311,11 +310,6 @@ def test_the_bridge_reports_a_refused_login_and_keeps_trying(tmp_path: Path, cop
             st = json.loads((ws.paths.state_dir / "mqtt-status.json").read_text())
             assert st["connects"] == 1 and st["connected"] is False
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         broker.stop()
 
 
@@ -375,3 +369,34 @@ def test_tls_to_the_broker(run_copa, tmp_path: Path):
         assert "does not trust" in r.stderr and "mqtt.ca_file" in r.stderr
     finally:
         broker.stop()
+
+
+@needs_broker
+def test_the_bridge_waits_for_a_broker_that_is_not_there_yet(tmp_path: Path, copa_home, monkeypatch):
+    from devkit.servers import free_port
+
+    from copa.device.mqtt import MqttBridge
+    from copa.workstation import Workstation
+
+    port = free_port()
+    for k, v in {"COPA_MQTT_ENABLED": "true", "COPA_MQTT_HOST": "127.0.0.1", "COPA_MQTT_PORT": str(port),
+                 "COPA_MQTT_USERNAME": "copa", "COPA_MQTT_RECONNECT_MAX": "1"}.items():
+        monkeypatch.setenv(k, v)
+    with Workstation() as ws:
+        b = MqttBridge(ws.config, PASSWORDS["copa"], ws.devices, {}, ws.paths.state_dir)
+        b.start()
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not b.last_error:
+                time.sleep(0.05)
+            assert b.last_error and "cannot connect to the broker" in b.last_error
+            broker = Mosquitto(tmp_path, PASSWORDS, ACL, port=port)
+            try:
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline and not b.connected:
+                    time.sleep(0.05)
+                assert b.connected and b.last_error is None
+            finally:
+                broker.stop()
+        finally:
+            b.stop()
