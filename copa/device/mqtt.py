@@ -206,7 +206,22 @@ class MqttBridge:
             t.start()
             self._threads.append(t)
         log.info("mqtt: bridging to %s as %s", self.s.broker, self.s.client_id)
+        self._announce_paired()
         self._dirty.set()
+
+    def _announce_paired(self) -> None:
+        """Boards paired but not (yet) connected are known to subscribers too: info, discovery and
+        "offline", until the device service attaches them."""
+        try:
+            records = self.devices.list()
+        except Exception:  # the bridge runs even if the registry cannot be read now
+            log.warning("mqtt: cannot list the paired boards", exc_info=True)
+            return
+        for rec in records:
+            if rec.name not in self.channels:
+                self.channels[rec.name] = list(rec.watch.get("channels", []))
+                self._publish_board(rec.name)
+                self._presence(rec.name, False)
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
