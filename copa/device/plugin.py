@@ -43,11 +43,6 @@ def copa_config_keys() -> dict[str, Any]:
 
 
 @hookimpl
-def copa_commands() -> dict[str, tuple[str, str]]:
-    return {"mqtt": ("copa.cli.mqtt_cmd", "The daemon's MQTT bridge: status, test the broker login.")}
-
-
-@hookimpl
 def copa_migrations() -> list:
     from copa.device.migrations import MIGRATIONS
 
