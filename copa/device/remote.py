@@ -27,9 +27,11 @@ pyserial is imported here at module level; this module is imported only when a U
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
+import time
 from typing import Any
 
 import serial
@@ -42,7 +44,8 @@ log = logging.getLogger("copa.device")
 
 REMOTE_SCHEMES = ("rfc2217", "socket")
 KEEPALIVE = (5, 2, 5)  # idle seconds before the first probe, seconds between probes, probes
-TELNET_SNIFF = 0.3  # seconds a socket:// port listens at open for a telnet server's greeting
+TELNET_SNIFF = 0.3  # seconds a socket:// port waits at open for a telnet server's answer to TELNET_PROBE
+TELNET_PROBE = b"\xff\xfd\x00\x00"  # IAC DO BINARY, then a frame delimiter
 _IAC, _WILL, _DONT = 0xFF, 0xFB, 0xFE
 
 
@@ -120,20 +123,48 @@ class SocketPort(protocol_socket.Serial):
     bytes read (the session then reports the link lost with this reason)."""
 
     _first = True
+    _greeted = False  # a telnet greeting was among the bytes pyserial's open() discards
+
+    def reset_input_buffer(self) -> None:
+        if self.is_open:
+            ready, _, _ = select.select([self._socket], [], [], 0)
+            if ready:
+                with contextlib.suppress(OSError):
+                    self._greeted = self._greeted or _is_telnet(self._socket.recv(3, socket.MSG_PEEK))
+        super().reset_input_buffer()
 
     def open(self) -> None:
-        super().open()
+        self._greeted = False
+        super().open()  # its reset_input_buffer() would swallow a greeting that came at once
         _keepalive(self._socket)
         self._first = True
-        ready, _, _ = select.select([self._socket], [], [], TELNET_SNIFF)
-        if ready:
+        if self._greeted:
+            self.close()
+            raise serial.SerialException("telnet server")
+        # ser2net's telnet side does not always greet first, so ask: IAC DO BINARY makes a telnet
+        # server answer IAC WILL/WONT at once. On a raw port the bytes reach the board as a
+        # 2-byte frame closed by the 0x00 delimiter, which its decoder drops (bad CRC).
+        with contextlib.suppress(OSError):
+            self._socket.sendall(TELNET_PROBE)
+        deadline = time.monotonic() + TELNET_SNIFF
+        head = b""
+        while len(head) < 2 and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self._socket], [], [], left)
+            if not ready:
+                break
             try:
                 head = self._socket.recv(3, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
             except OSError:
-                head = b""
-            if _is_telnet(head):
-                self.close()
-                raise serial.SerialException("telnet server")
+                break
+            if not head:
+                break
+            if len(head) < 2:
+                time.sleep(0.005)
+        if _is_telnet(head):
+            self.close()
+            raise serial.SerialException("telnet server")
 
     def read(self, size: int = 1) -> bytes:
         data = super().read(size)

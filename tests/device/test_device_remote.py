@@ -265,3 +265,14 @@ def test_a_busy_remote_port_says_so(ws, run_copa, board, exported):
         s.close()
     r = run_copa("device", "read", "remote", "d7")
     assert r.returncode == 0, r.stderr
+
+
+def test_socket_url_at_a_telnet_port_is_refused_every_time(board, exported):
+    """ser2net's telnet greeting comes at once (and pyserial's open() discards what came) or after a
+    while: either way a raw socket:// at a telnet port is refused, never used with 0xFF corrupted."""
+    from copa.device.transport import open_port
+    from copa.errors import CopaError
+
+    for _ in range(15):
+        with pytest.raises(CopaError, match="telnet \\(RFC 2217\\) port, not a raw TCP one"):
+            open_port(f"socket://127.0.0.1:{exported.rfc2217_port}")
