@@ -400,3 +400,47 @@ def test_the_bridge_waits_for_a_broker_that_is_not_there_yet(tmp_path: Path, cop
                 broker.stop()
         finally:
             b.stop()
+
+
+@needs_broker
+@pytest.mark.skipif(bool(missing("ser2net")), reason="ser2net is not installed")
+def test_daemon_bridges_a_board_behind_ser2net_across_restarts(run_copa, board, copa_home, tmp_path: Path):
+    """The whole chain: board -> ser2net (RFC 2217) -> daemon -> Mosquitto -> subscriber; ser2net
+    and then the broker restart, and telemetry comes back each time with nobody's help."""
+    from devkit.servers import Ser2net
+
+    broker = Mosquitto(tmp_path, PASSWORDS, ACL)
+    srv = Ser2net(board.link, tmp_path, chardelay=False)
+    w = Watcher(broker.port)
+    assert run_copa("device", "pair", srv.url, "--name", "lab").returncode == 0
+    board.control("adc 0 321")
+    assert run_copa("device", "watch", "lab", "--save", "-c", "a0", "--period", "50", "--count", "1").returncode == 0
+    env = {**os.environ, "COPA_MQTT_ENABLED": "true", "COPA_MQTT_HOST": "127.0.0.1",
+           "COPA_MQTT_PORT": str(broker.port), "COPA_MQTT_USERNAME": "copa", "MQTT_PASSWORD": PASSWORDS["copa"],
+           "COPA_MQTT_RECONNECT_MAX": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "copa", "daemon"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert json.loads(w.wait("copa/lab/telemetry", timeout=30))["values"] == {"a0": 321}
+        t0 = time.monotonic()
+        srv.restart(down=0.5)
+        w.wait("copa/lab/availability", lambda p: p == b"offline", since=t0)
+        w.wait("copa/lab/availability", lambda p: p == b"online", since=t0)
+        board.control("adc 0 654")
+        w.wait("copa/lab/telemetry", lambda p: json.loads(p)["values"] == {"a0": 654}, since=t0, timeout=30)
+        links = [json.loads(p)["state"] for p in w.on("copa/lab/event", t0) if json.loads(p)["type"] == "link"]
+        assert links[:2] == ["lost", "reconnected"], links
+        t1 = time.monotonic()
+        broker.restart(down=1.0)
+        w.wait("copa/lab/telemetry", since=t1 + 1.0, timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        w.close()
+        srv.stop()
+        broker.stop()
