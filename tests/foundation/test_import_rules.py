@@ -48,6 +48,8 @@ KNOWN: set[tuple[str, str]] = {
     ("copa/cli/device_cmd.py", "copa.device.tools"),
     ("copa/cli/device_cmd.py", "copa.device.transport"),
     ("copa/daemon/service.py", "copa.device.service"),
+    ("copa/cli/mqtt_cmd.py", "copa.device.mqtt"),
+    ("copa/daemon/service.py", "copa.device.mqtt"),
 }
 
 
