@@ -40,16 +40,6 @@ KNOWN: set[tuple[str, str]] = {
     ("copa/daemon/service.py", "copa.scheduler.store"),
     ("copa/daemon/status.py", "copa.scheduler.store"),
     ("copa/tui/schedules.py", "copa.scheduler.jobs"),
-    # rule 4, issue 19: copa.device's public API (Devices read/write/pwm, exports) is being settled
-    ("copa/cli/device_cmd.py", "copa.device.flash"),
-    ("copa/cli/device_cmd.py", "copa.device.protocol"),
-    ("copa/cli/device_cmd.py", "copa.device.rules_syntax"),
-    ("copa/cli/device_cmd.py", "copa.device.scan"),
-    ("copa/cli/device_cmd.py", "copa.device.tools"),
-    ("copa/cli/device_cmd.py", "copa.device.transport"),
-    ("copa/daemon/service.py", "copa.device.service"),
-    ("copa/cli/mqtt_cmd.py", "copa.device.mqtt"),
-    ("copa/daemon/service.py", "copa.device.mqtt"),
 }
 
 
