@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realmodel.conftest import N_CTX
+from tests.realmodel.llama import N_CTX
 
 pytestmark = pytest.mark.realmodel
 TIMEOUT = 300  # seconds for one copa command on a loaded machine
