@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.copa-dev
 # Debian packages the tests need (compilers, emulators, tmux...), one per line, '#' comments allowed.
 APT_LISTS := $(wildcard firmware/apt-packages.txt tests/apt-packages.txt)
 
-.PHONY: run install dev test test-python test-firmware test-tools lint bench system-deps clean
+.PHONY: run install dev test test-python test-firmware test-tools lint fuzz bench system-deps clean
 
 run: $(RUN_STAMP)
 	@$(VENV)/bin/copa
@@ -83,6 +83,12 @@ test-firmware:
 test-python: $(DEV_STAMP)
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The CLI fuzz test at length: fresh random examples each run (make test runs a fixed, bounded sample).
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(DEV_STAMP)
+	@COPA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) COPA_FUZZ_RANDOM=1 $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/foundation/test_cli_fuzz.py tests/foundation/test_reliability_cli.py
 
 lint: $(DEV_STAMP)
 	@$(VENV)/bin/ruff check copa tests benchmarks skills

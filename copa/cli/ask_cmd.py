@@ -63,14 +63,15 @@ def _approver(yes: bool):
 
 
 def _printer(json_out: bool, err_tty: bool):
+    from copa.cli.output import say
+
     state = {"text": False, "ends_nl": True}
 
     def on_event(e) -> None:
         if e.type == "text" and not json_out:
             if state.pop("gap", False) and state["text"]:  # a new step after tool calls: a new paragraph
                 sys.stdout.write("\n" if state["ends_nl"] else "\n\n")
-            sys.stdout.write(e.text)
-            sys.stdout.flush()
+            say(e.text, end="", flush=True)  # a model's answer is data: no escape sequence reaches the terminal
             state["text"], state["ends_nl"] = True, e.text.endswith("\n")
         elif e.type == "retry":
             print(f"copa: {e.data['reason']}; retrying in {e.data['delay']:.1f} s", file=sys.stderr)
@@ -83,7 +84,7 @@ def _printer(json_out: bool, err_tty: bool):
             if not (err_tty and not json_out):
                 return
             mark = "✓" if e.data["ok"] else "✗ " + str(e.data.get("error", ""))[:120]
-            print(f"  [{e.name} {mark}]", file=sys.stderr)
+            say(f"  [{e.name} {mark}]", err=True)
 
     return on_event, state
 
@@ -133,6 +134,8 @@ def ask(
         print("copa: interrupted; the partial answer was kept", file=sys.stderr)
         raise typer.Exit(ExitCode.INTERRUPTED)
     if result.interrupted:
-        print(f"copa: error: {result.error}; the partial answer was kept (retry with 'copa ask --continue')",
-              file=sys.stderr)
+        from copa.cli.output import say
+
+        say(f"copa: error: {result.error}; the partial answer was kept (retry with 'copa ask --continue')",
+            err=True)
         raise typer.Exit(ExitCode.PROVIDER)

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from copa.device.devices import Devices
     from copa.device.protocol import DeviceError, ProtocolError, Rule, RuleEvent, SampleEvent
-    from copa.device.rules_syntax import format_rule
     from copa.device.registry import DeviceRecord
+    from copa.device.rules_syntax import format_rule
     from copa.device.session import DeviceSession, DeviceUnavailable, NoAnswer, RequestTimeout
     from copa.device.tools import parse_channel
     from copa.device.transport import PortBusy

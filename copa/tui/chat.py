@@ -33,7 +33,7 @@ from copa.tui.chat_widgets import (
     _get,
 )
 
-FLUSH_EVERY = 0.05  # seconds between screen updates while an answer streams
+FLUSH_EVERY = 0.1  # seconds between screen updates while an answer streams (10 a second: keys come first)
 KEYS_THAT_MATTER = ("[b]enter[/b] send · [b]esc[/b] stop · [b]F1-F5[/b] screens · [b]ctrl+p[/b] commands · "
                     "[b]?[/b] help")
 
@@ -45,6 +45,8 @@ class ChatScreen(SlashCommands, CopaScreen):
         Binding("ctrl+o", "sessions", "Sessions"),
         Binding("escape", "stop", "Stop the answer (what came so far is kept)", show=False),
         Binding("ctrl+l", "focus_input", "Back to the input", show=False),
+        Binding("pageup", "scroll_log(-1)", "Scroll the conversation up", show=False, priority=True),
+        Binding("pagedown", "scroll_log(1)", "Scroll the conversation down", show=False, priority=True),
     ]
     HELP_KEYS = [("enter", "send"), ("ctrl+j", "new line (shift/alt+enter where the terminal sends them)"),
                  ("↑ ↓", "earlier inputs (on the first / last line; kept across restarts)"),
@@ -136,6 +138,11 @@ class ChatScreen(SlashCommands, CopaScreen):
     def action_focus_input(self) -> None:
         self.query_one("#chat-input", ChatInput).focus()
 
+    def action_scroll_log(self, pages: int) -> None:
+        """Page keys scroll the conversation even while typing (the input is a few lines at most)."""
+        log = self.query_one("#chat-log", VerticalScroll)
+        log.scroll_to(y=log.scroll_y + pages * max(1, log.size.height - 2), animate=False)
+
     def welcome(self) -> None:
         """A new conversation starts on the welcome (with what is known so far)."""
         w = Welcome()
@@ -158,6 +165,15 @@ class ChatScreen(SlashCommands, CopaScreen):
         box = self.query_one("#chat-input", ChatInput)
         box.text = slash.complete(box.text)
         box.move_cursor(box.document.end)
+
+    def on_key(self, event) -> None:
+        """↑ on the first command of the menu goes back to the input; esc closes the menu."""
+        menu = self.query_one("#completions", OptionList)
+        if self.focused is menu and ((event.key == "up" and not menu.highlighted) or event.key == "escape"):
+            event.stop()
+            if event.key == "escape":
+                menu.display = False
+            self.action_focus_input()
 
     @on(OptionList.OptionSelected, "#completions")
     def _pick(self, event: OptionList.OptionSelected) -> None:
@@ -383,7 +399,7 @@ class Welcome(Static):
         if self.problem:
             model = f"[b $error]{escape(self.problem)}[/]\nThen restart copa, or type /model NAME."
         elif self.model:
-            model = f"model [b]{escape(self.model)}[/b] (/model to change)"
+            model = f"[b]{escape(self.model)}[/b] (/model to change)"
         else:
             model = "checking the model…"
         self.update(

@@ -39,9 +39,9 @@ def screen_keys(screen: Any) -> list[tuple[str, str]]:
     for b in getattr(type(screen), "BINDINGS", []):
         if isinstance(b, Binding) and b.description:
             rows.append((key_label(b.key), b.description))
-    shown = {k for k, _ in rows}
-    rows += [(k, d) for k, d in getattr(screen, "HELP_KEYS", []) if k not in shown]
-    return rows
+    better = dict(getattr(screen, "HELP_KEYS", []))  # a longer word on a bound key replaces its footer label
+    rows = [(k, better.pop(k, d)) for k, d in rows]
+    return rows + list(better.items())
 
 
 def key_table(rows: list[tuple[str, str]]) -> Any:

@@ -33,6 +33,16 @@ def action_text(job: Any) -> str:
     return f"{job.action_kind} {job.action_target}" + (f" {args}" if args else "")
 
 
+def trigger_text(job: Any) -> str:
+    """'every 1d', 'cron 0 8 * * 1-5', or 'at 2030-01-01 08:00' (an --at time in local time)."""
+    if job.trigger_kind == "at":
+        try:
+            return f"at {local_time(datetime.fromisoformat(job.trigger_spec))}"
+        except ValueError:
+            pass
+    return f"{job.trigger_kind} {job.trigger_spec}"
+
+
 def overdue(job: Any, now: datetime | None = None) -> bool:
     """An active job whose next run has passed: nothing ran it (the CLI says the same)."""
     return bool(job.state == "active" and job.next_run_at and job.next_run_at < (now or datetime.now(UTC)))
@@ -170,18 +180,27 @@ class JobFormScreen(ModalScreen[Any]):
         fields["allow_dangerous"] = self.query_one("#job-dangerous", Checkbox).value
         return fields
 
-    @work(thread=True, exclusive=True, group="job-form")
     def action_save(self) -> None:
+        """Read the form here (a malformed KEY=VALUE is refused at once), check and write in a worker
+        (the skill check may load the skills)."""
+        try:
+            fields = self.definition()
+        except Exception as e:
+            self._failed(e)
+            return
+        name = self.job.name if self.job is not None else self.query_one("#job-name", Input).value.strip()
+        paused = self.job is None and self.query_one("#job-paused", Checkbox).value
+        self.save(name, paused, fields)
+
+    @work(thread=True, exclusive=True, group="job-form")
+    def save(self, name: str, paused: bool, fields: dict[str, Any]) -> None:
         from copa.scheduler import jobs
 
         ws = self.app.ws  # type: ignore[attr-defined]
         try:
-            fields = self.app.call_from_thread(self.definition)
             if self.job is not None:
-                job = jobs.edit_job(ws, self.job.name, **fields)
+                job = jobs.edit_job(ws, name, **fields)
             else:
-                name = self.app.call_from_thread(lambda: self.query_one("#job-name", Input).value.strip())
-                paused = self.app.call_from_thread(lambda: self.query_one("#job-paused", Checkbox).value)
                 job = jobs.add_job(ws, name, paused=paused, **fields)
         except Exception as e:
             self.app.call_from_thread(self._failed, e)
@@ -210,13 +229,18 @@ class SchedulesScreen(CopaScreen):
         Binding("a", "add", "Add"),
         Binding("e", "edit", "Edit"),
         Binding("d", "delete", "Delete"),
-        Binding("r", "run_now", "Run now"),
+        Binding("r", "run_now", "Run"),
         Binding("p", "pause", "Pause"),
-        Binding("u", "resume", "Resume"),
-        Binding("o", "open_report", "Report"),
-        Binding("D", "start_daemon", "Start daemon"),
-        Binding("ctrl+r", "reload", "Refresh"),
+        Binding("u", "resume", "Resume", show=False),
+        Binding("o", "open_report", "Open the report (or enter on a run)", show=False),
+        Binding("D", "start_daemon", "Daemon"),
+        Binding("ctrl+r", "reload", "Refresh", show=False),
     ]
+    HELP_KEYS = [("r", "run the job now, as a test (recorded in its history like 'copa schedule run')"),
+                 ("p", "pause the job, or resume it when it is paused"),
+                 ("D", "start the daemon in the background (as 'copa daemon'), when it is not running"),
+                 ("tab", "from the jobs to their history and back"),
+                 ("ctrl+s / esc", "in the job form: save (the CLI's checks) / cancel")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -300,15 +324,17 @@ class SchedulesScreen(CopaScreen):
             nxt: Any = local_time(j.next_run_at) if j.state == "active" else j.state
             if overdue(j, now):
                 nxt = Text.assemble(nxt, "\n", ("overdue", "bold red"))
-            does = Text(action_text(j), overflow="fold")
-            height = max(len(does.wrap(table.app.console, wrap)), 2 if overdue(j, now) else 1)
-            table.add_row(Text(j.name, overflow="fold"), f"{j.trigger_kind} {j.trigger_spec}", does, nxt,
-                          state or (j.last_status or "-"), key=j.name, height=height)
+            cells = [Text(j.name, overflow="fold"), Text(trigger_text(j), overflow="fold"),
+                     Text(action_text(j), overflow="fold")]
+            widths = (table.columns["job"].width, table.columns["when"].width, wrap)
+            height = max([len(c.wrap(table.app.console, w)) for c, w in zip(cells, widths, strict=True)]
+                         + [2 if overdue(j, now) else 1])
+            table.add_row(*cells, nxt, state or (j.last_status or "-"), key=j.name, height=height)
         if jobs:
             table.move_cursor(row=min(keep, len(jobs) - 1))
             self.load_runs(self.selected_job().name)
             self.query_one("#schedule-status", Label).update(
-                " a add · e edit · d delete · r run now · p pause · u resume · tab to the history")
+                f" {len(jobs)} job{'s' if len(jobs) != 1 else ''} · tab: their history · ? all keys")
         else:
             self.runs = []
             self.query_one("#runs", DataTable).clear()
@@ -424,7 +450,9 @@ class SchedulesScreen(CopaScreen):
         self.load()
 
     def action_pause(self) -> None:
-        self._change("pause")
+        """p pauses a job, or resumes it when it is paused."""
+        job = self.selected_job()
+        self._change("resume" if job is not None and job.paused else "pause")
 
     def action_resume(self) -> None:
         self._change("resume")

@@ -47,7 +47,7 @@ def test_first_screen_says_what_copa_is_knows_and_the_keys(fake_model, ws, seede
             text = screen_text(app)
             assert "copa is your workstation in the terminal" in text
             assert "What copa knows about you: 2 facts, 1 preference, 1 note" in text and "1 open task" in text
-            assert "Model: model fake" in text
+            assert "Model: fake (/model to change)" in text
             for keys in ("enter send", "esc stop", "F1-F5 screens", "ctrl+p commands", "? help"):
                 assert keys in text, keys
             footer = await wait_for(pilot, lambda: [line for line in screen_text(app).splitlines()
@@ -265,5 +265,52 @@ def test_a_resumed_session_counts_turns_and_keeps_its_tool_calls(fake_model, ws,
             assert [(b.tool_name, b.state, b.arguments) for b in blocks] == [("recall", "ok", {"query": "home"})]
             assert "⚙ recall(query=\"home\") ✓" in text
             assert focused_id(app) == "chat-input"
+
+    asyncio.run(scenario())
+
+
+def test_page_keys_scroll_the_conversation_while_typing(ws, seeded):
+    async def scenario():
+        app = CopaApp(ws)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(pilot)
+            for i in range(12):
+                app.screen.note(f"note number {i}")
+            log = app.screen.query_one("#chat-log")
+            await wait_for(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+                           what="a long conversation, at its end")
+            await type_text(pilot, "half a sen")
+            await pilot.press("pageup")
+            await wait_for(pilot, lambda: log.scroll_y < log.max_scroll_y, what="scrolled up")
+            assert focused_id(app) == "chat-input" and app.screen.query_one(ChatInput).text == "half a sen"
+            await pilot.press("pagedown", "pagedown")
+            await wait_for(pilot, lambda: log.scroll_y == log.max_scroll_y, what="back at the end")
+
+    asyncio.run(scenario())
+
+
+def test_arrows_move_between_the_input_and_the_command_menu(ws):
+    async def scenario():
+        app = CopaApp(ws)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ready(pilot)
+            await type_text(pilot, "/s")
+            menu = app.screen.query_one("#completions")
+            await wait_for(pilot, lambda: menu.display and menu.option_count == 3, what="the menu")
+            await pilot.press("down")
+            assert focused_id(app) == "completions"
+            await pilot.press("down")
+            picked = menu.get_option_at_index(menu.highlighted).id
+            assert picked in ("/sessions", "/skills")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen.query_one(ChatInput).text == f"{picked} ", what="the pick")
+            assert focused_id(app) == "chat-input"
+            app.screen.query_one(ChatInput).clear()
+            await type_text(pilot, "/s")
+            await wait_for(pilot, lambda: menu.display, what="the menu again")
+            await pilot.press("down")
+            menu.highlighted = 0
+            await pilot.press("up")  # on the first command: back to the input, text kept
+            assert focused_id(app) == "chat-input" and app.screen.query_one(ChatInput).text == "/s"
 
     asyncio.run(scenario())

@@ -57,7 +57,12 @@ def test_add_edit_delete_and_test_run_a_job_from_the_keyboard(ws):
             assert store(ws).find("clock") is None  # nothing written
             assert isinstance(app.screen, JobFormScreen)
             form.query_one("#trigger-spec").value = "1d"
+            form.query_one("#job-args").value = "timezone"  # not KEY=VALUE: refused as the CLI refuses --arg
             form.query_one("#action-kind").value = "skill"
+            form.query_one("#action-target").value = "current_time"
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: "is not KEY=VALUE" in screen_text(app), what="the args error")
+            assert store(ws).find("clock") is None
             form.query_one("#action-target").value = "current_time"
             form.query_one("#job-args").value = "timezone=UTC"
             form.query_one("#job-tz").value = "UTC"

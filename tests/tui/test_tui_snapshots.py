@@ -88,6 +88,19 @@ def test_chat_snapshot(snap_compare, fake_model, snap_ws, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_first_screen_without_a_model_snapshot(snap_compare, snap_ws, size):
+    """What a new user sees first: what copa is, what it knows, how to set up a model, the keys."""
+    async def run_before(pilot):
+        await wait_for(pilot, lambda: pilot.app.screen.ready is False)
+        await wait_for(pilot, lambda: "open task" in str(pilot.app.screen.query_one("Welcome").render()))
+        await settle(pilot)
+        no_blink(pilot.app)
+        await pilot.pause(0.2)
+
+    assert snap_compare(CopaApp(snap_ws), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_memory_snapshot(snap_compare, snap_ws, size):
     async def run_before(pilot):
         await wait_for(pilot, lambda: pilot.app.screen.searches)
