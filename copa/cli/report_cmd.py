@@ -20,8 +20,7 @@ def run_cmd(
 ) -> None:
     """Gather the report now, store it (database, Markdown file, memory) and print or deliver it."""
     from copa.errors import ExitCode
-    from copa.scheduler import reports
-    from copa.scheduler.delivery import deliver_all, resolve_target
+    from copa.scheduler import deliver_all, reports, resolve_target
 
     with workstation() as ws:
         for t in to or []:

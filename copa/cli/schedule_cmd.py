@@ -24,7 +24,7 @@ def _local(dt, zone=None) -> str:
 def _zone(ws):
     from zoneinfo import ZoneInfo
 
-    from copa.scheduler.triggers import default_zone
+    from copa.scheduler import default_zone
 
     return ZoneInfo(default_zone(ws.config))
 
@@ -68,7 +68,7 @@ def add_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add a job: one trigger (--cron, --every or --at) and one action (--report, --skill or --prompt)."""
-    from copa.scheduler.jobs import add_job, parse_args
+    from copa.scheduler import add_job, parse_args
 
     with workstation() as ws:
         job = add_job(ws, name, cron=cron, every=every, at=at, tz=tz, report=report, skill=skill,
@@ -88,7 +88,7 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."))
     """List jobs with their next run (local time) and last status."""
     from datetime import UTC, datetime
 
-    from copa.scheduler.jobs import store
+    from copa.scheduler import job_store as store
 
     with workstation() as ws:
         jobs = store(ws).list()
@@ -114,7 +114,7 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."))
 @app.command("remove")
 def remove_cmd(name: str = typer.Argument(..., help="The job to remove (its history stays).")) -> None:
     """Remove a job; a running daemon drops it within a second."""
-    from copa.scheduler.jobs import remove
+    from copa.scheduler import remove_job as remove
 
     with workstation() as ws:
         remove(ws, name)
@@ -124,7 +124,7 @@ def remove_cmd(name: str = typer.Argument(..., help="The job to remove (its hist
 @app.command("pause")
 def pause_cmd(name: str = typer.Argument(...)) -> None:
     """Stop a job from firing until it is resumed."""
-    from copa.scheduler.jobs import pause
+    from copa.scheduler import pause_job as pause
 
     with workstation() as ws:
         pause(ws, name)
@@ -134,7 +134,7 @@ def pause_cmd(name: str = typer.Argument(...)) -> None:
 @app.command("resume")
 def resume_cmd(name: str = typer.Argument(...)) -> None:
     """Let a paused job fire again (from its next time; missed times are not replayed)."""
-    from copa.scheduler.jobs import resume
+    from copa.scheduler import resume_job as resume
 
     with workstation() as ws:
         job = resume(ws, name)
@@ -147,8 +147,8 @@ def run_cmd(name: str = typer.Argument(..., help="The job to run now."),
             json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Run a job now, in the foreground, exactly as the daemon would (recorded in its history)."""
     from copa.errors import ExitCode
+    from copa.scheduler import job_store as store
     from copa.scheduler import runner
-    from copa.scheduler.jobs import store
 
     started: list[int] = []
     with workstation() as ws:
@@ -178,8 +178,8 @@ def history_cmd(name: str = typer.Argument(..., help="The job (removed jobs keep
                 json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Each run of a job: start, duration, status, output location, error."""
     from copa.errors import NotFoundError
-    from copa.scheduler.jobs import store
-    from copa.scheduler.store import pid_alive
+    from copa.scheduler import job_store as store
+    from copa.scheduler import pid_alive
 
     with workstation() as ws:
         st = store(ws)

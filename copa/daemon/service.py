@@ -23,8 +23,8 @@ from typing import Any
 
 from copa.daemon.lock import DaemonLock
 from copa.paths import Paths
-from copa.scheduler.engine import Scheduler
-from copa.scheduler.store import JobStore, iso
+from copa.scheduler import JobStore, Scheduler
+from copa.timeutil import iso
 from copa.workstation import Workstation
 
 log = logging.getLogger("copa.daemon")

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from copa.checks import INFO, OK, WARN, Check
 from copa.daemon.lock import holder, read_info
-from copa.scheduler.store import JobStore, iso, parse_iso, pid_alive
+from copa.scheduler import JobStore, pid_alive
+from copa.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
     from copa.workstation import Workstation

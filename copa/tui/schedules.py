@@ -166,7 +166,7 @@ class JobFormScreen(ModalScreen[Any]):
         self.action_save()
 
     def definition(self) -> dict[str, Any]:
-        from copa.scheduler.jobs import parse_args
+        from copa.scheduler import parse_args
 
         def value(wid: str) -> str:
             return self.query_one(wid, Input).value.strip()
@@ -286,7 +286,7 @@ class SchedulesScreen(CopaScreen):
 
     @work(thread=True, exclusive=True, group="schedules-load")
     def load(self) -> None:
-        from copa.scheduler.jobs import store
+        from copa.scheduler import job_store as store
 
         try:
             jobs = store(self.ws).list()
@@ -355,7 +355,7 @@ class SchedulesScreen(CopaScreen):
 
     @work(thread=True, exclusive=True, group="schedules-runs")
     def load_runs(self, name: str) -> None:
-        from copa.scheduler.jobs import store
+        from copa.scheduler import job_store as store
 
         runs = store(self.ws).runs(name, limit=20)
         self.app.call_from_thread(self._show_runs, name, runs)
@@ -397,7 +397,7 @@ class SchedulesScreen(CopaScreen):
         if not await self.app.push_screen_wait(ConfirmScreen(
                 f"Delete the job {job.name}? Its history stays.\n\n{action_text(job)}", yes="Delete")):
             return
-        from copa.scheduler.jobs import remove
+        from copa.scheduler import remove_job as remove
 
         try:
             remove(self.ws, job.name)

@@ -23,17 +23,7 @@ FACES = {"cli", "tui", "daemon"}
 SERVICE = {"workstation", "doctor"}
 INFRA = {p.stem for p in ROOT.glob("*.py")} - SERVICE - {"__init__", "__main__"}
 
-KNOWN: set[tuple[str, str]] = {
-    # rule 4, issue 16: copa.scheduler exports only its store so far; the faces reach its modules
-    ("copa/cli/report_cmd.py", "copa.scheduler.delivery"),
-    ("copa/cli/schedule_cmd.py", "copa.scheduler.jobs"),
-    ("copa/cli/schedule_cmd.py", "copa.scheduler.store"),
-    ("copa/cli/schedule_cmd.py", "copa.scheduler.triggers"),
-    ("copa/daemon/service.py", "copa.scheduler.engine"),
-    ("copa/daemon/service.py", "copa.scheduler.store"),
-    ("copa/daemon/status.py", "copa.scheduler.store"),
-    ("copa/tui/schedules.py", "copa.scheduler.jobs"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _package(path: Path) -> str:
