@@ -247,7 +247,7 @@ class ChatInput(TextArea):
             return
         row = self.cursor_location[0]
         menu = self.screen.query("#completions")
-        if event.key == "down" and menu and menu.first().display:  # into the command menu, as into results
+        if event.key == "down" and self._pos is None and menu and menu.first().display:  # into the command menu
             event.stop()
             event.prevent_default()
             menu.first().focus()
