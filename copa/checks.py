@@ -91,6 +91,19 @@ def check_config(paths: Any, config: Any) -> Check:
     return Check("config", OK, f"valid ({paths.config_file})")
 
 
+def check_environment() -> Check:
+    """Unknown COPA_* variables: a mistyped override (COPA_AGENT_RETRYS) would otherwise be ignored
+    without a word."""
+    from copa.config import unknown_env_vars
+
+    unknown = unknown_env_vars()
+    if not unknown:
+        return Check("environment", OK, "no unknown COPA_* variables")
+    parts = [f"{var} (did you mean {near}?)" if near else var for var, near in unknown]
+    return Check("environment", WARN, "unknown variable(s), ignored: " + ", ".join(parts),
+                 "rename or unset them; 'copa config keys' lists every key with its variable")
+
+
 def check_data_dir(paths: Any) -> Check:
     d = paths.data_dir
     try:
@@ -137,4 +150,4 @@ def check_secrets(secrets: Any) -> Check:
 @hookimpl
 def copa_doctor_checks() -> list[CheckFunction]:
     """copa.checks is the foundation's plugin: its checks come first in `copa doctor`."""
-    return [check_config, check_data_dir, check_database, check_secrets]
+    return [check_config, check_environment, check_data_dir, check_database, check_secrets]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from copa.errors import ConfigError
+from copa.errors import ConfigError, UsageError
 from copa.paths import Paths, atomic_write
 
 
@@ -84,6 +84,32 @@ _LINE_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 def env_var_for(key: str) -> str:
     return "COPA_" + key.replace(".", "_").replace("-", "_").upper()
+
+
+# COPA_* variables that are not config keys (docs/configuration: where state lives, debugging, tests).
+OTHER_ENV_VARS = {
+    "COPA_HOME": "puts config, data, cache and state under one folder",
+    "COPA_DEBUG": "tracebacks instead of one-line errors",
+    "COPA_PASSPHRASE": "the secrets file's passphrase (for the daemon)",
+    "COPA_CWD": "set by copa for skill workers: the folder copa runs in",
+    "COPA_SKILLS_KERNEL_SANDBOX": "0 = skip Landlock and namespaces for skill workers",
+    "COPA_FIRMWARE_DIR": "the firmware/ folder for 'copa device flash'",
+    "COPA_REQUIRE_FIRMWARE": "tests: fail instead of skipping when a firmware toolchain is missing",
+    "COPA_FAULT_REQUESTS": "tests: how many requests the device fault test sends",
+}
+
+
+def unknown_env_vars(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``COPA_*`` variables copa does not know, each with the nearest known name (or None): a typo
+    such as COPA_AGENT_RETRYS would otherwise be ignored without a word."""
+    env = os.environ if environ is None else environ
+    schema, _ = keys()
+    known = {env_var_for(k) for k in schema} | set(OTHER_ENV_VARS)
+    out = []
+    for var in sorted(v for v in env if v.startswith("COPA_") and v not in known):
+        close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.75)
+        out.append((var, close[0] if close else None))
+    return out
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -295,8 +321,11 @@ def set_value(paths: Paths, key: str, raw: str | Any) -> Any:
     """Set ``key`` in the config file (validated, written atomically); returns the stored value."""
     import tomli_w
 
-    spec = lookup(key)
-    value = coerce(key, spec, raw, origin="")
+    try:  # a bad key or value on the command line is a usage error (exit 2), not a broken config (3)
+        spec = lookup(key)
+        value = coerce(key, spec, raw, origin="")
+    except ConfigError as e:
+        raise UsageError(e.message, hint=e.hint or "see 'copa config keys'") from None
     data = read_file(paths.config_file)
     cur = data
     parts = key.split(".")
@@ -315,7 +344,10 @@ def unset_value(paths: Paths, key: str) -> bool:
     """Remove ``key`` from the file so its default (or environment) applies again."""
     import tomli_w
 
-    lookup(key)
+    try:
+        lookup(key)
+    except ConfigError as e:
+        raise UsageError(e.message, hint=e.hint or "see 'copa config keys'") from None
     data = read_file(paths.config_file)
     parts = key.split(".")
     cur = data

@@ -5,8 +5,8 @@ listed in ``BUILTIN`` (one per part, so adding a provider, a check or a channel 
 part's module). Other packages are found through the ``copa`` entry-point group.
 
 Reading entry points means importing ``importlib.metadata`` and scanning every installed package
-(~80 ms here), so the list is cached in the cache folder and rescanned only when a folder of
-``sys.path`` changed (installing or removing a package changes its site-packages folder's mtime).
+(~80 ms here), so the list is cached in the cache folder and rescanned only when a site-packages
+folder of ``sys.path`` (or of PYTHONPATH) changed: installing or removing a package changes its mtime.
 Nothing here runs for `copa --version` or `copa --help`; a command that needs the parts (its
 config, the database, the doctor) builds the manager once per process.
 """
@@ -63,10 +63,15 @@ def hookimpl(fn: Any = None, **options: Any) -> Any:
 
 
 def _fingerprint() -> list[list[Any]]:
+    """The mtimes of the folders installed distributions live in: site-packages (and dist-packages)
+    of sys.path, and PYTHONPATH's folders. Not every sys.path entry: the first is the current folder
+    or the script's, and a folder such as /tmp changes all the time."""
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     out = []
-    for entry in sys.path:
+    for entry in dict.fromkeys([p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+                               + extra):
         try:
-            out.append([entry, os.stat(entry or ".").st_mtime_ns])
+            out.append([entry, os.stat(entry).st_mtime_ns])
         except OSError:
             continue
     return out
@@ -117,8 +122,11 @@ class Plugins:
         self.pm = pluggy.PluginManager(GROUP)
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
+        from copa import __version__
+
         for module in BUILTIN:
-            self._register(PluginInfo(module.removeprefix("copa.").removesuffix(".plugin"), module))
+            self._register(PluginInfo(module.removeprefix("copa.").removesuffix(".plugin"), module,
+                                      version=__version__))
         if os.environ.get("COPA_NO_PLUGINS", "") in ("", "0"):
             for ep in entry_points():
                 self._register(PluginInfo(ep["name"], ep["value"], ep["package"], ep["version"]))

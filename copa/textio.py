@@ -14,6 +14,7 @@ copa's text is UTF-8 everywhere. What comes in is sorted by who can fix it:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from typing import Any
@@ -108,10 +109,8 @@ def safe_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
-            try:
+            with contextlib.suppress(ValueError, OSError):  # a closed or unusual stream: leave it
                 reconfigure(errors="replace")
-            except (ValueError, OSError):  # a closed or unusual stream: leave it
-                pass
 
 
 def describe_unicode_error(e: UnicodeError) -> str:

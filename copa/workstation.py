@@ -42,6 +42,9 @@ class _Deferred:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._build(), name)
 
+    def __getitem__(self, key: Any) -> Any:  # db["table"]
+        return self._build()[key]
+
 
 class Workstation:
     def __init__(self, paths: Paths | None = None, *, interactive: bool = False):
@@ -98,7 +101,7 @@ class Workstation:
     def models(self) -> Models:
         from copa.providers import Models
 
-        return Models(self.config, _Deferred(lambda: self.secrets))
+        return Models(self.config, _Deferred(lambda: self.secrets), cache_dir=self.paths.cache_dir)
 
     @cached_property
     def memory(self) -> MemoryStore:
@@ -111,7 +114,9 @@ class Workstation:
     def skills(self) -> Skills:
         from copa.skills import Skills
 
-        return Skills(self.config, self.paths, _Deferred(lambda: self.secrets))
+        # memory: what a skill with the 'memory' permission reaches, through copa (never the files)
+        return Skills(self.config, self.paths, _Deferred(lambda: self.secrets),
+                      memory=_Deferred(lambda: self.memory))
 
     @cached_property
     def agent(self) -> Agent:
@@ -127,7 +132,9 @@ class Workstation:
     def devices(self) -> Devices:
         from copa.device.devices import Devices
 
-        return Devices(self)
+        # the database through a deferral: each use gets the calling thread's connection
+        return Devices(_Deferred(lambda: self.db), _Deferred(lambda: self.secrets), _Deferred(lambda: self.memory),
+                       self.config)
 
     def close(self) -> None:
         """Close what was opened, users of the database before the database itself."""

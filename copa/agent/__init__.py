@@ -10,9 +10,12 @@ they take any object with an ``agent`` attribute and import nothing of the servi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from copa.agent.loop import Agent, TurnResult, new_session_id
+from copa.exports import lazy
+
+if TYPE_CHECKING:
+    from copa.agent.loop import Agent, TurnResult, new_session_id
 
 
 def run_turn(ws: Any, message: str, **options: Any) -> TurnResult:
@@ -31,3 +34,7 @@ def compact(ws: Any, session_id: str, keep_recent: int = 4) -> str:
 
 
 __all__ = ["Agent", "TurnResult", "available_model", "compact", "new_session_id", "run_turn"]
+
+# Agent, TurnResult and new_session_id load the loop on first use (~40 ms: providers, context)
+__getattr__ = lazy(__name__, {"Agent": "copa.agent.loop", "TurnResult": "copa.agent.loop",
+                              "new_session_id": "copa.agent.loop"})

@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from copa.agent.context import assemble
-from copa.errors import ProviderError
+from copa.errors import ContextOverflowError, ProviderError
+from copa.providers.tokens import PER_MESSAGE, cut_to_tokens, estimate_tokens
 from copa.providers.types import STOP_CANCELLED, ChatRequest, Event, Message, Reply, ToolCall, Usage
 from copa.tools import ToolResult, ToolSpec
 
@@ -30,6 +31,7 @@ log = logging.getLogger("copa.agent")
 OnEvent = Callable[[Event], None]
 Approve = Callable[[ToolSpec, dict[str, Any]], bool]
 MAX_RESULT_CHARS = 12_000
+SMALL_WINDOW = 32_768  # up to this many tokens, copa sends max_tokens = the room it kept for the answer
 
 
 @dataclass
@@ -47,6 +49,7 @@ class TurnResult:
     error: str | None = None
     cost: float = 0.0
     saved: list[str] = field(default_factory=list)  # memory ids written by tools or extraction
+    context: dict[str, Any] = field(default_factory=dict)  # the window and what each part of the prompt took
 
     @property
     def cancelled(self) -> bool:
@@ -56,7 +59,8 @@ class TurnResult:
         return {"answer": self.text, "session_id": self.session_id, "turn_id": self.turn_id, "model": self.model,
                 "stop_reason": self.stop_reason, "interrupted": self.interrupted, "error": self.error,
                 "tool_calls": self.tool_calls, "memories_used": self.memories_used, "usage": self.usage.as_dict(),
-                "cost": self.cost, "saved": self.saved, "timing": {k: round(v, 2) for k, v in self.timing.items()}}
+                "cost": self.cost, "saved": self.saved, "context": self.context,
+                "timing": {k: round(v, 2) for k, v in self.timing.items()}}
 
 
 def new_session_id() -> str:
@@ -170,10 +174,14 @@ class Agent:
         timing["tools_load_ms"] = (time.perf_counter() - t) * 1000
         by_name = {tl.spec.name: tl for tl in tools}
         extra = "\n\n".join(s for s in (cfg.get("agent.system_prompt"), system) if s)
-        ctx = assemble(memory, message, session_id=session_id, window=spec.window(), answer_tokens=spec.max_tokens,
-                       tools=tools, extra_system=extra, use_memory=use_memory,
-                       recall_limit=cfg.get("agent.recall_limit"), recent_turns=cfg.get("agent.recent_turns"),
-                       exclude_ids={user_mid} if user_mid else None)
+
+        def fit() -> Any:
+            return assemble(memory, message, session_id=session_id, window=models.window(model)[0],
+                            answer_tokens=spec.max_tokens, tools=tools, extra_system=extra, use_memory=use_memory,
+                            recall_limit=cfg.get("agent.recall_limit"), recent_turns=cfg.get("agent.recent_turns"),
+                            exclude_ids={user_mid} if user_mid else None, model_name=model)
+
+        ctx = fit()
         timing.update(ctx.timing)
         if ctx.overflow:  # the conversation outgrew its budget: fold the oldest turns into a summary
             t = time.perf_counter()
@@ -182,22 +190,25 @@ class Agent:
             try:
                 if compact(models, memory, session_id, ctx.overflow, ctx.summary, models.fast_name()):
                     emit(Event("compaction", data={"turns": len(ctx.overflow)}))
-                    ctx = assemble(memory, message, session_id=session_id, window=spec.window(),
-                                   answer_tokens=spec.max_tokens, tools=tools, extra_system=extra,
-                                   recall_limit=cfg.get("agent.recall_limit"),
-                                   recent_turns=cfg.get("agent.recent_turns"),
-                                   exclude_ids={user_mid} if user_mid else None)
+                    ctx = fit()
             except ProviderError as e:
                 log.warning("compaction failed, older turns left out of context: %s", e)
             timing["compaction_ms"] = (time.perf_counter() - t) * 1000
+        for note in ctx.notes:  # something was cut or left out to fit the window: the face says so
+            emit(Event("notice", text=note))
         if ctx.memories_used:
             emit(Event("memories", data={"memories": ctx.memories_used}))
 
-        messages = ctx.messages + [Message("user", message)]
-        specs = [tl.spec for tl in tools]
+        messages = ctx.messages + [Message("user", ctx.message)]
+        specs = [tl.spec for tl in ctx.tools]
+        # On small windows ask for no more than the room kept for the answer (vLLM refuses prompt +
+        # max_tokens > window); on large ones leave the provider's own default.
+        max_tokens = ctx.answer_tokens if ctx.window <= SMALL_WINDOW else None
         result = TurnResult(text="", session_id=session_id, model=model, turn_id=turn_id,
-                            memories_used=ctx.memories_used, saved=saved)
+                            memories_used=ctx.memories_used, saved=saved,
+                            context={**ctx.report(), "window_from": models.window(model)[1]})
         texts: list[str] = []
+        refitted = False
         model_ms = tools_ms = 0.0
         max_steps = max(1, cfg.get("agent.max_tool_steps"))
         reply = Reply()
@@ -206,7 +217,25 @@ class Agent:
             for step in range(max_steps + 2):  # max_steps rounds of tools, then one told to answer
                 if cancelled:
                     raise KeyboardInterrupt
-                reply = models.chat(ChatRequest(messages, system=ctx.system, tools=specs), model, on_event=on_event)
+                try:
+                    reply = models.chat(ChatRequest(messages, system=ctx.system, tools=specs, max_tokens=max_tokens),
+                                        model, on_event=on_event)
+                except ContextOverflowError as e:
+                    # The server stated a smaller window than copa assumed (and the router learned it):
+                    # fit the turn into it and ask once more. Later steps carry tool results: not refitted.
+                    if step or refitted or not e.window or e.window >= ctx.window:
+                        raise
+                    refitted = True
+                    ctx = fit()
+                    for note in ctx.notes:
+                        emit(Event("notice", text=note))
+                    messages = ctx.messages + [Message("user", ctx.message)]
+                    specs = [tl.spec for tl in ctx.tools]
+                    max_tokens = ctx.answer_tokens if ctx.window <= SMALL_WINDOW else None
+                    result.memories_used = ctx.memories_used
+                    result.context = {**ctx.report(), "window_from": models.window(model)[1]}
+                    reply = models.chat(ChatRequest(messages, system=ctx.system, tools=specs, max_tokens=max_tokens),
+                                        model, on_event=on_event)
                 model_ms += reply.duration_ms
                 if reply.ttfb_ms is not None and "ttfb_ms" not in timing:
                     timing["ttfb_ms"] = reply.ttfb_ms
@@ -238,8 +267,8 @@ class Agent:
                              **({"result": res.content} if res.ok else {"error": res.error})}
                     result.tool_calls.append(entry)
                     emit(Event("tool_result", name=call.name, id=call.id, data=entry))
-                    messages.append(Message("tool", _content(res), tool_call_id=call.id, name=call.name,
-                                            is_error=not res.ok))
+                    messages.append(Message("tool", _content(res, _room(ctx, messages)), tool_call_id=call.id,
+                                            name=call.name, is_error=not res.ok))
                 tools_ms += (time.perf_counter() - t) * 1000
         except KeyboardInterrupt:  # Ctrl-C outside the stream (a tool, the store): keep what we have
             reply = Reply(model=result.model, interrupted=True, stop_reason=STOP_CANCELLED, error="interrupted")
@@ -303,11 +332,22 @@ def decide(spec: ToolSpec, arguments: dict[str, Any], cfg: Any, approve: Approve
     return (True, "approved by the user") if approve(spec, arguments) else (False, "refused by the user")
 
 
-def _content(result: ToolResult) -> str:
+def _content(result: ToolResult, room: int | None = None) -> str:
+    """A tool's result as the model sees it: at most MAX_RESULT_CHARS, and at most ``room`` tokens."""
     text = json.dumps(result.as_dict(), ensure_ascii=False, default=str)
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"... [truncated, {len(text)} characters in all]"
+    if room is not None and estimate_tokens(text) > room:
+        text = cut_to_tokens(text, max(0, room - 30)) + (
+            f"... [cut to fit the model's context window; {len(text)} characters in all]")
     return text
+
+
+def _room(ctx: Any, messages: list[Message]) -> int:
+    """Tokens one more tool result may take: half of what the window has left after the turn so far."""
+    used = estimate_tokens(ctx.system) + sum(estimate_tokens(m.content) + PER_MESSAGE for m in messages)
+    used += ctx.spent.get("tools", 0) + ctx.answer_tokens + max(32, ctx.window // 20)
+    return max(60, (ctx.window - used) // 2)
 
 
 def _run_call(call: ToolCall, by_name: dict[str, Any], cfg: Any, approve: Approve | None,

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from copa.agent.context import session_source, summary_subject
+from copa.providers.tokens import PER_MESSAGE, estimate_tokens, fit_text
 from copa.providers.types import ChatRequest, Message
 
 log = logging.getLogger("copa.agent")
@@ -27,6 +28,13 @@ EXTRACT_PROMPT = (
 )
 
 
+def _room(models: Any, model: str | None, system: str, answer: int) -> tuple[int, int]:
+    """(answer tokens, tokens the input may take) for one internal request to ``model``."""
+    window = models.window(model or models.default_name() or "")[0]
+    answer = min(answer, window // 4)
+    return answer, max(64, window - answer - estimate_tokens(system) - max(32, window // 20) - 3 * PER_MESSAGE)
+
+
 def compact(models: Any, memory: Any, session_id: str, turns: list[Any], previous: Any,
             model: str | None) -> str | None:
     """Summarise ``turns`` (plus the previous summary) into a memory that supersedes the previous one."""
@@ -37,8 +45,9 @@ def compact(models: Any, memory: Any, session_id: str, turns: list[Any], previou
     transcript = "\n".join(f"{t.role or 'user'}: {t.text}" for t in turns)
     if previous is not None:
         transcript = f"Earlier summary:\n{previous.text}\n\nLater turns:\n{transcript}"
-    reply = models.chat(ChatRequest([Message("user", transcript[-60_000:])], system=SUMMARY_PROMPT,
-                                    max_tokens=800), model)
+    answer, room = _room(models, model, SUMMARY_PROMPT, 800)
+    transcript, _ = fit_text(transcript[-60_000:], room, what="conversation")
+    reply = models.chat(ChatRequest([Message("user", transcript)], system=SUMMARY_PROMPT, max_tokens=answer), model)
     if reply.interrupted or not reply.text.strip():
         return None
     metadata = {"session_id": session_id, "through": iso(turns[-1].occurred_at),
@@ -72,8 +81,11 @@ def extract(models: Any, memory: Any, session_id: str, turn_id: str, user_text: 
             model: str | None) -> list[str]:
     """Ask the fast model for memories in this exchange and store them; returns the ids saved."""
     exchange = f"user: {user_text[:8000]}\nassistant: {answer[:4000]}"
+    answer_tokens, room = _room(models, model, EXTRACT_PROMPT, 600)
+    exchange, _ = fit_text(exchange, room, what="exchange")
     # no temperature: reasoning models refuse any value but their default
-    reply = models.chat(ChatRequest([Message("user", exchange)], system=EXTRACT_PROMPT, max_tokens=600), model)
+    reply = models.chat(ChatRequest([Message("user", exchange)], system=EXTRACT_PROMPT, max_tokens=answer_tokens),
+                        model)
     ids = []
     for p in parse_proposals(reply.text):
         meta = {"session_id": session_id, "turn": turn_id, "via": "extract"}

@@ -63,25 +63,28 @@ def _approver(yes: bool):
 
 
 def _printer(json_out: bool, err_tty: bool):
+    from copa.cli.output import say
+
     state = {"text": False, "ends_nl": True}
 
     def on_event(e) -> None:
         if e.type == "text" and not json_out:
             if state.pop("gap", False) and state["text"]:  # a new step after tool calls: a new paragraph
                 sys.stdout.write("\n" if state["ends_nl"] else "\n\n")
-            sys.stdout.write(e.text)
-            sys.stdout.flush()
+            say(e.text, end="", flush=True)  # a model's answer is data: no escape sequence reaches the terminal
             state["text"], state["ends_nl"] = True, e.text.endswith("\n")
         elif e.type == "retry":
             print(f"copa: {e.data['reason']}; retrying in {e.data['delay']:.1f} s", file=sys.stderr)
         elif e.type == "fallback":
             print(f"copa: falling back to {e.name}", file=sys.stderr)
+        elif e.type == "notice":  # something was cut or left out to fit the model's window
+            print(f"copa: note: {e.text}", file=sys.stderr)
         elif e.type == "tool_result":
             state["gap"] = True
             if not (err_tty and not json_out):
                 return
             mark = "✓" if e.data["ok"] else "✗ " + str(e.data.get("error", ""))[:120]
-            print(f"  [{e.name} {mark}]", file=sys.stderr)
+            say(f"  [{e.name} {mark}]", err=True)
 
     return on_event, state
 
@@ -95,6 +98,8 @@ def ask(
     session: str = typer.Option(None, "--session", "-s", help="Continue (or start) the conversation NAME."),
     system: str = typer.Option(None, "--system", help="Extra instructions for this question."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Approve dangerous tool calls without asking."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Send plain requests: the answer is printed when "
+                                   "complete (for servers or proxies that buffer or break streams)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON: answer, tool calls, memories, usage, timing."),
 ) -> None:
     """Ask a question. Exit codes: 0 ok, 2 usage, 3 no model configured, 4 provider failed, 130 interrupted."""
@@ -113,6 +118,8 @@ def ask(
             session = ws.memory.last_session()
             if session is None:
                 raise UsageError("there is no earlier conversation to continue", hint="drop --continue")
+        if no_stream:
+            ws.models.stream = False
         on_event, state = _printer(json_out, sys.stderr.isatty())
         result = ws.agent.run_turn(message, session_id=session, model=model, system=system,
                                    use_memory=not no_memory, on_event=on_event, approve=_approver(yes))
@@ -127,6 +134,8 @@ def ask(
         print("copa: interrupted; the partial answer was kept", file=sys.stderr)
         raise typer.Exit(ExitCode.INTERRUPTED)
     if result.interrupted:
-        print(f"copa: error: {result.error}; the partial answer was kept (retry with 'copa ask --continue')",
-              file=sys.stderr)
+        from copa.cli.output import say
+
+        say(f"copa: error: {result.error}; the partial answer was kept (retry with 'copa ask --continue')",
+            err=True)
         raise typer.Exit(ExitCode.PROVIDER)

@@ -25,7 +25,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("copa.cli.report_cmd", "Run, list and show reports (daily briefing, weekly review, your own)."),
     "skills": ("copa.cli.skills_cmd", "Skills: list, show, run, create and check the tools copa can use."),
     "mcp": ("copa.cli.mcp_cmd", "Model Context Protocol: serve copa's skills and memory, list configured servers."),
+    "plugins": ("copa.cli.plugins_cmd", "Plugins: copa's own parts and installed packages that extend it."),
 }
+
+
+def _plugin_commands() -> dict[str, tuple[str, str]]:
+    """Command groups of installed plugins (the ``copa_commands`` hook). The entry-point list is
+    cached (copa/plugins.py): with no plugin installed this costs a stat per sys.path folder and
+    never imports pluggy; a plugin's module is imported only when its group is used."""
+    from copa.plugins import entry_points
+
+    if not entry_points() or os.environ.get("COPA_NO_PLUGINS", "") not in ("", "0"):
+        return {}
+    from copa.plugins import merged
+
+    found = merged("copa_commands", "command group")
+    clash = sorted(set(found) & set(COMMANDS))
+    if clash:
+        import logging
+
+        logging.getLogger("copa.plugins").warning("plugin command groups %s ignored: copa has them", clash)
+    return {k: v for k, v in found.items() if k not in COMMANDS}
 
 
 def _version() -> str:
@@ -38,25 +58,42 @@ def _build_app():
     import typer
     from typer.core import TyperGroup
 
+    extra: dict[str, tuple[str, str]] = {}
+
+    def groups() -> dict[str, tuple[str, str]]:
+        if not extra:
+            extra.update(COMMANDS, **_plugin_commands())
+        return extra
+
     class LazyGroup(TyperGroup):
         """Imports a command group's module only when that group is used."""
 
         def list_commands(self, ctx):
-            return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+            return sorted(set(super().list_commands(ctx)) | set(groups()))
 
         def get_command(self, ctx, name):
             cmd = super().get_command(ctx, name)
-            if cmd is not None or name not in COMMANDS:
+            if cmd is not None:
                 return cmd
-            module = importlib.import_module(COMMANDS[name][0])
+            known = COMMANDS if name in COMMANDS else groups()
+            if name not in known:
+                return None
+            module = importlib.import_module(known[name][0])
             cmd = typer.main.get_command(module.app)
             cmd.name = name
             _plain_help(cmd)
             self.add_command(cmd, name)
             return cmd
 
+        def invoke(self, ctx):
+            # typer turns Ctrl-C into a silent exit 130; re-raised as Abort, main() says "interrupted"
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                raise typer.Abort() from None
+
         def format_commands(self, ctx, formatter):
-            rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+            rows = [(name, help_) for name, (_, help_) in sorted(groups().items())]
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
@@ -120,9 +157,10 @@ _CODE_NAMES = {1: "failure", 2: "usage", 3: "config", 4: "provider", 5: "not_fou
 def _fail(message: str, code: int, *, hint: str | None = None, json_out: bool = False) -> int:
     """The one error path of every command: a line on stderr, and with --json also the error as a
     JSON document on stdout, so a script reading stdout always gets something to parse."""
+    from copa.termsafe import safe
     from copa.textio import scrub
 
-    message = scrub(message)
+    message = safe(scrub(message))  # a message may quote a skill or a model: shown, never obeyed
     line = f"{message}; {hint}" if hint else message
     print(f"copa: error: {line}", file=sys.stderr)
     if json_out:

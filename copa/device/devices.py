@@ -1,4 +1,4 @@
-"""``ws.devices``: the one entry point faces use for boards (registry, sessions, tools, telemetry)."""
+"""``Devices``: the one entry point faces use for boards (registry, sessions, tools, telemetry)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from copa.device.registry import DeviceRecord, DeviceRegistry
 if TYPE_CHECKING:
     from copa.device.session import DeviceSession
     from copa.device.telemetry import Telemetry
-    from copa.workstation import Workstation
 
 
 class Devices:
-    def __init__(self, ws: Workstation):
-        self.ws = ws
-        self.registry = DeviceRegistry(ws)
+    """Boards: the registry, shared sessions, tools and telemetry, over ``db`` (the database; its
+    connection may be per thread), ``secrets`` (pairing keys), ``memory`` (board events worth
+    remembering) and ``config`` (device.*)."""
+
+    def __init__(self, db: Any, secrets: Any, memory: Any, config: Any):
+        self.db, self.secrets, self.memory, self.config = db, secrets, memory, config
+        self.registry = DeviceRegistry(db, secrets, config)
         self._sessions: dict[str, DeviceSession] = {}
         self._lock = threading.Lock()
         self._telemetry: Telemetry | None = None
@@ -104,7 +107,7 @@ class Devices:
         if self._telemetry is None:
             from copa.device.telemetry import Telemetry
 
-            self._telemetry = Telemetry(self.ws)
+            self._telemetry = Telemetry(self.db, self.config)
         return self._telemetry
 
     def as_tools(self) -> list:

@@ -1,4 +1,4 @@
-"""Device tools for the agent (``ws.devices.as_tools()``): status, read, write (dangerous), rules.
+"""Device tools for the agent (``Devices.as_tools()``): status, read, write (dangerous), rules.
 
 "What is the temperature in the lab?" becomes ``device_read(device="lab", channel="a0")``; "turn on
 the fan" becomes ``device_write(...)``, which is dangerous, so the agent asks before each call.

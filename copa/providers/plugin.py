@@ -26,9 +26,12 @@ def copa_config_keys() -> dict[str, Any]:
         "base_url": Key(str, "", "API base URL; empty = the provider's public endpoint"),
         "model": Key(str, "", "The model's name at the provider"),
         "key": Key(str, "", "Name of the secret (or environment variable) holding the API key"),
-        "context_window": Key(int, 0, "Context window in tokens; 0 = the provider's usual size"),
+        "context_window": Key(int, 0, "Context window in tokens; 0 = what the server says (local servers), "
+                              "else the provider's usual size"),
         "price_in": Key(float, 0.0, "Price per input token (for cost figures)"),
         "price_out": Key(float, 0.0, "Price per output token"),
         "tool_mode": Key(str, "native", "Tool calling: native, or prompt for models without it", ("native", "prompt")),
         "max_tokens": Key(int, 4096, "Longest answer in tokens"),
+        "stream": Key(bool, True, "Stream answers; false sends plain requests (for servers or proxies that buffer "
+                      "or break streams)"),
     }}

@@ -16,6 +16,10 @@ def copa_config_keys() -> dict[str, Any]:
         "skills.memory_mb": Key(int, 512, "Address-space limit of a skill worker, in MB (0 = none)"),
         "skills.cpu_seconds": Key(int, 30, "CPU seconds one skill call may use (0 = no limit)"),
         "skills.timeout": Key(float, 30.0, "Seconds a skill call may take when the skill does not say"),
+        "skills.max_processes": Key(int, 64, "Processes and threads one skill worker may have (a skill may ask "
+                                    "for more with @skill(processes=N))"),
+        "skills.allow_unenforced": Key(list, [], "Isolation you accept missing on this machine, by name: "
+                                       "filesystem, network, net_hosts, processes (else such skills are refused)"),
         "mcp.servers.NAME": {
             "command": Key(str, "", "Program that runs the MCP server (stdio)"),
             "args": Key(list, [], "Its arguments"),

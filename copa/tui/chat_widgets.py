@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Collapsible, Label, ListItem, ListView, Static, TextArea
 
+from copa.termsafe import safe
 from copa.tui.widgets import one_line
 
 
@@ -57,18 +58,20 @@ class ToolBlock(Collapsible):
     def _title_text(self) -> str:
         args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in self.arguments.items())
         mark = {"calling": "…", "ok": "✓", "error": "✗", "denied": "⊘", "waiting": "?"}[self.state]
-        return one_line(f"⚙ {self.tool_name}({args}) {mark}", 70)
+        return one_line(safe(f"⚙ {self.tool_name}({args}) {mark}"), 70)
 
     def set_arguments(self, arguments: dict[str, Any]) -> None:
         self.arguments = dict(arguments or {})
         self.title = self._title_text()
-        self.body.update("[b]arguments[/b]\n" + escape(json.dumps(self.arguments, indent=2, ensure_ascii=False)))
+        shown = safe(json.dumps(self.arguments, indent=2, ensure_ascii=False))
+        self.body.update("[b]arguments[/b]\n" + escape(shown))
 
     def set_result(self, ok: bool, content: Any, error: str | None = None, error_type: str | None = None) -> None:
         self.state = "ok" if ok else ("denied" if error_type == "denied" else "error")
         self.title = self._title_text()
         shown = json.dumps(content, indent=2, ensure_ascii=False, default=str) if ok else f"{error_type}: {error}"
-        self.body.update("[b]arguments[/b]\n" + escape(json.dumps(self.arguments, indent=2, ensure_ascii=False))
+        shown = safe(shown)  # a skill's result is data: no escape sequence reaches the terminal
+        self.body.update("[b]arguments[/b]\n" + escape(safe(json.dumps(self.arguments, indent=2, ensure_ascii=False)))
                          + "\n[b]result[/b]\n" + escape(one_line(shown, 2000) if len(shown) > 2000 else shown))
 
     def set_waiting(self) -> None:
@@ -126,8 +129,8 @@ class ApprovalBar(Vertical):
 class MemoryItem(ListItem):
     def __init__(self, hit: Any):
         self.memory_id = str(_get(hit, "id", ""))
-        self.text = str(_get(hit, "text", ""))
-        kind = _get(hit, "kind", "") or ""
+        self.text = safe(str(_get(hit, "text", "")))
+        kind = safe(_get(hit, "kind", "") or "")
         self.label = Label(f"[dim]{escape(kind)}[/dim] {escape(one_line(self.text, 64))}")
         super().__init__(self.label)
 
@@ -179,6 +182,7 @@ class AssistantMessage(Vertical):
             self.current = Markdown(classes="answer")
             await self.mount(self.current)
             self.stream = Markdown.get_stream(self.current)
+        delta = safe(delta)  # a model's answer is data: shown, never obeyed by the terminal
         self.text += delta
         await self.stream.write(delta)
 

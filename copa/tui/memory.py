@@ -24,6 +24,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Input, Label, Select
 from textual.worker import get_current_worker
 
+from copa.termsafe import safe
 from copa.tui.base import CopaScreen
 from copa.tui.memory_views import KIND_CHOICES, MemoryDetailScreen
 from copa.tui.widgets import local_time
@@ -236,7 +237,8 @@ class MemoryScreen(CopaScreen):
                 continue
             if since and m.occurred_at and m.occurred_at < since:
                 continue
-            rows.append(Row(m.id, m.kind, m.subject or "", m.text, local_time(m.occurred_at), bool(m.current)))
+            rows.append(Row(m.id, m.kind, safe(m.subject or ""), safe(m.text), local_time(m.occurred_at),
+                            bool(m.current)))
             if len(rows) >= LIMIT:
                 break
         total = store.stats()["memories"] if not self.searches else getattr(self, "_total", 0)

@@ -30,8 +30,8 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def builtins(project: Path):
     ws = Workstation()
-    reg = Skills(ws.config, ws.paths, ws.secrets, dirs=[("builtin", discovery.builtin_dir())], cwd=str(project),
-                 min_interval=0)
+    reg = Skills(ws.config, ws.paths, ws.secrets, memory=ws.memory, dirs=[("builtin", discovery.builtin_dir())],
+                 cwd=str(project), min_interval=0)
     yield reg
     reg.close()
     ws.close()
