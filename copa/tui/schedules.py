@@ -298,6 +298,12 @@ class SchedulesScreen(CopaScreen):
 
     def _show_banner(self, daemon: dict[str, Any], late: int) -> None:
         banner = self.query_one("#daemon-banner", Static)
+        if daemon.get("state") == "unresponsive":
+            age = daemon.get("heartbeat_age_s") or 0
+            banner.update(f"[b]⚠ The daemon (pid {daemon.get('pid')}) has not answered for {age:.0f}s:[/b] it may be "
+                          "stuck and jobs may not run. Run [b]copa daemon stop[/b], then press [b]D[/b].")
+            banner.set_class(True, "warning")
+            return
         if daemon.get("running"):
             banner.update(f"[green]●[/] daemon running (pid {daemon.get('pid')}): jobs run on time")
             banner.set_class(False, "warning")
