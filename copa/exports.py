@@ -10,14 +10,17 @@ from typing import Any
 
 
 def lazy(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` for ``package``: ``exports`` maps each public name to its module."""
+    """A module ``__getattr__`` for ``package``: ``exports`` maps each public name to its module, or to
+    ``"module:attribute"`` where the public name differs from the one it has in its module (two
+    modules of a package may both call a function ``probe``)."""
     namespace = importlib.import_module(package).__dict__
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
-        if module is None:
+        target = exports.get(name)
+        if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        module, _, attribute = target.partition(":")
+        value = getattr(importlib.import_module(module), attribute or name)
         namespace[name] = value  # the next lookup is a plain attribute
         return value
 

@@ -116,6 +116,18 @@ def summary_subject(session_id: str) -> str:
     return f"conversation.{session_id}.summary"
 
 
+RECALL_QUERY_CHARS = 1000  # memory search cost grows with the query: a 56k-character paste took 80 s
+
+
+def _recall_query(message: str) -> str:
+    """What recall searches for: the question, and the beginning of any piped input."""
+    m = _PIPED.match(message)
+    if m:
+        question = m.group(1).removesuffix("<input>\n").strip()
+        return (question + "\n" + m.group(2)[:max(0, RECALL_QUERY_CHARS - len(question))])[:RECALL_QUERY_CHARS * 2]
+    return message[:RECALL_QUERY_CHARS]
+
+
 def _fit_tools(tools: list[Any], room: int) -> tuple[list[Any], int]:
     """The tools, in order, whose schemas fit in ``room`` tokens (the memory tools come first)."""
     kept, used = [], 0
@@ -201,7 +213,8 @@ def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_
         ctx.spent["tasks"] = n
     t1 = time.perf_counter()
     shown = {u["id"] for u in used} | exclude
-    hits = mem.search(message, limit=recall_limit + 6) if message.strip() else []
+    query = _recall_query(message)
+    hits = mem.search(query, limit=recall_limit + 6) if query.strip() else []
     ctx.timing["recall_ms"] = (time.perf_counter() - t1) * 1000
     facts, episodes = [], []
     for h in hits:

@@ -30,14 +30,14 @@ def scan(json_out: bool = JSON,
          wait: float = typer.Option(2.0, "--wait", help="Seconds to wait for each HELLO (an Uno resets on open).")
          ) -> None:
     """Serial ports with known USB ids (Arduino, CH340, CP210x, FTDI, ST-LINK), and whether copa answers."""
-    from copa.device.scan import list_ports, probe
+    from copa.device import list_ports, probe_port
 
     ws = workstation()
     extra = list(port) + list(ws.config.get("device.extra_ports"))
     known = {r.device_id: r.name for r in ws.devices.list()}
     infos = list_ports(extra, all_ports=all_ports)
     if not no_probe:
-        infos = [probe(i, known=known, attempts=max(1, int(wait / 0.2))) for i in infos]
+        infos = [probe_port(i, known=known, attempts=max(1, int(wait / 0.2))) for i in infos]
     if json_out:
         emit_json([i.as_dict() for i in infos])
         return
@@ -167,8 +167,7 @@ def watch(name: str, json_out: bool = typer.Option(False, "--json", help="One JS
           seconds: float = typer.Option(0, "--seconds", help="Stop after this long (0: never)."),
           save: bool = typer.Option(False, "--save", help="Also have the daemon log these channels.")) -> None:
     """Live events with timestamps (samples, rules firing, link lost/back) until Ctrl-C."""
-    from copa.device.protocol import Rule, RuleEvent, SampleEvent
-    from copa.device.tools import parse_channel
+    from copa.device import Rule, RuleEvent, SampleEvent, parse_channel
 
     ws = workstation()
     chans = [parse_channel(c) for c in channels.split(",") if c.strip()]
@@ -176,7 +175,7 @@ def watch(name: str, json_out: bool = typer.Option(False, "--json", help="One JS
     labels = [f"{k}{n}" for k, n in chans]
     if save:
         ws.devices.registry.set_watch(name, {"channels": labels, "period_ms": period or None})
-    from copa.device.transport import PortBusy
+    from copa.device import PortBusy
 
     try:
         s = ws.devices.session(name)  # reconnects by itself
@@ -230,7 +229,7 @@ def rules(name: str, action: str = typer.Argument("list", help="list | add RULE 
                                      "for remove: the slot number."),
           json_out: bool = JSON) -> None:
     """The rules a board runs by itself, in a readable syntax."""
-    from copa.device.rules_syntax import format_rule, parse_rule
+    from copa.device import format_rule, parse_rule
     from copa.errors import UsageError
 
     s = _session(workstation(), name)
@@ -265,8 +264,8 @@ def flash(board: str = typer.Option(..., "--board", "-b", help="uno or bluepill"
           no_build: bool = typer.Option(False, "--no-build", help="Flash the image already built."),
           tool: str = typer.Option(None, "--tool", help="bluepill: stm32flash, st-flash or openocd.")) -> None:
     """Build firmware/ and flash it (avrdude, stm32flash, st-flash or openocd)."""
-    from copa.device.flash import board_spec
-    from copa.device.flash import flash as do_flash
+    from copa.device import board_spec
+    from copa.device import flash as do_flash
 
     spec = board_spec(board)
     image = do_flash(spec.name, port, lambda line: print(line, flush=True), do_build=not no_build, tool=tool)

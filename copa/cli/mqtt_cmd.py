@@ -16,7 +16,7 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 
     Exit code 0 when connected (or when the bridge is off), 1 when it is on but not connected.
     """
-    from copa.device.mqtt import bridge_status
+    from copa.device import mqtt_bridge_status as bridge_status
 
     ws = workstation()
     st = bridge_status(ws.config, ws.paths.state_dir)
@@ -53,7 +53,7 @@ def _print(st: dict) -> None:
 @app.command()
 def test() -> None:
     """Connect to the broker once with the configured login and say whether it was accepted."""
-    from copa.device.mqtt import probe
+    from copa.device import probe_broker as probe
     from copa.errors import CopaError
 
     ws = workstation()

@@ -84,7 +84,7 @@ class Daemon:
         """The serial bridge (copa/device, issue 8): paired boards stay connected and logging; a
         failure here never stops the scheduler."""
         try:
-            from copa.device.service import DeviceService
+            from copa.device import DeviceService
 
             # its own Workstation: device threads must not share the scheduler's connection
             # (a transaction open in one would swallow the other's writes)
@@ -111,7 +111,7 @@ class Daemon:
 
         self.mqtt = None
         try:
-            from copa.device.mqtt import bridge_for
+            from copa.device import mqtt_bridge_for as bridge_for
 
             self.mqtt = bridge_for(ws.config, ws.secrets, ws.devices, devices.sessions, self.paths.state_dir)
         except CopaError as e:

@@ -10,22 +10,34 @@ machinery):
   (the board refused), ``ProtocolError``, ``PortBusy``.
 - ``parse_channel``: "a0" / "d7" / "7" as the CLI and tools accept them.
 - what a live view reads: ``Rule`` (its channel kinds ``Rule.ADC``/``Rule.PIN``), the events a
-  subscription delivers (``SampleEvent``, ``RuleEvent``) and ``format_rule`` (a rule as `copa device
-  rules` prints it).
+  subscription delivers (``SampleEvent``, ``RuleEvent``), ``format_rule`` and ``parse_rule`` (a rule
+  as `copa device rules` prints and reads it).
+- finding and flashing boards: ``list_ports``, ``probe_port`` (HELLO on one port), ``board_spec``,
+  ``flash``.
+- the parts the daemon runs: ``DeviceService`` (paired boards kept connected and logging) and the
+  MQTT bridge (``mqtt_bridge_for``, ``mqtt_bridge_status``, ``probe_broker``).
 
 The rest (codec, protocol, transport, registry, service, telemetry, ...) is private to the package.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from copa.exports import lazy
 
 if TYPE_CHECKING:
     from copa.device.devices import Devices
+    from copa.device.flash import board_spec, flash
+    from copa.device.mqtt import bridge_for as mqtt_bridge_for
+    from copa.device.mqtt import bridge_status as mqtt_bridge_status
+    from copa.device.mqtt import probe as probe_broker
     from copa.device.protocol import DeviceError, ProtocolError, Rule, RuleEvent, SampleEvent
     from copa.device.registry import DeviceRecord
-    from copa.device.rules_syntax import format_rule
+    from copa.device.rules_syntax import format_rule, parse_rule
+    from copa.device.scan import list_ports
+    from copa.device.scan import probe as probe_port
+    from copa.device.service import DeviceService
     from copa.device.session import DeviceSession, DeviceUnavailable, NoAnswer, RequestTimeout
     from copa.device.tools import parse_channel
     from copa.device.transport import PortBusy
@@ -45,16 +57,21 @@ _EXPORTS = {
     "RuleEvent": "copa.device.protocol",
     "SampleEvent": "copa.device.protocol",
     "format_rule": "copa.device.rules_syntax",
+    "parse_rule": "copa.device.rules_syntax",
+    "list_ports": "copa.device.scan",
+    "probe_port": "copa.device.scan:probe",
+    "board_spec": "copa.device.flash",
+    "flash": "copa.device.flash",
+    "DeviceService": "copa.device.service",
+    "mqtt_bridge_for": "copa.device.mqtt:bridge_for",
+    "mqtt_bridge_status": "copa.device.mqtt:bridge_status",
+    "probe_broker": "copa.device.mqtt:probe",
 }
 
-__all__ = ["DeviceError", "DeviceRecord", "DeviceSession", "DeviceUnavailable", "Devices", "NoAnswer", "PortBusy",
-           "ProtocolError", "RequestTimeout", "Rule", "RuleEvent", "SampleEvent", "format_rule", "parse_channel"]
+__all__ = ["DeviceError", "DeviceRecord", "DeviceService", "DeviceSession", "DeviceUnavailable", "Devices",
+           "NoAnswer", "PortBusy", "ProtocolError", "RequestTimeout", "Rule", "RuleEvent", "SampleEvent",
+           "board_spec", "flash", "format_rule", "list_ports", "mqtt_bridge_for", "mqtt_bridge_status",
+           "parse_channel", "parse_rule", "probe_broker", "probe_port"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'copa.device' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
+__getattr__ = lazy(__name__, _EXPORTS)

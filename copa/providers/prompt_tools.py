@@ -19,6 +19,7 @@ OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _NAME_KEYS = ("name", "tool", "function", "tool_name")
 _ARG_KEYS = ("arguments", "parameters", "args", "input")
 _FENCE = re.compile(r"```(?:json|tool_call)?\s*(.*?)```", re.S)
+_MARKUP = re.compile(r"<tool_call>.*?(?:</tool_call>|\Z)", re.S)
 
 
 def describe_tools(request: ChatRequest) -> str:
@@ -171,7 +172,12 @@ def filter_events(events: Iterator[Event], tool_names: set[str]) -> Iterator[Eve
             yield Event("tool_args", index=i, text=json.dumps(call.arguments))
         yield Event("stop", text=STOP_TOOLS)
         return
-    if len(full) > emitted:
-        yield Event("text", text=full[emitted:])
+    rest = full[emitted:]
+    if OPEN in rest:  # markup that is no call copa can run (small models echo the protocol's own
+        rest = _MARKUP.sub("", rest).strip()  # example): the user is not shown half a protocol
+        if not rest.strip():
+            rest = ""
+    if rest:
+        yield Event("text", text=rest)
     if stop is not None:
         yield stop

@@ -79,7 +79,7 @@ def fit_text(text: str, tokens: int, *, what: str = "text") -> tuple[str, int]:
     total = estimate_large(text)
     if total <= tokens:
         return text, 0
-    marker_room = 40
+    marker_room = 64  # the marker line itself, numbers and all
     head_budget = max(0, (tokens - marker_room) * 2 // 3)
     tail_budget = max(0, tokens - marker_room - head_budget)
     lines = text.splitlines(keepends=True)

@@ -53,3 +53,14 @@ def test_streaming_filter_holds_back_a_split_opening_tag():
     text = "".join(e.text for e in events if e.type == "text")
     assert text.strip() == "Let me check" and "<" not in text
     assert [e.type for e in events][-1] == "stop" and events[-1].text == "tool_use"
+
+
+def test_unparseable_markup_is_not_shown_to_the_user():
+    """What SmolLM2-135M did in tests/realmodel: it echoed the protocol's own example."""
+    pieces = ["To use the tools, reply by saying:\n<tool", '_call>{"name": "TOOL_NAME", "arguments": {...}}',
+              "</tool_call>\nThen wait.", " And <tool_call>never closed"]
+    events = list(filter_events(iter([Event("text", text=p) for p in pieces] + [Event("stop", text="end")]), NAMES))
+    shown = "".join(e.text for e in events if e.type == "text")
+    assert "<tool_call>" not in shown and "TOOL_NAME" not in shown and "</tool_call>" not in shown
+    assert shown.startswith("To use the tools, reply by saying:") and "Then wait." in shown
+    assert [e.type for e in events if e.type != "text"] == ["stop"]
