@@ -106,6 +106,8 @@ class ActivityMixin:
         if total - sum(by_kind.values()):
             by_kind["episode"] = total - sum(by_kind.values())
         by_kind = dict(sorted(by_kind.items()))
+        current_by_kind = dict(self._read("SELECT kind, count(*) FROM memories WHERE kind != 'episode' AND "
+                                          "valid_to IS NULL AND superseded_by IS NULL GROUP BY kind"))
         superseded = self._read("SELECT count(*) FROM memories WHERE valid_to IS NOT NULL")[0][0]
         sessions = self._read("SELECT count(*) FROM memory_sessions")[0][0]
         open_tasks = len(self._read("SELECT 1 FROM memories WHERE kind = 'task' AND status IN "
@@ -115,6 +117,7 @@ class ActivityMixin:
         vectors = 0 if self.vectors is None else self._read("SELECT count(*) FROM memory_vectors WHERE model = ?",
                                                             (self.vectors.model,))[0][0]
         return {"memories": total, "current": total - superseded, "superseded": superseded, "by_kind": by_kind,
+                "current_by_kind": current_by_kind,
                 "sessions": sessions, "open_tasks": open_tasks, "oldest": span[0], "newest": span[1],
                 "db_bytes": size, "path": str(self.path), "vectors": vectors,
                 "embeddings": self.vectors.kind if self.vectors is not None else None}

@@ -371,7 +371,7 @@ def no_model_hint() -> str:
 def knowledge_summary(ws: Any) -> str:
     """'12 facts, 3 preferences, 2 open tasks, 4 notes · 5 earlier conversations' from the store's stats."""
     st = ws.memory.stats()
-    by_kind = st.get("by_kind", {})
+    by_kind = st.get("current_by_kind", {})  # what holds now: a replaced value is history, not knowledge
     parts = [f"{by_kind[k]} {name if by_kind[k] != 1 else name[:-1]}" for k, name in (
         ("fact", "facts"), ("preference", "preferences"), ("note", "notes"), ("event", "events"))
         if by_kind.get(k)]

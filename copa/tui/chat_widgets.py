@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import Button, Collapsible, Label, ListItem, ListView, Static, TextArea
 
 from copa.termsafe import safe
-from copa.tui.widgets import one_line
+from copa.tui.widgets import call_text, one_line
 
 
 def markdown(text: str, classes: str) -> Any:
@@ -77,14 +77,6 @@ class ToolBlock(Collapsible):
     def set_waiting(self) -> None:
         self.state = "waiting"
         self.title = self._title_text()
-
-
-def call_text(arguments: dict[str, Any]) -> str:
-    """The whole call, as it will run: a command-like string argument shown raw, else indented JSON."""
-    if len(arguments) == 1 and isinstance(next(iter(arguments.values())), str):
-        key, value = next(iter(arguments.items()))
-        return f"{key}: {value}"
-    return json.dumps(arguments, indent=2, ensure_ascii=False)
 
 
 class ApprovalBar(Vertical):
@@ -251,7 +243,7 @@ class ChatInput(TextArea):
             return
         row = self.cursor_location[0]
         menu = self.screen.query("#completions")
-        if event.key == "down" and menu and menu.first().display:  # into the command menu, as into results
+        if event.key == "down" and self._pos is None and menu and menu.first().display:  # into the command menu
             event.stop()
             event.prevent_default()
             menu.first().focus()

@@ -36,7 +36,7 @@ class PinScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Toggle which digital pin? (e.g. d7)")
+            yield Label("Toggle which digital pin? (e.g. d7; enter asks to confirm, esc cancels)")
             yield Input(placeholder="d7", id="pin")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

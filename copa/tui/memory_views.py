@@ -67,10 +67,10 @@ class MemoryDetailScreen(ModalScreen[str | None]):
                 yield Label("", id="history-title")
                 yield Static("", id="history")
             with Horizontal():
-                yield Button("Edit", id="edit")
-                yield Button("Pin", id="pin")
-                yield Button("Forget", id="forget", variant="error")
-                yield Button("Close", id="close", variant="primary")
+                yield Button("Edit (e)", id="edit")
+                yield Button("Pin (p)", id="pin")
+                yield Button("Forget (f)", id="forget", variant="error")
+                yield Button("Close (esc)", id="close", variant="primary")
 
     def on_mount(self) -> None:
         self.load()
@@ -153,14 +153,14 @@ class EditMemoryScreen(ModalScreen[bool]):
         m = self.memory
         kinds = list(KIND_CHOICES) + ([m.kind] if m.kind not in KIND_CHOICES else [])
         with Vertical():
-            yield Label("Edit memory (ctrl+s saves)")
+            yield Label("Edit memory (ctrl+s saves, esc cancels, tab moves between fields)")
             yield TextArea(m.text, id="text", soft_wrap=True)
             with Horizontal(id="fields"):
                 yield Select([(k, k) for k in kinds], value=m.kind, allow_blank=False, id="kind")
                 yield Input(m.subject or "", placeholder="subject (e.g. user.home_city)", id="subject")
             with Horizontal(id="buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Save (ctrl+s)", id="save", variant="primary")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

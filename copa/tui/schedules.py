@@ -92,6 +92,7 @@ class ReportScreen(ModalScreen[None]):
         self.query_one("#report-body").focus()  # the arrows and page keys scroll it at once
 
 
+MISSED = [("if missed: run once", "run-once"), ("if missed: skip", "skip"), ("if missed: run each", "run-all")]
 TRIGGERS = [("every (30m, 1h, 1d)", "every"), ("cron ('0 8 * * 1-5')", "cron"), ("at (2026-12-01T09:00)", "at")]
 ACTIONS = [("report", "report"), ("skill", "skill"), ("prompt", "prompt")]
 
@@ -142,8 +143,11 @@ class JobFormScreen(ModalScreen[Any]):
                         compact=True)
             yield Input(" ".join(j.deliver) if j else "", placeholder="deliver to (space-separated): file:PATH notify "
                         "email:ADDR ...", id="job-deliver", compact=True)
-            yield Checkbox("allow a dangerous skill to run unattended", value=False, id="job-dangerous",
-                           compact=True)
+            yield Label("When a run was missed (the daemon was not running)")
+            yield Select(MISSED, value=(j.misfire_policy if j and j.misfire_policy else "run-once"),
+                         allow_blank=False, id="job-missed", compact=True)
+            yield Checkbox("allow a dangerous skill to run unattended", value=bool(j and j.allow_dangerous),
+                           id="job-dangerous", compact=True)
             if j is None:
                 yield Checkbox("create it paused", value=False, id="job-paused", compact=True)
             yield Static("", id="form-error")
@@ -178,6 +182,11 @@ class JobFormScreen(ModalScreen[Any]):
         fields["args"] = parse_args(shlex.split(value("#job-args"))) or None
         fields["deliver"] = value("#job-deliver").split() or None
         fields["allow_dangerous"] = self.query_one("#job-dangerous", Checkbox).value
+        missed = str(self.query_one("#job-missed", Select).value)
+        fields["misfire"] = None if missed == "run-once" and not (self.job and self.job.misfire_policy) else missed
+        if self.job is not None:  # what the form does not show is kept as it was (the CLI's --retries etc.)
+            fields.update(retries=self.job.retries, misfire_grace=self.job.misfire_grace,
+                          max_lateness=self.job.max_lateness)
         return fields
 
     def action_save(self) -> None:
@@ -298,6 +307,12 @@ class SchedulesScreen(CopaScreen):
 
     def _show_banner(self, daemon: dict[str, Any], late: int) -> None:
         banner = self.query_one("#daemon-banner", Static)
+        if daemon.get("state") == "unresponsive":
+            age = daemon.get("heartbeat_age_s") or 0
+            banner.update(f"[b]⚠ The daemon (pid {daemon.get('pid')}) has not answered for {age:.0f}s:[/b] it may be "
+                          "stuck and jobs may not run. Run [b]copa daemon stop[/b], then press [b]D[/b].")
+            banner.set_class(True, "warning")
+            return
         if daemon.get("running"):
             banner.update(f"[green]●[/] daemon running (pid {daemon.get('pid')}): jobs run on time")
             banner.set_class(False, "warning")

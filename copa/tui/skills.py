@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 
 from copa.tui.base import CopaScreen
 from copa.tui.schema_form import SchemaForm
-from copa.tui.widgets import ConfirmScreen
+from copa.tui.widgets import ConfirmScreen, call_text
 
 
 class SkillsScreen(CopaScreen):
@@ -121,7 +121,7 @@ class SkillsScreen(CopaScreen):
             return
         if info.dangerous and not await self.app.push_screen_wait(ConfirmScreen(
                 f"Run {info.name}? It is marked dangerous. It will be called with:", yes="Run",
-                detail=arguments_text(args))):
+                detail=call_text(args))):
             return
         self.query_one("#skill-result", Static).update(f"[dim]running {escape(info.name)}…[/dim]")
         self.call_skill(info.name, args)
@@ -146,14 +146,6 @@ class SkillsScreen(CopaScreen):
             text = f"[red b]✗ {escape(name)}[/] {escape(str(result.error_type))}: {escape(str(result.error))}"
         self.query_one("#skill-result", Static).update(text)
         self.query_one("#skill-detail", VerticalScroll).scroll_end(animate=False)
-
-
-def arguments_text(args: dict[str, Any]) -> str:
-    """The whole call, as it will run: a command-like string argument is shown raw (no JSON quoting)."""
-    if len(args) == 1 and isinstance(next(iter(args.values())), str):
-        key, value = next(iter(args.items()))
-        return f"{key}: {value}"
-    return json.dumps(args, indent=2, ensure_ascii=False)
 
 
 def describe(info: Any) -> str:

@@ -4,6 +4,7 @@ and time formatting (local time, as a person reads it)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -31,6 +32,19 @@ def local_time(dt: datetime | None, *, seconds: bool = False) -> str:
 def one_line(text: str, width: int = 60) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def call_text(arguments: dict[str, Any]) -> str:
+    """A tool or skill call shown whole, as it will run: a single string argument (a command) raw,
+    else indented JSON; terminal escape sequences made visible (it is data, never obeyed)."""
+    import json
+
+    from copa.termsafe import safe
+
+    if len(arguments) == 1 and isinstance(next(iter(arguments.values())), str):
+        key, value = next(iter(arguments.items()))
+        return safe(f"{key}: {value}")
+    return safe(json.dumps(arguments, indent=2, ensure_ascii=False))
 
 
 class NavBar(Static):

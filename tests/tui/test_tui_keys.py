@@ -46,7 +46,7 @@ def test_first_screen_says_what_copa_is_knows_and_the_keys(fake_model, ws, seede
             await wait_for(pilot, lambda: "open task" in screen_text(app), what="what copa knows")
             text = screen_text(app)
             assert "copa is your workstation in the terminal" in text
-            assert "What copa knows about you: 2 facts, 1 preference, 1 note" in text and "1 open task" in text
+            assert "What copa knows about you: 1 fact, 1 preference, 1 note" in text and "1 open task" in text
             assert "Model: fake (/model to change)" in text
             for keys in ("enter send", "esc stop", "F1-F5 screens", "ctrl+p commands", "? help"):
                 assert keys in text, keys

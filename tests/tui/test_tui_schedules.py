@@ -14,7 +14,7 @@ import pytest
 from textual.widgets import DataTable
 
 from copa.scheduler import JobStore
-from copa.scheduler.jobs import add_job, store
+from copa.scheduler.jobs import add_job, edit_job, store
 from copa.tui.app import CopaApp
 from copa.tui.schedules import JobFormScreen, ReportScreen
 from copa.tui.widgets import ConfirmScreen
@@ -74,16 +74,25 @@ def test_add_edit_delete_and_test_run_a_job_from_the_keyboard(ws):
             table = app.screen.query_one("#jobs", DataTable)
             await wait_for(pilot, lambda: table.row_count == 1, what="the new row")
             assert app.focused is table
+            # settings the form does not show (set with the CLI) survive an edit from the TUI
+            edit_job(ws, "clock", every="1d", tz="UTC", skill="current_time", args={"timezone": "UTC"}, retries=2,
+                     max_lateness=600)
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: app.screen.jobs and app.screen.jobs[0].retries == 2, what="the reload")
             # edit: the form comes filled in; a new interval is saved through edit_job
             await pilot.press("e")
             form = await wait_for(pilot, lambda: isinstance(app.screen, JobFormScreen) and app.screen,
                                   what="the edit form")
             assert form.query_one("#trigger-spec").value == "1d"
             assert form.query_one("#job-args").value == "timezone=UTC"
+            assert form.query_one("#job-missed").value == "run-once"
             form.query_one("#trigger-spec").value = "12h"
+            form.query_one("#job-missed").value = "skip"
             await pilot.press("ctrl+s")
             await wait_for(pilot, lambda: store(ws).get("clock").trigger_spec == "12h", what="the edit")
             await wait_for(pilot, lambda: "every 12h" in screen_text(app), what="the edited row")
+            edited = store(ws).get("clock")
+            assert edited.misfire_policy == "skip" and edited.retries == 2 and edited.max_lateness == 600
             # test-run: recorded in the history like `copa schedule run`
             await pilot.press("r")
             await wait_for(pilot, lambda: app.screen.completed == 1, timeout=30, what="the run")
@@ -150,5 +159,21 @@ def test_start_the_daemon_from_the_banner(ws, stop_daemon):
             await wait_for(pilot, lambda: "daemon running (pid" in screen_text(app), timeout=30,
                            what="the daemon running")
             assert "not running" not in screen_text(app)
+
+    asyncio.run(scenario())
+
+
+def test_banner_says_when_the_daemon_stopped_answering(ws):
+    """The status `copa daemon status` reports (here: a daemon that holds the lock but whose heartbeat is
+    old) decides the banner; the stuck case says what to do."""
+    async def scenario():
+        app = CopaApp(ws, mode="schedules")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.daemon, what="the screen")
+            app.screen._show_banner({"running": True, "state": "unresponsive", "pid": 4242,
+                                     "heartbeat_age_s": 95.0}, 0)
+            await pilot.pause(0.1)
+            text = screen_text(app)
+            assert "The daemon (pid 4242) has not answered for 95s" in text and "copa daemon stop" in text
 
     asyncio.run(scenario())

@@ -68,3 +68,11 @@ def test_schema_field_types():
     assert field_type({"enum": ["cpu", "memory"], "type": "string"}) == "enum"
     assert field_type({"type": "boolean"}) == "boolean"
     assert enum_values({"anyOf": [{"enum": ["a", "b"]}, {"type": "null"}]}) == ["a", "b"]
+
+
+def test_a_call_is_shown_whole_and_never_obeyed_by_the_terminal():
+    from copa.tui.widgets import call_text
+
+    shown = call_text({"command": "ls; printf '\x1b]0;pwned\x07\x1b[2J'"})
+    assert shown.startswith("command: ls; printf") and "\x1b" not in shown and "\x07" not in shown
+    assert call_text({"a": 1, "b": "x"}) == '{\n  "a": 1,\n  "b": "x"\n}'
