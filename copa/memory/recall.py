@@ -81,6 +81,15 @@ class RecallOptions:
     synonym_weight: float = 0.5  # ... counting this much of a word of the question
     dense_min: float = 0.25  # a memory found by meaning alone must be at least this similar (cosine)
     rrf: int = 0  # > 0: reciprocal rank fusion with this k instead of the adaptive weight (measured: worse)
+    # Conversations (kind 'episode'): what a session is about says more than one turn's words.
+    session: float = 1.5  # weight of the session's idf coverage of the question (its matching turns pooled)
+    user_turns: float = 0.25  # bonus for the user's own turns (unless the question asks what the assistant said)
+    length_norm: float = 0.1  # penalty per doubling of a turn's length over ``length_pivot`` characters
+    length_pivot: int = 600
+    spread: float = 0.0  # MMR-style: each earlier hit from the same session costs this much (measured: a loss)
+    context: int = 1  # neighbouring turns a conversation hit carries (1: one each side; 0: none)
+    context_max: int = 400  # ... only those at most this long (a long reply costs the prompt's budget)
+    stale_episodes: bool = True  # a turn stating what a current fact superseded ranks below that fact
 
 
 DEFAULT = RecallOptions()
@@ -137,10 +146,14 @@ def analyse(query: str, now: datetime, opts: RecallOptions = DEFAULT) -> _Query:
 
 
 def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of=None,
-           include_superseded: bool = False, opts: RecallOptions = DEFAULT) -> list[Hit]:
+           include_superseded: bool = False, opts: RecallOptions = DEFAULT, asked_at=None) -> list[Hit]:
+    """``as_of``: answer with what was valid then. ``asked_at``: when the question is asked, which
+    relative dates in it ('last week', 'two months ago') count from (default: ``as_of``, else now);
+    a replayed history is scored as it happened without hiding later corrections."""
     limit = max(1, int(limit))
     at = to_utc(as_of, field_name="as_of")
-    q = analyse(query or "", at or now_utc(), opts)
+    asked = to_utc(asked_at, field_name="asked_at") or at or now_utc()
+    q = analyse(query or "", asked, opts)
     kinds = [check_kind(k) for k in kinds] if kinds else None
     if store.vectors is not None and opts.synonyms:
         _add_synonyms(store.vectors.embedder, q, opts)
@@ -159,6 +172,7 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         if not pool:
             return []
         _score(pool, q, weights, opts)
+        _conversation_priors(pool, q, weights, opts)
         if qv is not None:
             _blend_dense(c, store.vectors, qv, pool, opts)
         if opts.neighbour_from and (opts.neighbours or (q.assistant and opts.assistant_next)):
@@ -167,7 +181,53 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         ranked = sorted(visible.values(), key=lambda r: (-r["score"], -r["pk"]))
         if opts.diversify:
             ranked = _diversify(ranked, q, limit)
-        return [_hit(c, r) for r in ranked[:limit]]
+        if opts.spread:
+            ranked = _spread_sessions(ranked, limit, opts.spread)
+        return [_hit(c, r, opts) for r in ranked[:limit]]
+
+
+def _conversation_priors(pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions) -> None:
+    """Session fusion, role weighting and length normalisation for conversation turns.
+
+    A session's coverage is the idf share of the question's words said anywhere in its matching
+    turns: BM25 over whole sessions beats BM25 over turns on multi-session chats, because the turn
+    that holds the answer often shares few words with the question while its session shares many.
+    Long assistant turns match many words by sheer length (coverage has no length norm), and in a
+    user-assistant history most of what is worth remembering was said by the user."""
+    if not (opts.session or opts.user_turns or opts.length_norm):
+        return
+    qw = _match_keys(q, weights, opts)
+    total = sum(qw.values()) or 1.0
+    sess_keys: dict[str, set[str]] = {}
+    for r in pool.values():
+        if r["kind"] == "episode" and r["session_id"] and r.get("stems"):
+            sess_keys.setdefault(r["session_id"], set()).update(r["stems"])
+    sess_cov = {sid: sum(w for keys, w in qw.items() if any(k in ks for k in keys)) / total
+                for sid, ks in sess_keys.items()}
+    for r in pool.values():
+        if r["kind"] != "episode":
+            continue
+        bonus = opts.session * sess_cov.get(r["session_id"], 0.0)
+        if r["role"] == "user" and not q.assistant:
+            bonus += opts.user_turns
+        if opts.length_norm and len(r["text"]) > opts.length_pivot:
+            bonus -= opts.length_norm * math.log2(len(r["text"]) / opts.length_pivot)
+        r["own"] = r["score"] = r["score"] + bonus
+
+
+def _spread_sessions(ranked: list[dict], limit: int, cost: float) -> list[dict]:
+    """Greedy re-ranking: a hit loses ``cost`` for each hit already picked from its session, so a
+    question whose parts were said in several sessions is not answered by one session ten times."""
+    head, tail = ranked[:limit * 3], ranked[limit * 3:]
+    picked: list[dict] = []
+    seen: dict[str, int] = {}
+    while head and len(picked) < limit:
+        best = max(head, key=lambda r: r["score"] - cost * seen.get(r["session_id"] or "", 0))
+        head.remove(best)
+        picked.append(best)
+        if best["session_id"]:
+            seen[best["session_id"]] = seen.get(best["session_id"], 0) + 1
+    return picked + head + tail
 
 
 def _add_synonyms(embedder, q: _Query, opts: RecallOptions) -> None:
@@ -460,10 +520,13 @@ def _valid_version(c, subject: str, t: str | None) -> dict | None:
     return dict(zip(_FIELDS, row, strict=True)) if row else None
 
 
-def _hit(c, r: dict) -> Hit:
+def _hit(c, r: dict, opts: RecallOptions = DEFAULT) -> Hit:
     context: list[str] = []
-    if r["kind"] == "episode" and r["session_id"]:
-        context = [f"{n['role']}: {n['text']}" for n in _neighbour_rows(c, r)]
+    context_ids: list[str] = []
+    if r["kind"] == "episode" and r["session_id"] and opts.context:
+        rows = [n for n in _neighbour_rows(c, r) if len(n["text"]) <= opts.context_max]
+        context = [f"{n['role']}: {n['text']}" for n in rows]
+        context_ids = [n["id"] for n in rows]
     elif r["subject"] and r["valid_from"]:
         prev = c.execute("SELECT text FROM memories WHERE subject = ? AND superseded_by = ?",
                          (r["subject"], r["id"])).fetchone()
@@ -473,4 +536,4 @@ def _hit(c, r: dict) -> Hit:
                occurred_at=parse_iso(r["occurred_at"]), source=r["source"],
                metadata=json.loads(r["metadata"]) if r["metadata"] else {}, session_id=r["session_id"],
                role=r["role"], current=r["valid_to"] is None and r["superseded_by"] is None, context=context,
-               why=r.get("why", ""))
+               context_ids=context_ids, why=r.get("why", ""))
