@@ -110,6 +110,7 @@ def main(synthetic=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA, help="the dev set folder (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=0, help="score this many sampled questions (0: all)")
+    ap.add_argument("--conversations", type=int, default=0, help="only the first N conversations (0: all)")
     ap.add_argument("--seed", type=int, default=1, help="sampling seed for --limit")
     ap.add_argument("--dense", default="auto", help="embedding models for the hybrid rows: auto, off, or a "
                     "comma list of copa.memory.embeddings specs (static, minilm)")
@@ -125,6 +126,8 @@ def main(synthetic=None) -> None:
     if not args.data.is_dir():
         sys.exit(f"memory_recall: no dev set at {args.data}: pass --data FOLDER")
     convs = load(args.data, args.limit or None, args.seed)
+    if args.conversations:
+        convs = sorted(convs, key=lambda c: len(c.turns))[:args.conversations]  # the shortest first
     specs = _dense_specs(args.dense)
     systems: dict[str, tuple[str, object]] = {"copa keyword": ("kw", DEFAULT)}
     if args.ablations:
@@ -169,6 +172,8 @@ def main(synthetic=None) -> None:
                     for key, st in stores.items():
                         t0 = time.perf_counter()
                         st.add_many(recs)
+                        while st.vectors is not None and st.vectors.catch_up(st):
+                            pass  # scored with every turn embedded (a live store embeds lazily)
                         ingest[key] += time.perf_counter() - t0
                 for name, b, single in (("bm25-turns", bm_turns, True), ("bm25-turns-raw", bm_raw, True),
                                         ("bm25-sessions", bm_sess, False)):
@@ -245,17 +250,21 @@ def _dense_specs(arg: str) -> list[str]:
     if arg == "off":
         return []
     if arg == "auto":
-        return [s for s in ("minilm",) if s in embeddings.SPECS and embeddings.resolve(s, quiet=True)]
+        return [s for s in ("static", "minilm") if embeddings.resolve(s, quiet=True)]
     return [s.strip() for s in arg.split(",") if s.strip()]
 
 
 def _dense_alone(store, text):
-    from copa.memory.vectors import ensure_vectors
+    from types import SimpleNamespace
 
-    ensure_vectors(store)
+    while store.vectors.catch_up(store):
+        pass
     near = store.vectors.similar(store.conn, store.vectors.query_vector(text), 50)
     order = sorted(near, key=lambda pk: -near[pk])
-    return [store.get_by_pk(pk) for pk in order]
+    rows = dict((r[0], r[1:]) for r in store.conn.execute(
+        f"SELECT pk, id, session_id, text FROM memories WHERE pk IN ({','.join('?' * len(order))})", order))
+    return [SimpleNamespace(id=rows[pk][0], session_id=rows[pk][1], text=rows[pk][2], context=[], context_ids=[])
+            for pk in order if pk in rows]
 
 
 LANDED = {"context": 1, "context_max": 100_000, "session": 0.0, "user_turns": 0.0, "length_norm": 0.0,

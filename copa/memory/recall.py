@@ -75,6 +75,7 @@ class RecallOptions:
     # rank fusion cost update and date recall on the benchmark; this cost nothing there (measured).
     dense: float = 0.2
     dense_pool: int = 50
+    catch_up: int = 256  # new memories a dense search embeds first (vectors are made lazily, never on write)
     dense_pivot: float = 1.5
     synonyms: int = 3  # words close in meaning added to each content word (dense retriever only)
     synonym_min: float = 0.6  # ... at least this similar to it
@@ -157,6 +158,8 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
     kinds = [check_kind(k) for k in kinds] if kinds else None
     if store.vectors is not None and opts.synonyms:
         _add_synonyms(store.vectors.embedder, q, opts)
+    if store.vectors is not None and opts.dense and (query or "").strip():
+        store.vectors.catch_up(store, opts.catch_up)
     with store._lock:
         c = store.conn
         weights = _idf(c, q.stems + [a for alts in (*q.alts.values(), *q.synonyms.values()) for a in alts])

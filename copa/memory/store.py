@@ -232,9 +232,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
                 out.append(self._insert(c, p))
         if plain:
             self._insert_rows(c, plain)
-        self._index_new(c, last)
-        if self.vectors is not None:
-            self.vectors.add_since(c, last)
+        self._index_new(c, last)  # vectors come later, in batches (VectorIndex.catch_up): writing never loads a model
         self._touch_sessions(c, prepared)
         return [x if isinstance(x, str) else x["id"] for x in out]
 
@@ -377,8 +375,8 @@ class MemoryStore(ActivityMixin, ForgetMixin):
                       (*(p[k] for k in keep), id))
             if relink and p["subject"]:
                 self._link(c, id, p["subject"], p["valid_from"])
-            if self.vectors is not None and p["text"] != old.text:  # the trigger dropped the stale vector
-                self.vectors.add_rows(c, c.execute("SELECT pk, text FROM memories WHERE id = ?", (id,)).fetchall())
+            # An edited text loses its vector by trigger; `copa memory embed` (or the daemon) re-embeds it,
+            # and keywords find it meanwhile.
             return self._get(c, id)
 
     # ---- reading --------------------------------------------------------------------------------
@@ -461,9 +459,19 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
         return backfill(self, self.vectors, progress)
 
+    def missing_vectors(self) -> int:
+        """Memories the dense retriever has no vector for yet (found by keywords until they get one)."""
+        if self.vectors is None:
+            return 0
+        return self._read("SELECT (SELECT count(*) FROM memories) - (SELECT count(*) FROM memory_vectors "
+                          "WHERE model = ?)", (self.vectors.model,))[0][0]
+
     def search(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
-               as_of: datetime | str | None = None, include_superseded: bool = False) -> list[Hit]:
-        """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py)."""
+               as_of: datetime | str | None = None, include_superseded: bool = False,
+               asked_at: datetime | str | None = None) -> list[Hit]:
+        """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py).
+        ``asked_at``: when the question is asked (relative dates in it count from then; default now)."""
         from copa.memory.recall import search
 
-        return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded)
+        return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,
+                      asked_at=asked_at)

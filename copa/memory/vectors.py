@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 BATCH = 2_000  # texts embedded per statement while back-filling
+CATCH_UP = 256  # new memories a search embeds before it runs (the rest stay keyword-only until later)
 
 
 class VectorIndex:
@@ -63,6 +64,18 @@ class VectorIndex:
         cannot have a vector yet: a deleted memory's vector went with it)."""
         rows = c.execute("SELECT pk, text FROM memories WHERE pk > ?", (last_pk,)).fetchall()
         return self.add_rows(c, rows, replace=False)
+
+    def catch_up(self, store, limit: int = CATCH_UP) -> int:
+        """Embed up to ``limit`` of the newest memories written since the last vector (one batch,
+        committed): what a dense search does first, so new turns join the dense side within a
+        search or two. Older gaps (memories stored with the retriever off, edited texts) are left to
+        ``copa memory embed`` and the daemon. Finding what is new costs two index lookups."""
+        rows = store._read("SELECT pk, text FROM memories WHERE pk > coalesce((SELECT pk FROM memory_vectors "
+                           "WHERE model = ? ORDER BY pk DESC LIMIT 1), 0) ORDER BY pk LIMIT ?", (self.model, limit))
+        if not rows:
+            return 0
+        with store._write() as c:
+            return self.add_rows(c, rows)
 
     @staticmethod
     def missing(c: sqlite3.Connection, model: str, limit: int) -> list[tuple[int, str]]:
