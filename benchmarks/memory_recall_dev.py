@@ -97,7 +97,7 @@ def copa_hits(hits) -> list[Hits]:
     out = []
     for h in hits:
         items = [(h.id, h.session_id, len(h.text))]
-        items += [(cid, h.session_id, len(ct)) for cid, ct in zip(h.context_ids, h.context, strict=True)]
+        items += [(cid or "-", h.session_id, len(ct)) for cid, ct in zip(h.context_ids, h.context, strict=True)]
         out.append(Hits(items))
     return out
 
@@ -191,7 +191,7 @@ def main(synthetic=None) -> None:
                     took[name] += time.perf_counter() - t0
                     got = copa_hits(hits)
                     for h in got:  # ids are "<conversation>/<turn id>"
-                        h[:] = [(i.split("/", 1)[1], s, n) for i, s, n in h]
+                        h[:] = [(i.split("/", 1)[-1], s, n) for i, s, n in h]
                     rows[name].append((q.category, score(q, got)))
             for st in stores.values():
                 st.close()

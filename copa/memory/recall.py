@@ -156,8 +156,8 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
     asked = to_utc(asked_at, field_name="asked_at") or at or now_utc()
     q = analyse(query or "", asked, opts)
     kinds = [check_kind(k) for k in kinds] if kinds else None
-    if store.vectors is not None and opts.synonyms:
-        _add_synonyms(store.vectors.embedder, q, opts)
+    if store.vectors is not None and opts.synonyms and hasattr(store.vectors.embedder, "neighbours"):
+        _add_synonyms(store.vectors.embedder, q, opts)  # a static model's vocabulary holds word neighbours
     if store.vectors is not None and opts.dense and (query or "").strip():
         store.vectors.catch_up(store, opts.catch_up)
     with store._lock:
@@ -489,6 +489,7 @@ def _resolve_validity(c, pool: dict, at: datetime | None, include_superseded: bo
         return pool if at is None else {k: r for k, r in pool.items() if r["valid_from"] <= iso(at)}
     t = iso(at) if at else None
     out: dict[int, dict] = {}
+    replaced: list[tuple[dict, int]] = []  # (an outdated memory that matched, pk of the version valid now)
     for pk, r in pool.items():
         if _valid(r, t):
             if pk not in out or out[pk]["score"] < r["score"]:
@@ -503,7 +504,26 @@ def _resolve_validity(c, pool: dict, at: datetime | None, include_superseded: bo
         score = max(v.get("score", 0.0), 0.9 * r["score"])
         if v["pk"] not in out or out[v["pk"]]["score"] < score:
             out[v["pk"]] = {**v, "score": score, "why": v.get("why", "subject")}
+        replaced.append((r, v["pk"]))
+    if opts.stale_episodes and replaced:
+        _demote_stale_turns(out, replaced)
     return out
+
+
+def _demote_stale_turns(out: dict[int, dict], replaced: list[tuple[dict, int]]) -> None:
+    """A conversation turn said before a fact's current value, repeating what that value replaced
+    ("Remember this: I live in Paris" after "I moved to Lyon" superseded "I live in Paris"), ranks
+    just below the current value and is marked as outdated: turns have no validity of their own."""
+    for old, vpk in replaced:
+        v = out[vpk]
+        stale = {w for w in words(old["text"].lower()) if w not in STOP_WORDS} - \
+            {w for w in words(v["text"].lower())}
+        if not stale:
+            continue
+        for pk, r in out.items():
+            if (r["kind"] == "episode" and r["occurred_at"] < v["valid_from"] and r["score"] >= v["score"]
+                    and stale & set(words(r["text"].lower()))):
+                out[pk] = {**r, "score": v["score"] - 1e-3, "stale_by": v}
 
 
 def _valid(r: dict, t: str | None) -> bool:
@@ -526,10 +546,12 @@ def _valid_version(c, subject: str, t: str | None) -> dict | None:
 def _hit(c, r: dict, opts: RecallOptions = DEFAULT) -> Hit:
     context: list[str] = []
     context_ids: list[str] = []
+    if r.get("stale_by"):
+        context.append(f"outdated by: {r['stale_by']['text']}")
     if r["kind"] == "episode" and r["session_id"] and opts.context:
         rows = [n for n in _neighbour_rows(c, r) if len(n["text"]) <= opts.context_max]
-        context = [f"{n['role']}: {n['text']}" for n in rows]
-        context_ids = [n["id"] for n in rows]
+        context_ids = [""] * len(context) + [n["id"] for n in rows]
+        context += [f"{n['role']}: {n['text']}" for n in rows]
     elif r["subject"] and r["valid_from"]:
         prev = c.execute("SELECT text FROM memories WHERE subject = ? AND superseded_by = ?",
                          (r["subject"], r["id"])).fetchone()
@@ -538,5 +560,6 @@ def _hit(c, r: dict, opts: RecallOptions = DEFAULT) -> Hit:
     return Hit(id=r["id"], text=r["text"], kind=r["kind"], subject=r["subject"], score=round(r["score"], 4),
                occurred_at=parse_iso(r["occurred_at"]), source=r["source"],
                metadata=json.loads(r["metadata"]) if r["metadata"] else {}, session_id=r["session_id"],
-               role=r["role"], current=r["valid_to"] is None and r["superseded_by"] is None, context=context,
+               role=r["role"], current=r["valid_to"] is None and r["superseded_by"] is None and not r.get("stale_by"),
+               context=context,
                context_ids=context_ids, why=r.get("why", ""))

@@ -38,6 +38,10 @@ from copa.memory.text import norm_key
 
 # Kinds that legitimately repeat word for word (a chat turn, a sensor event): never folded as duplicates.
 NO_DEDUP_KINDS = frozenset({"episode", "event"})
+# Conversation turns are never chained by subject: a subject on a turn (a speaker, a topic) is kept
+# as a searchable tag, and no turn supersedes another (a chat imported with the speaker as subject
+# would otherwise keep one searchable turn per speaker). Facts about the user carry subjects.
+UNCHAINED_KINDS = frozenset({"episode"})
 _UPDATABLE = {"text", "kind", "subject", "source", "occurred_at", "status", "due_at", "importance", "metadata",
               "session_id", "role", "valid_to"}
 _SUBJECT_RE = re.compile(r"[^\w.:/-]+")
@@ -212,7 +216,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         out: list[Any] = []  # a record dict (its id may still change on a collision) or an existing id
         plain: list[dict[str, Any]] = []
         for p in prepared:
-            if p["subject"] is None:
+            if p["subject"] is None or p["kind"] in UNCHAINED_KINDS:
                 key = (p["norm"], p["kind"])
                 dup = known.get(key) if p["norm"] is not None else None
                 if dup is None:
@@ -224,7 +228,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
             if plain:  # keep order: what follows may corroborate or supersede these rows
                 self._insert_rows(c, plain)
                 plain = []
-            if p["subject"] is None:
+            if p["subject"] is None or p["kind"] in UNCHAINED_KINDS:
                 mid = dup if isinstance(dup, str) else dup["id"]
                 self._corroborate(c, mid, p)
                 out.append(mid)
@@ -331,11 +335,16 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
     def _link(self, c: sqlite3.Connection, mid: str, subject: str, valid_from: str) -> None:
         """Put ``mid`` into its subject's chain by validity start: the one before it ends where it
-        begins and points to it; it ends where the next one begins (or stays current)."""
+        begins and points to it; it ends where the next one begins (or stays current). Conversation
+        turns are neither linked nor link (UNCHAINED_KINDS): their subject is a tag."""
+        if c.execute("SELECT kind FROM memories WHERE id = ?", (mid,)).fetchone()[0] in UNCHAINED_KINDS:
+            return
         pred = c.execute("SELECT id, valid_to FROM memories WHERE subject = ? AND id != ? AND valid_from <= ? "
-                         "ORDER BY valid_from DESC, pk DESC LIMIT 1", (subject, mid, valid_from)).fetchone()
+                         "AND kind != 'episode' ORDER BY valid_from DESC, pk DESC LIMIT 1",
+                         (subject, mid, valid_from)).fetchone()
         succ = c.execute("SELECT id, valid_from FROM memories WHERE subject = ? AND id != ? AND valid_from > ? "
-                         "ORDER BY valid_from ASC, pk ASC LIMIT 1", (subject, mid, valid_from)).fetchone()
+                         "AND kind != 'episode' ORDER BY valid_from ASC, pk ASC LIMIT 1",
+                         (subject, mid, valid_from)).fetchone()
         if succ:
             c.execute("UPDATE memories SET valid_to = ?, superseded_by = ? WHERE id = ?", (succ[1], succ[0], mid))
         if pred:
