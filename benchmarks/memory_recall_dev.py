@@ -35,6 +35,13 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "memory-
 CACHE = Path.home() / ".cache" / "copa-bench"
 METRICS = ("r@5", "r@10", "all@10", "budget", "sess@10")
 # One row per recall step, each the default with one change (RecallOptions fields).
+DENSE_ABLATIONS: dict[str, dict] = {
+    "adaptive weight (before #14)": {"dense": 0.2, "dense_pivot": 1.5},
+    "weight 1.0": {"dense": 1.0},
+    "weight 2.5": {"dense": 2.5},
+    "rank fusion k=60": {"rrf": 60},
+    "no synonyms": {"synonyms": 0},
+}
 ABLATIONS: dict[str, dict] = {
     "no context turns": {"context": 0},
     "no session fusion": {"session": 0.0},
@@ -119,6 +126,8 @@ def main(synthetic=None) -> None:
     ap.add_argument("--dense-ablations", action="store_true", help="ablations on the hybrid store too")
     ap.add_argument("--try", dest="variants", action="append", default=[], metavar="NAME:FIELD=V,...",
                     help="an extra keyword row with these RecallOptions changes (repeatable)")
+    ap.add_argument("--try-dense", dest="dense_variants", action="append", default=[], metavar="NAME:FIELD=V,...",
+                    help="the same, as an extra row for each hybrid store")
     ap.add_argument("--synthetic", action="store_true", help="also run the generator suite (second suite); "
                     "arguments after '--' go to it")
     argv = sys.argv[1:]
@@ -140,6 +149,11 @@ def main(synthetic=None) -> None:
     for spec in specs:
         systems[f"copa hybrid ({spec})"] = (spec, DEFAULT)
         systems[f"  {spec}: dense alone"] = (spec, "dense-alone")
+        for v in args.dense_variants:
+            name, _, changes = v.partition(":")
+            systems[f"  {spec} try {name}"] = (spec, replace(DEFAULT, **_parse_changes(changes)))
+        if args.ablations:
+            systems |= {f"  {spec} {n}": (spec, replace(DEFAULT, **ch)) for n, ch in DENSE_ABLATIONS.items()}
         if args.dense_ablations:
             systems |= {f"  {spec} {n}": (spec, replace(DEFAULT, **ch)) for n, ch in ABLATIONS.items()}
     rows: dict[str, list] = defaultdict(list)
