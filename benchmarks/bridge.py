@@ -24,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from copa.device import targets  # noqa: E402
-from copa.device.client import Client  # noqa: E402
 from copa.device.codec import cobs_encode  # noqa: E402
 from copa.device.protocol import Cmd, frame_bytes  # noqa: E402
-from copa.device.relay import Relay, fault_campaign  # noqa: E402
 from copa.device.session import DeviceSession  # noqa: E402
+from tests.devkit import targets  # noqa: E402
+from tests.devkit.client import Client  # noqa: E402
+from tests.devkit.relay import Relay, fault_campaign  # noqa: E402
 
 BYTE_S = 10 / 115200  # 8N1
 PAYLOAD = b"\x5a" * 8

@@ -75,7 +75,8 @@ def measure(pid: int, seconds: float) -> tuple[float, float, float, int]:
 def pair_board(env: dict[str, str], home: Path):
     """The host build of the firmware on a pty, paired and watched (a0 every second), so the daemon
     keeps a live session to it while it idles (issue 8's device service)."""
-    from copa.device import targets
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.devkit
+    from tests.devkit import targets
 
     if targets.missing_tools("host"):
         raise SystemExit("--device needs the host firmware toolchain: " + ", ".join(targets.missing_tools("host")))
@@ -112,11 +113,10 @@ def leak_check(runs: int) -> None:
     from copa.scheduler import runner
     from copa.scheduler.jobs import add_job
     from copa.scheduler.store import JobStore
-    from copa.skills import Skills
     from copa.workstation import Workstation
 
     base, skills_ws = Workstation(), Workstation()
-    shared = Skills(skills_ws)
+    shared = skills_ws.skills
     add_job(base, "r", every="1h", report="weekly-review")
     add_job(base, "s", every="1h", skill="current_time")
     store = JobStore(base.db.conn)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from copa.device import targets  # noqa: E402
 from copa.device.codec import cobs_encode  # noqa: E402
 from copa.device.protocol import Cmd, frame_bytes  # noqa: E402
+from tests.devkit import targets  # noqa: E402
 
 FIRMATA_FLASH, FIRMATA_RAM = 13926, 1068  # StandardFirmata 2.5.9, Uno, Debian avr-gcc
 BUDGET = {"avr": (8192, 1024), "stm32": (12288, None)}
@@ -51,7 +51,7 @@ def sizes() -> None:
 
 
 def latency(names: list[str], rounds: int) -> None:
-    from copa.device.client import Client
+    from tests.devkit.client import Client
 
     print(f"\n## PING round trip, median of {rounds} (p90 in brackets), vs wire time at 115200 8N1")
     sizes_ = [0, 16, 32, 63]

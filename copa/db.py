@@ -1,8 +1,8 @@
 """The one SQLite database: connection settings and numbered migrations.
 
-Each part of copa that owns tables lists its migrations in a module named in ``MIGRATION_MODULES``;
-that module exposes ``MIGRATIONS``: an ordered list of ``(name, function(db))``. Names are recorded
-in ``_migrations`` once applied; a landed migration is never edited, only followed by a new one.
+Each part of copa that owns tables (and any plugin) gives its migrations through the
+``copa_migrations`` hook: an ordered list of ``(name, function(db))``. Names are recorded in
+``_migrations`` once applied; a landed migration is never edited, only followed by a new one.
 Applying runs under ``BEGIN IMMEDIATE`` so two processes starting at once cannot both migrate.
 """
 
@@ -22,19 +22,23 @@ if TYPE_CHECKING:
 
 Migration = tuple[str, Callable[["sqlite_utils.Database"], None]]
 
-# Order matters only where a later module references an earlier one's tables.
-MIGRATION_MODULES: list[str] = [
-    "copa.memory.schema",
-    "copa.agent.migrations",
-    "copa.scheduler.migrations",
-    "copa.device.migrations",
-]
+
+
+def registered_migrations() -> list[Migration]:
+    """Every plugin's migrations, copa's own parts first (in ``copa.plugins.BUILTIN`` order: order
+    matters only where a later part references an earlier one's tables)."""
+    from copa.plugins import collect
+
+    return [m for group in collect("copa_migrations") for m in group]
 
 BUSY_TIMEOUT_MS = 30_000
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with the house settings: WAL, a busy timeout, foreign keys, secure delete."""
+    from copa.textio import guard_sqlite
+
+    guard_sqlite()  # no lone surrogate ever reaches the file (docs/cli.md, "Text and encodings")
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
@@ -83,20 +87,22 @@ def load_sqlite_utils():
 
 
 def open_database(path: Path | str, modules: list[str] | None = None) -> sqlite_utils.Database:
-    """Open (creating if needed) and migrate the database at ``path``."""
+    """Open (creating if needed) and migrate the database at ``path``: with every registered
+    migration, or those of the named modules (each exposing ``MIGRATIONS``)."""
     db = load_sqlite_utils().Database(connect(path))
-    migrate(db, MIGRATION_MODULES if modules is None else modules)
+    migrate(db, registered_migrations() if modules is None else modules)
     return db
 
 
-def migrate(db: sqlite_utils.Database, modules: list[str]) -> list[str]:
-    """Apply pending migrations; returns the names applied now."""
+def migrate(db: sqlite_utils.Database, migrations: list[Migration] | list[str]) -> list[str]:
+    """Apply the pending ones of ``migrations`` (or of the modules so named); returns the names applied now."""
     conn = db.conn
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    pending: list[Migration] = []
     done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-    for module in modules:
-        pending += [m for m in importlib.import_module(module).MIGRATIONS if m[0] not in done]
+    wanted: list[Migration] = []
+    for m in migrations:
+        wanted += importlib.import_module(m).MIGRATIONS if isinstance(m, str) else [m]
+    pending = [m for m in wanted if m[0] not in done]
     if not pending:
         return []
     applied = []

@@ -60,5 +60,14 @@ class ProviderError(CopaError):
     exit_code = ExitCode.PROVIDER
 
 
+class ContextOverflowError(ProviderError):
+    """The server refused a request longer than the model's context window; ``window`` is the size it
+    stated (0 when it did not), so the caller can fit the next request and ask again."""
+
+    def __init__(self, message: str, *, window: int = 0, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.window = window
+
+
 class Interrupted(CopaError):
     exit_code = ExitCode.INTERRUPTED

@@ -1,16 +1,19 @@
-"""The service layer: one object that opens what a face needs, lazily, and shares it.
+"""The service layer: the one place that builds the core parts and wires them together, lazily.
 
 Faces (CLI commands, the TUI, the daemon) create a ``Workstation`` and ask it for the config, the
-secrets store, the database and, as they land, the memory store, skills, providers and devices.
-Nothing is opened until it is asked for, so a command pays only for what it uses.
+secrets store, the database, the memory store, models, skills, devices and the agent. Each part is
+constructed with exactly what it uses (``Models(config, secrets)``, ``Agent(models, memory, config,
+tool_sources)``...), never with the workstation, so a part can be built and tested alone. Nothing is
+opened until it is asked for, so a command pays only for what it uses.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from copa.config import Config
 from copa.paths import Paths
@@ -18,11 +21,29 @@ from copa.paths import Paths
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from copa.agent import Agent
     from copa.device.devices import Devices
     from copa.memory import MemoryStore
     from copa.providers import Models
     from copa.secrets import SecretStore
     from copa.skills import Skills
+
+
+class _Deferred:
+    """Stands for a part that is built on its first use: the secrets store imports keyring and may
+    ask for a passphrase, the memory store opens the database; a part that is merely handed one of
+    them must not pay for it (most models need no stored key, most turns no new connection)."""
+
+    __slots__ = ("_build",)
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._build(), name)
+
+    def __getitem__(self, key: Any) -> Any:  # db["table"]
+        return self._build()[key]
 
 
 class Workstation:
@@ -80,7 +101,7 @@ class Workstation:
     def models(self) -> Models:
         from copa.providers import Models
 
-        return Models(self)
+        return Models(self.config, _Deferred(lambda: self.secrets), cache_dir=self.paths.cache_dir)
 
     @cached_property
     def memory(self) -> MemoryStore:
@@ -93,18 +114,31 @@ class Workstation:
     def skills(self) -> Skills:
         from copa.skills import Skills
 
-        return Skills(self)
+        # memory: what a skill with the 'memory' permission reaches, through copa (never the files)
+        return Skills(self.config, self.paths, _Deferred(lambda: self.secrets),
+                      memory=_Deferred(lambda: self.memory))
+
+    @cached_property
+    def agent(self) -> Agent:
+        from copa.agent import Agent
+
+        # the tool sources are asked at each turn, through the workstation: a face (or a test) that
+        # replaces the skills part is seen by the agent too
+        return Agent(self.models, _Deferred(lambda: self.memory), self.config,
+                     tool_sources=[("skills", lambda: self.skills.as_tools()),
+                                   ("device tools", lambda: self.devices.as_tools())])
 
     @cached_property
     def devices(self) -> Devices:
         from copa.device.devices import Devices
 
-        return Devices(self)
+        # the database through a deferral: each use gets the calling thread's connection
+        return Devices(_Deferred(lambda: self.db), _Deferred(lambda: self.secrets), _Deferred(lambda: self.memory),
+                       self.config)
 
     def close(self) -> None:
         """Close what was opened, users of the database before the database itself."""
-        # "_agent_turn_log" is the agent's own connection for its turn log (copa/agent/loop.py)
-        for part in ("_agent_turn_log", "devices", "skills", "models", "memory"):
+        for part in ("agent", "devices", "skills", "models", "memory"):
             opened = self.__dict__.pop(part, None)
             if opened is not None:
                 opened.close()

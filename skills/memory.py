@@ -5,22 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 from copa.skills import skill
+from copa.skills.host import memory
 
-_store = None
-
-
-def _memory():
-    global _store  # one connection per worker, reused across calls
-    if _store is None:
-        from copa.workstation import Workstation
-
-        _store = Workstation().memory
-    return _store
-
-
-def _brief(m) -> dict:
-    return {"id": m.id, "text": m.text, "kind": m.kind, "subject": m.subject,
-            "occurred_at": m.occurred_at.isoformat() if m.occurred_at else None}
+# The memory store is copa's: this skill never opens its database, it asks copa (over the worker's
+# channel) to run each operation, so no skill can read the files under copa's folders.
 
 
 @skill(permissions=["memory"])
@@ -33,7 +21,7 @@ def memory_remember(text: str, kind: Literal["note", "fact", "preference", "even
         kind: what sort of memory it is.
         subject: a stable key such as "user.home_city"; a new value replaces the old one.
     """
-    return {"id": _memory().add(text, kind=kind, subject=subject, source="skill:memory")}
+    return {"id": memory.remember(text, kind=kind, subject=subject)}
 
 
 @skill(permissions=["memory"])
@@ -44,7 +32,7 @@ def memory_recall(query: str, limit: int = 5) -> list[dict]:
         query: the question or words to look for.
         limit: most memories to return.
     """
-    return [{**_brief(h), "score": round(h.score, 4)} for h in _memory().search(query, limit=limit)]
+    return memory.recall(query, limit=limit)
 
 
 @skill(permissions=["memory"], dangerous=True)  # irreversible: asks first
@@ -54,7 +42,7 @@ def memory_forget(id: str) -> dict:
     Args:
         id: the memory's id.
     """
-    return {"deleted": _memory().forget(id)}
+    return {"deleted": memory.forget(id)}
 
 
 @skill(permissions=["memory"])
@@ -65,7 +53,7 @@ def memory_add_task(text: str, due: str | None = None) -> dict:
         text: what needs doing.
         due: when it is due, ISO 8601 (e.g. 2025-03-05T17:00) or words such as "today".
     """
-    return {"id": _memory().add_task(text, due=due)}
+    return {"id": memory.add_task(text, due=due)}
 
 
 @skill(permissions=["memory"])
@@ -75,9 +63,7 @@ def memory_tasks(include_done: bool = False) -> list[dict]:
     Args:
         include_done: also list done and cancelled tasks.
     """
-    statuses = ("open", "in_progress", "done", "cancelled") if include_done else ("open", "in_progress")
-    return [{**_brief(t), "status": t.status, "due_at": t.due_at.isoformat() if t.due_at else None}
-            for t in _memory().tasks(statuses)]
+    return memory.tasks(include_done=include_done)
 
 
 @skill(permissions=["memory"])
@@ -88,5 +74,4 @@ def memory_set_task_status(id: str, status: Literal["open", "in_progress", "done
         id: the task's id (from memory_tasks).
         status: its new status.
     """
-    t = _memory().set_task_status(id, status)
-    return {"id": t.id, "status": t.status}
+    return memory.set_task_status(id, status)

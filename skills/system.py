@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from typing import Literal
 
 from copa.skills import skill
+from copa.skills.host import system
 
-PERMISSIONS = ["fs.read:/proc", "fs.read:/sys", "fs.read:/etc/passwd", "fs.read:/etc/group"]
+# Named system files only (what psutil reads for these figures), not /proc wholesale; /proc is the
+# worker's own anyway (a PID namespace). The machine's processes come from copa through the
+# 'processes' permission, never from other processes' /proc folders.
+PERMISSIONS = ["fs.read:/proc/stat", "fs.read:/proc/meminfo", "fs.read:/proc/vmstat", "fs.read:/proc/loadavg",
+               "fs.read:/proc/uptime", "fs.read:/proc/cpuinfo", "fs.read:/proc/filesystems", "fs.read:/proc/self",
+               "fs.read:/sys/devices/system/cpu", "fs.read:/sys/block", "fs.read:/sys/class/block"]
 _PSEUDO_FS = {"proc", "sysfs", "tmpfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "overlay", "squashfs", "nsfs",
               "securityfs", "debugfs", "tracefs", "mqueue", "pstore", "bpf", "autofs", "fusectl", "configfs", "ramfs"}
 
@@ -51,7 +56,7 @@ def system_status() -> dict:
     }
 
 
-@skill(permissions=PERMISSIONS)
+@skill(permissions=["processes"])
 def top_processes(sort_by: Literal["cpu", "memory"] = "cpu", limit: int = 10) -> list[dict]:
     """The processes using the most CPU or memory right now.
 
@@ -59,23 +64,7 @@ def top_processes(sort_by: Literal["cpu", "memory"] = "cpu", limit: int = 10) ->
         sort_by: "cpu" (measured over 0.3 s) or "memory".
         limit: how many processes to return.
     """
-    import psutil
-
-    procs = list(psutil.process_iter(["pid", "name", "username", "memory_info", "cmdline"]))
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.cpu_percent(None)
-    time.sleep(0.3)
-    rows = []
-    for p in procs:
-        try:
-            cpu = p.cpu_percent(None)
-            mem = p.info["memory_info"].rss if p.info["memory_info"] else 0
-        except psutil.Error:
-            continue
-        cmd = " ".join(p.info["cmdline"] or [])[:120] or p.info["name"]
-        rows.append({"pid": p.info["pid"], "name": p.info["name"], "user": p.info["username"],
-                     "cpu_percent": round(cpu, 1), "memory_mb": round(mem / 2**20, 1), "command": cmd})
+    rows = system.processes()
     key = "cpu_percent" if sort_by == "cpu" else "memory_mb"
     rows.sort(key=lambda r: r[key], reverse=True)
     return rows[: max(limit, 1)]

@@ -23,7 +23,8 @@ def copa_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("COPA_HOME", str(home))
     for var in HOST_VARIABLES:
         monkeypatch.delenv(var, raising=False)
-    for var in [v for v in os.environ if v.startswith("COPA_") and v not in ("COPA_HOME", "COPA_REQUIRE_FIRMWARE")]:
+    for var in [v for v in os.environ if v.startswith("COPA_") and v not in ("COPA_HOME", "COPA_REQUIRE_FIRMWARE",
+                                                                             "COPA_REQUIRE_REAL_MODEL")]:
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -7,14 +7,13 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from copa.doctor import FAIL, INFO, OK, WARN, Check
+from copa.checks import FAIL, INFO, OK, WARN, Check
 
 if TYPE_CHECKING:
     from copa.providers.types import ModelSpec
-    from copa.workstation import Workstation
 
 PROBE_BUDGET = 3.0  # seconds for all the probes together
 PUBLIC = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com",
@@ -53,21 +52,20 @@ def _probe_all(specs: dict[str, ModelSpec]) -> dict[str, str | None]:
     return {name: results.get(name, f"no answer within {PROBE_BUDGET:g} s") for name in specs}
 
 
-def _has_key(ws: Workstation, spec: ModelSpec) -> bool:
+def _has_key(secrets: Any, spec: ModelSpec) -> bool:
     if not spec.key or os.environ.get(spec.key):
         return True
     try:
-        return spec.key in ws.secrets.names()
+        return spec.key in secrets.names()
     except Exception:
         return False
 
 
-def check_models(ws: Workstation) -> list[Check]:
+def check_models(models: Any, secrets: Any) -> list[Check]:
     from copa.errors import CopaError
     from copa.providers.registry import CONFIGURE_HINT
 
     try:
-        models = ws.models
         specs = models.registry.all()
         default = models.default_name()
     except CopaError as e:
@@ -80,7 +78,7 @@ def check_models(ws: Workstation) -> list[Check]:
     for name, spec in specs.items():
         label = f"model {name}" + (" (default)" if name == default else "")
         what = f"{spec.provider} {spec.model or '(server first)'} at {spec.base_url or 'the public API'}"
-        if not _has_key(ws, spec) and not spec.base_url:
+        if not _has_key(secrets, spec) and not spec.base_url:
             out.append(Check(label, FAIL, f"{what}: no key {spec.key}",
                              f"copa secrets set {spec.key} (or export {spec.key})"))
         elif reach[name] is not None:

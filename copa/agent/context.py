@@ -3,17 +3,24 @@
 Order of priority: the system prompt, the user's pinned preferences, open tasks, memories recalled
 automatically for this message (never left to the model's initiative: weak models do not call tools),
 a summary of older turns if the conversation was compacted, the recent turns, the tool schemas.
-Token counts are estimates (about 4 characters per token), deliberately on the safe side.
+
+Everything is fitted into the model's window (``window`` tokens): room is kept for the answer and a
+margin for the estimate's error; after the system prompt, the message may take up to half of the rest
+(a longer one, such as a pasted log, is cut to its beginning and end, with a note for the user); the
+tool schemas up to half of what remains (in order: the memory tools first; the others are left out,
+with a note); preferences, tasks, recall and history share the rest. Token counts are estimates
+(copa.providers.tokens), deliberately on the high side.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from copa.providers.tokens import PER_MESSAGE, estimate_large, estimate_tokens, fit_text, tool_tokens
 from copa.providers.types import Message
 
 BASE_SYSTEM = (
@@ -25,8 +32,9 @@ BASE_SYSTEM = (
 )
 
 
-def estimate_tokens(text: str) -> int:
-    return len(text) // 4 + 1
+MESSAGE_SHARE = 1 / 2  # of the room after the system prompt: the most the message may take
+TOOL_SHARE = 1 / 2  # of the room after the message: the most the tool schemas may take
+_PIPED = re.compile(r"(?s)\A(.*?<input>\n)(.*)(\n</input>)\Z")  # how `copa ask` wraps piped input
 
 
 @dataclass
@@ -36,9 +44,20 @@ class Context:
     memories_used: list[dict[str, Any]] = field(default_factory=list)
     overflow: list[Any] = field(default_factory=list)  # older turns that did not fit (to compact)
     summary: Any = None  # the current compaction summary memory, if any
-    tokens: int = 0
-    budget: int = 0
+    tokens: int = 0  # estimated prompt tokens in all
+    budget: int = 0  # what preferences, tasks, recall and history could share
     timing: dict[str, float] = field(default_factory=dict)
+    message: str = ""  # the user's message as the model sees it (cut to fit when too long)
+    tools: list[Any] = field(default_factory=list)  # the tools whose schemas fit
+    answer_tokens: int = 0  # room kept for the answer
+    window: int = 0
+    spent: dict[str, int] = field(default_factory=dict)  # estimated prompt tokens by part
+    notes: list[str] = field(default_factory=list)  # what was cut or left out to fit, said to the user
+
+    def report(self) -> dict[str, Any]:
+        """What ``--json`` shows of the fitting."""
+        return {"window": self.window, "prompt_tokens": self.tokens, "answer_tokens": self.answer_tokens,
+                "spent": dict(self.spent), "notes": list(self.notes)}
 
 
 def _date(dt: datetime | None) -> str:
@@ -97,9 +116,35 @@ def summary_subject(session_id: str) -> str:
     return f"conversation.{session_id}.summary"
 
 
-def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_tokens: int, tools: list[Any],
+def _fit_tools(tools: list[Any], room: int) -> tuple[list[Any], int]:
+    """The tools, in order, whose schemas fit in ``room`` tokens (the memory tools come first)."""
+    kept, used = [], 0
+    for t in tools:
+        cost = tool_tokens(t.spec)
+        if used + cost <= room:
+            kept.append(t)
+            used += cost
+    return kept, used
+
+
+def _fit_message(message: str, room: int) -> tuple[str, int, int]:
+    """The message cut to ``room`` tokens: only its piped input when it has one. -> (text, tokens, cut)."""
+    total = estimate_large(message)
+    if total <= room:
+        return message, total, 0
+    m = _PIPED.match(message)
+    if m:
+        head = estimate_tokens(m.group(1)) + 4
+        body, cut = fit_text(m.group(2), max(0, room - head), what="piped input")
+        text = m.group(1) + body + m.group(3)
+    else:
+        text, cut = fit_text(message, room, what="message")
+    return text, estimate_tokens(text), cut
+
+
+def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_tokens: int, tools: list[Any],
              extra_system: str = "", use_memory: bool = True, recall_limit: int = 8, recent_turns: int = 40,
-             exclude_ids: set[str] | None = None, now: datetime | None = None) -> Context:
+             exclude_ids: set[str] | None = None, now: datetime | None = None, model_name: str = "") -> Context:
     t0 = time.perf_counter()
     now = now or datetime.now(UTC)
     exclude = set(exclude_ids or ())
@@ -107,15 +152,31 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
     if extra_system:
         system += "\n\n" + extra_system.strip()
     system += f"\n\nNow: {now.astimezone().strftime('%A %Y-%m-%d %H:%M %Z')}."
-    tool_tokens = sum(estimate_tokens(json.dumps({"n": t.spec.name, "d": t.spec.description,
-                                                  "p": t.spec.parameters})) for t in tools)
-    budget = max(512, window - min(answer_tokens, window // 4) - tool_tokens - estimate_tokens(system)
-                 - estimate_tokens(message) - 64)
-    ctx = Context(system=system, messages=[], budget=budget)
+    answer = max(16, min(answer_tokens, window // 4))
+    room = window - answer - max(32, window // 20)  # the margin absorbs the estimate's error
+    system_tokens = estimate_tokens(system) + PER_MESSAGE
+    left = room - system_tokens
+    text, message_tokens, cut = _fit_message(message, max(64, int(left * MESSAGE_SHARE)) - PER_MESSAGE)
+    left -= message_tokens + PER_MESSAGE
+    kept_tools, tools_spent = _fit_tools(tools, int(max(0, left) * TOOL_SHARE))
+    budget = max(0, left - tools_spent)
+    ctx = Context(system=system, messages=[], budget=budget, message=text, tools=kept_tools, answer_tokens=answer,
+                  window=window, spent={"system": system_tokens, "tools": tools_spent,
+                                        "message": message_tokens + PER_MESSAGE})
+    where = f"{model_name}'s {window}-token context window" if model_name else f"the {window}-token context window"
+    if cut:
+        what = "piped input" if _PIPED.match(message) else "message"
+        ctx.notes.append(f"the {what} is about {estimate_large(message)} tokens: the model was shown its "
+                         f"beginning and end (about {message_tokens} tokens) to fit {where}")
+    if len(kept_tools) < len(tools):
+        left_out = [t.spec.name for t in tools if t not in kept_tools]
+        ctx.notes.append(f"{len(left_out)} of {len(tools)} tools were not offered, to fit {where}: "
+                         + ", ".join(left_out[:8]) + ("..." if len(left_out) > 8 else ""))
     if not use_memory:
+        ctx.tokens = sum(ctx.spent.values())
         ctx.timing["context_ms"] = (time.perf_counter() - t0) * 1000
         return ctx
-    mem = ws.memory
+    mem = memory
     sections: list[str] = []
     used: list[dict[str, Any]] = []
     left = budget
@@ -126,6 +187,7 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
         sections.append("Pinned preferences of the user:\n" + "\n".join(lines))
         used += [_used(m, "preferences") for m in items]
         left -= n
+        ctx.spent["preferences"] = n
     tasks = mem.tasks()[:50]
     task_lines = []
     for m in tasks:
@@ -136,6 +198,7 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
         sections.append("Open tasks:\n" + "\n".join(lines))
         used += [_used(m, "tasks") for m in items]
         left -= n
+        ctx.spent["tasks"] = n
     t1 = time.perf_counter()
     shown = {u["id"] for u in used} | exclude
     hits = mem.search(message, limit=recall_limit + 6) if message.strip() else []
@@ -155,6 +218,7 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
         sections.append("Memories relevant to this message (current values):\n" + "\n".join(lines))
         used += [_used(h, "recalled") for h in items]
         left -= n
+        ctx.spent["recall"] = n
     episodes = _drop_outdated_episodes(mem, episodes, [h for _, h in facts])
     lines, items, n = _take(episodes, int(budget * 0.08))
     if lines:
@@ -162,6 +226,7 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
                         + "\n".join(lines))
         used += [_used(h, "earlier_conversations") for h in items]
         left -= n
+        ctx.spent["recall"] = ctx.spent.get("recall", 0) + n
 
     # The conversation so far: the summary of compacted turns, then as many recent turns as fit.
     summary = None
@@ -176,25 +241,31 @@ def assemble(ws: Any, message: str, *, session_id: str, window: int, answer_toke
     if through:
         turns = [t for t in turns if (iso(t.occurred_at) or "") > through]
     if summary:
-        text = f"Summary of the earlier part of this conversation:\n{summary.text}"
+        summary_text, _ = fit_text(summary.text, max(0, left // 3), what="summary")
+        text = f"Summary of the earlier part of this conversation:\n{summary_text}"
         sections.append(text)
         used.append(_used(summary, "summary"))
         left -= estimate_tokens(text)
-    kept: list[Any] = []
+        ctx.spent["summary"] = estimate_tokens(text)
+    kept: list[tuple[Any, str]] = []
     spent = 0
     for t in reversed(turns):
-        cost = estimate_tokens(t.text) + 4
+        shown, cost = t.text, estimate_large(t.text) + PER_MESSAGE
+        if cost > max(0, left) // 3 and not kept:  # a huge latest turn (an earlier paste): its ends only
+            shown, _ = fit_text(t.text, max(0, left) // 3, what="earlier message")
+            cost = estimate_tokens(shown) + PER_MESSAGE
         if len(kept) >= recent_turns or spent + cost > left:
             break
-        kept.append(t)
+        kept.append((t, shown))
         spent += cost
     kept.reverse()
     ctx.overflow = turns[: len(turns) - len(kept)]
     ctx.summary = summary
-    ctx.messages = [Message("assistant" if t.role == "assistant" else "user", t.text) for t in kept]
+    ctx.messages = [Message("assistant" if t.role == "assistant" else "user", shown) for t, shown in kept]
+    ctx.spent["history"] = spent
     if sections:
         ctx.system = system + "\n\n" + "\n\n".join(sections)
     ctx.memories_used = used
-    ctx.tokens = estimate_tokens(ctx.system) + spent + tool_tokens
+    ctx.tokens = estimate_tokens(ctx.system) + PER_MESSAGE + spent + tools_spent + ctx.spent["message"]
     ctx.timing["context_ms"] = (time.perf_counter() - t0) * 1000
     return ctx

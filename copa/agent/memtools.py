@@ -1,6 +1,6 @@
 """The built-in memory tools the model can call: remember, recall, forget, task_update.
 
-They are ``copa.tools.Tool`` objects over ``ws.memory``. Subjects are what make updates work: a new
+They are ``copa.tools.Tool`` objects over the ``MemoryStore``. Subjects are what make updates work: a new
 memory with the subject of an older one supersedes it ("I moved to Lyon" replaces the old city).
 """
 
@@ -40,9 +40,8 @@ def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required}
 
 
-def memory_tools(ws: Any, *, session_id: str | None = None, turn_id: str | None = None,
+def memory_tools(mem: Any, *, session_id: str | None = None, turn_id: str | None = None,
                  saved: list[str] | None = None) -> list[FunctionTool]:
-    mem = ws.memory
     saved = saved if saved is not None else []
     source = session_source(session_id) if session_id else "agent"
 

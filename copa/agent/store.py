@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-MODULE = "copa.agent.migrations"
-
 
 class _DB:  # what copa.db.migrate needs: .conn and .execute
     def __init__(self, conn: sqlite3.Connection):
@@ -40,7 +38,9 @@ class TurnLog:
         done = {r[0] for r in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name='agent_tool_calls'")}
         if not done:
-            migrate(_DB(self.conn), [MODULE])
+            from copa.agent.migrations import MIGRATIONS
+
+            migrate(_DB(self.conn), MIGRATIONS)
 
     def log_call(self, *, turn_id: str, session_id: str, step: int, call_id: str, tool: str, source: str,
                  arguments: Any, approval: str, ok: bool, result: Any, error: str | None,

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from copa.agent.context import session_source, summary_subject
+from copa.providers.tokens import PER_MESSAGE, estimate_tokens, fit_text
 from copa.providers.types import ChatRequest, Message
 
 log = logging.getLogger("copa.agent")
@@ -27,7 +28,15 @@ EXTRACT_PROMPT = (
 )
 
 
-def compact(ws: Any, session_id: str, turns: list[Any], previous: Any, model: str | None) -> str | None:
+def _room(models: Any, model: str | None, system: str, answer: int) -> tuple[int, int]:
+    """(answer tokens, tokens the input may take) for one internal request to ``model``."""
+    window = models.window(model or models.default_name() or "")[0]
+    answer = min(answer, window // 4)
+    return answer, max(64, window - answer - estimate_tokens(system) - max(32, window // 20) - 3 * PER_MESSAGE)
+
+
+def compact(models: Any, memory: Any, session_id: str, turns: list[Any], previous: Any,
+            model: str | None) -> str | None:
     """Summarise ``turns`` (plus the previous summary) into a memory that supersedes the previous one."""
     from copa.memory.model import iso
 
@@ -36,16 +45,17 @@ def compact(ws: Any, session_id: str, turns: list[Any], previous: Any, model: st
     transcript = "\n".join(f"{t.role or 'user'}: {t.text}" for t in turns)
     if previous is not None:
         transcript = f"Earlier summary:\n{previous.text}\n\nLater turns:\n{transcript}"
-    reply = ws.models.chat(ChatRequest([Message("user", transcript[-60_000:])], system=SUMMARY_PROMPT,
-                                       max_tokens=800), model)
+    answer, room = _room(models, model, SUMMARY_PROMPT, 800)
+    transcript, _ = fit_text(transcript[-60_000:], room, what="conversation")
+    reply = models.chat(ChatRequest([Message("user", transcript)], system=SUMMARY_PROMPT, max_tokens=answer), model)
     if reply.interrupted or not reply.text.strip():
         return None
     metadata = {"session_id": session_id, "through": iso(turns[-1].occurred_at),
                 "turns": len(turns) + (previous.metadata.get("turns", 0) if previous else 0)}
-    mid = ws.memory.add(reply.text.strip(), kind="note", subject=summary_subject(session_id),
-                        source="agent:compaction", metadata=metadata)
+    mid = memory.add(reply.text.strip(), kind="note", subject=summary_subject(session_id),
+                     source="agent:compaction", metadata=metadata)
     if previous is not None and mid == previous.id:  # the same text corroborates: still move "through" on
-        ws.memory.update(mid, metadata={**previous.metadata, **metadata})
+        memory.update(mid, metadata={**previous.metadata, **metadata})
     return mid
 
 
@@ -67,23 +77,27 @@ def parse_proposals(text: str) -> list[dict[str, str]]:
     return out[:10]
 
 
-def extract(ws: Any, session_id: str, turn_id: str, user_text: str, answer: str, model: str | None) -> list[str]:
+def extract(models: Any, memory: Any, session_id: str, turn_id: str, user_text: str, answer: str,
+            model: str | None) -> list[str]:
     """Ask the fast model for memories in this exchange and store them; returns the ids saved."""
     exchange = f"user: {user_text[:8000]}\nassistant: {answer[:4000]}"
+    answer_tokens, room = _room(models, model, EXTRACT_PROMPT, 600)
+    exchange, _ = fit_text(exchange, room, what="exchange")
     # no temperature: reasoning models refuse any value but their default
-    reply = ws.models.chat(ChatRequest([Message("user", exchange)], system=EXTRACT_PROMPT, max_tokens=600), model)
+    reply = models.chat(ChatRequest([Message("user", exchange)], system=EXTRACT_PROMPT, max_tokens=answer_tokens),
+                        model)
     ids = []
     for p in parse_proposals(reply.text):
         meta = {"session_id": session_id, "turn": turn_id, "via": "extract"}
         if p["kind"] == "task":
-            ids.append(ws.memory.add_task(p["text"], subject=p["subject"]))
+            ids.append(memory.add_task(p["text"], subject=p["subject"]))
         else:
-            ids.append(ws.memory.add(p["text"], kind=p["kind"], subject=p["subject"], source=session_source(session_id),
-                                     metadata=meta))
+            ids.append(memory.add(p["text"], kind=p["kind"], subject=p["subject"], source=session_source(session_id),
+                                  metadata=meta))
     return ids
 
 
-def compact_session(ws: Any, session_id: str, keep_recent: int = 4) -> str:
+def compact_session(models: Any, memory: Any, session_id: str, keep_recent: int = 4) -> str:
     """Fold a conversation, all but its last ``keep_recent`` turns, into its summary memory now
     (the faces' /compact; the loop also compacts by itself when a conversation outgrows its budget).
     The full turns stay in the store; only what the model is shown changes."""
@@ -91,12 +105,12 @@ def compact_session(ws: Any, session_id: str, keep_recent: int = 4) -> str:
     from copa.errors import ProviderError
     from copa.memory.model import iso
 
-    previous = next((m for m in reversed(ws.memory.history(summary_subject(session_id))) if m.current), None)
+    previous = next((m for m in reversed(memory.history(summary_subject(session_id))) if m.current), None)
     through = previous.metadata.get("through") if previous else None
-    turns = [t for t in ws.memory.turns(session_id) if not through or (iso(t.occurred_at) or "") > through]
+    turns = [t for t in memory.turns(session_id) if not through or (iso(t.occurred_at) or "") > through]
     older = turns[: max(0, len(turns) - keep_recent)]
     if not older:
         return "Nothing to compact yet."
-    if compact(ws, session_id, older, previous, ws.models.fast_name()) is None:
+    if compact(models, memory, session_id, older, previous, models.fast_name()) is None:
         raise ProviderError("the model returned no summary; nothing was changed", hint="try again")
     return f"{len(older)} earlier turns are now a summary; the last {len(turns) - len(older)} stay as they were."

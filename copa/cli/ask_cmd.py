@@ -8,7 +8,7 @@ import typer
 
 app = typer.Typer(help="Ask the model a question (with your memory and tools); the answer streams to stdout.")
 
-STDIN_LIMIT = 2_000_000  # characters read from a pipe
+STDIN_LIMIT = 2_000_000  # bytes read from a pipe
 
 
 def _message(prompt: list[str] | None) -> str:
@@ -17,9 +17,11 @@ def _message(prompt: list[str] | None) -> str:
     text = " ".join(prompt or []).strip()
     piped = ""
     if not sys.stdin.isatty():
-        piped = sys.stdin.read(STDIN_LIMIT + 1)
+        from copa.textio import read_stdin
+
+        piped = read_stdin(STDIN_LIMIT)
         if len(piped) > STDIN_LIMIT:
-            raise UsageError(f"the piped input is longer than {STDIN_LIMIT} characters",
+            raise UsageError(f"the piped input is longer than {STDIN_LIMIT} bytes",
                              hint="pipe a smaller part (e.g. head -c 500000)")
     if piped.strip():
         return f"{text}\n\n<input>\n{piped.rstrip()}\n</input>" if text else piped.strip()
@@ -61,25 +63,28 @@ def _approver(yes: bool):
 
 
 def _printer(json_out: bool, err_tty: bool):
+    from copa.cli.output import say
+
     state = {"text": False, "ends_nl": True}
 
     def on_event(e) -> None:
         if e.type == "text" and not json_out:
             if state.pop("gap", False) and state["text"]:  # a new step after tool calls: a new paragraph
                 sys.stdout.write("\n" if state["ends_nl"] else "\n\n")
-            sys.stdout.write(e.text)
-            sys.stdout.flush()
+            say(e.text, end="", flush=True)  # a model's answer is data: no escape sequence reaches the terminal
             state["text"], state["ends_nl"] = True, e.text.endswith("\n")
         elif e.type == "retry":
             print(f"copa: {e.data['reason']}; retrying in {e.data['delay']:.1f} s", file=sys.stderr)
         elif e.type == "fallback":
             print(f"copa: falling back to {e.name}", file=sys.stderr)
+        elif e.type == "notice":  # something was cut or left out to fit the model's window
+            print(f"copa: note: {e.text}", file=sys.stderr)
         elif e.type == "tool_result":
             state["gap"] = True
             if not (err_tty and not json_out):
                 return
             mark = "✓" if e.data["ok"] else "✗ " + str(e.data.get("error", ""))[:120]
-            print(f"  [{e.name} {mark}]", file=sys.stderr)
+            say(f"  [{e.name} {mark}]", err=True)
 
     return on_event, state
 
@@ -93,10 +98,11 @@ def ask(
     session: str = typer.Option(None, "--session", "-s", help="Continue (or start) the conversation NAME."),
     system: str = typer.Option(None, "--system", help="Extra instructions for this question."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Approve dangerous tool calls without asking."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Send plain requests: the answer is printed when "
+                                   "complete (for servers or proxies that buffer or break streams)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON: answer, tool calls, memories, usage, timing."),
 ) -> None:
     """Ask a question. Exit codes: 0 ok, 2 usage, 3 no model configured, 4 provider failed, 130 interrupted."""
-    from copa.agent import available_model, run_turn
     from copa.cli.output import emit_json, workstation
     from copa.errors import ConfigError, ExitCode, UsageError
     from copa.providers.registry import CONFIGURE_HINT
@@ -106,15 +112,17 @@ def ask(
     message = _message(prompt)
     ws = workstation(interactive=False)
     try:
-        if not model and available_model(ws) is None:
+        if not model and ws.agent.available_model() is None:
             raise ConfigError("no model is configured", hint=CONFIGURE_HINT)
         if cont:
             session = ws.memory.last_session()
             if session is None:
                 raise UsageError("there is no earlier conversation to continue", hint="drop --continue")
+        if no_stream:
+            ws.models.stream = False
         on_event, state = _printer(json_out, sys.stderr.isatty())
-        result = run_turn(ws, message, session_id=session, model=model, system=system, use_memory=not no_memory,
-                          on_event=on_event, approve=_approver(yes))
+        result = ws.agent.run_turn(message, session_id=session, model=model, system=system,
+                                   use_memory=not no_memory, on_event=on_event, approve=_approver(yes))
     finally:
         ws.close()
     if json_out:
@@ -126,6 +134,8 @@ def ask(
         print("copa: interrupted; the partial answer was kept", file=sys.stderr)
         raise typer.Exit(ExitCode.INTERRUPTED)
     if result.interrupted:
-        print(f"copa: error: {result.error}; the partial answer was kept (retry with 'copa ask --continue')",
-              file=sys.stderr)
+        from copa.cli.output import say
+
+        say(f"copa: error: {result.error}; the partial answer was kept (retry with 'copa ask --continue')",
+            err=True)
         raise typer.Exit(ExitCode.PROVIDER)

@@ -86,7 +86,7 @@ def unset_cmd(key: str = typer.Argument(..., help="the key to remove from the fi
 @app.command("edit")
 def edit_cmd() -> None:
     """Open the config file in your editor; the result is checked and a broken file is refused."""
-    from copa.config import Config, _read_file
+    from copa.config import Config, read_file
     from copa.errors import ConfigError, UsageError
     from copa.paths import atomic_write
 
@@ -104,10 +104,10 @@ def edit_cmd() -> None:
             if rc != 0:
                 raise UsageError(f"the editor exited with status {rc}; nothing was changed")
             try:
-                data = _read_file(draft)
-                from copa.config import _validate
+                data = read_file(draft)
+                from copa.config import validate
 
-                _validate(data, paths.config_file)
+                validate(data, paths.config_file)
                 break
             except ConfigError as e:
                 typer.echo(f"copa: error: {e}", err=True)
@@ -123,8 +123,9 @@ def edit_cmd() -> None:
 @app.command("keys")
 def keys_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List every known key with its type, default and meaning."""
-    from copa.config import SCHEMA, TABLES, env_var_for
+    from copa.config import env_var_for, keys
 
+    SCHEMA, TABLES = keys()  # noqa: N806 - the two tables of declared keys
     rows = [{"key": k, "type": s.type.__name__, "default": s.default, "env": env_var_for(k),
              "choices": list(s.choices) if s.choices else None, "help": s.help} for k, s in sorted(SCHEMA.items())]
     rows += [{"key": f"{p}.NAME.{f}", "type": s.type.__name__, "default": s.default, "env": None,

@@ -48,8 +48,13 @@ def status_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."
     if json_out:
         emit_json(st)
         return
-    if st["running"]:
+    if st["state"] == "unresponsive":
+        print(f"not responding: pid {st['pid']} holds the lock, but its last heartbeat was "
+              f"{st['heartbeat_age_s']:.0f}s ago (stop it with 'copa daemon stop' or kill {st['pid']})")
+    elif st["running"]:
         print(f"running: pid {st['pid']}, since {_local(st['since'])}")
+    elif st["state"] == "stale":
+        print(f"not running (stale lock from PID {st['stale_pid']})")
     else:
         print("not running" + (f" (stopped {_local(st['stopped_at'])})" if st["stopped_at"] else ""))
     if st["heartbeat"]:

@@ -102,9 +102,7 @@ def info(name: str, json_out: bool = JSON) -> None:
 def read(name: str, pin: str = typer.Argument(..., help="Pin number, dN, or aN for an analog channel."),
          json_out: bool = JSON) -> None:
     """Read a digital pin or an analog channel."""
-    from copa.device.tools import _read
-
-    out = _read(workstation().devices, name, pin)
+    out = workstation().devices.read(name, pin)
     if json_out:
         emit_json(out)
     else:
@@ -115,9 +113,7 @@ def read(name: str, pin: str = typer.Argument(..., help="Pin number, dN, or aN f
 def write(name: str, pin: str, value: str = typer.Argument(..., help="high/low, on/off or 1/0"),
           json_out: bool = JSON) -> None:
     """Drive a digital pin high or low."""
-    from copa.device.tools import _write
-
-    out = _write(workstation().devices, name, pin, value)
+    out = workstation().devices.write(name, pin, value)
     if json_out:
         emit_json(out)
     else:
@@ -127,11 +123,8 @@ def write(name: str, pin: str, value: str = typer.Argument(..., help="high/low, 
 @app.command()
 def pwm(name: str, pin: str, duty: int = typer.Argument(..., min=0, max=255, help="0..255")) -> None:
     """Set a PWM pin's duty cycle (0..255)."""
-    from copa.device.tools import parse_channel
-
-    _, n = parse_channel(pin)
-    _session(workstation(), name).pwm_write(n, duty)
-    print(f"d{n} pwm {duty}")
+    out = workstation().devices.pwm(name, pin, duty)
+    print(f"{out['pin']} pwm {duty}")
 
 
 def _int(text: str) -> int:

@@ -25,7 +25,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("copa.cli.report_cmd", "Run, list and show reports (daily briefing, weekly review, your own)."),
     "skills": ("copa.cli.skills_cmd", "Skills: list, show, run, create and check the tools copa can use."),
     "mcp": ("copa.cli.mcp_cmd", "Model Context Protocol: serve copa's skills and memory, list configured servers."),
+    "plugins": ("copa.cli.plugins_cmd", "Plugins: copa's own parts and installed packages that extend it."),
 }
+
+
+def _plugin_commands() -> dict[str, tuple[str, str]]:
+    """Command groups of installed plugins (the ``copa_commands`` hook). The entry-point list is
+    cached (copa/plugins.py): with no plugin installed this costs a stat per sys.path folder and
+    never imports pluggy; a plugin's module is imported only when its group is used."""
+    from copa.plugins import entry_points
+
+    if not entry_points() or os.environ.get("COPA_NO_PLUGINS", "") not in ("", "0"):
+        return {}
+    from copa.plugins import merged
+
+    found = merged("copa_commands", "command group")
+    clash = sorted(set(found) & set(COMMANDS))
+    if clash:
+        import logging
+
+        logging.getLogger("copa.plugins").warning("plugin command groups %s ignored: copa has them", clash)
+    return {k: v for k, v in found.items() if k not in COMMANDS}
 
 
 def _version() -> str:
@@ -38,25 +58,42 @@ def _build_app():
     import typer
     from typer.core import TyperGroup
 
+    extra: dict[str, tuple[str, str]] = {}
+
+    def groups() -> dict[str, tuple[str, str]]:
+        if not extra:
+            extra.update(COMMANDS, **_plugin_commands())
+        return extra
+
     class LazyGroup(TyperGroup):
         """Imports a command group's module only when that group is used."""
 
         def list_commands(self, ctx):
-            return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+            return sorted(set(super().list_commands(ctx)) | set(groups()))
 
         def get_command(self, ctx, name):
             cmd = super().get_command(ctx, name)
-            if cmd is not None or name not in COMMANDS:
+            if cmd is not None:
                 return cmd
-            module = importlib.import_module(COMMANDS[name][0])
+            known = COMMANDS if name in COMMANDS else groups()
+            if name not in known:
+                return None
+            module = importlib.import_module(known[name][0])
             cmd = typer.main.get_command(module.app)
             cmd.name = name
             _plain_help(cmd)
             self.add_command(cmd, name)
             return cmd
 
+        def invoke(self, ctx):
+            # typer turns Ctrl-C into a silent exit 130; re-raised as Abort, main() says "interrupted"
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                raise typer.Abort() from None
+
         def format_commands(self, ctx, formatter):
-            rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+            rows = [(name, help_) for name, (_, help_) in sorted(groups().items())]
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
@@ -113,9 +150,42 @@ def _click_exceptions():
     return exceptions
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"copa: error: {message}", file=sys.stderr)
+_CODE_NAMES = {1: "failure", 2: "usage", 3: "config", 4: "provider", 5: "not_found", 6: "secrets",
+               70: "internal", 130: "interrupted"}
+
+
+def _fail(message: str, code: int, *, hint: str | None = None, json_out: bool = False) -> int:
+    """The one error path of every command: a line on stderr, and with --json also the error as a
+    JSON document on stdout, so a script reading stdout always gets something to parse."""
+    from copa.termsafe import safe
+    from copa.textio import scrub
+
+    message = safe(scrub(message))  # a message may quote a skill or a model: shown, never obeyed
+    line = f"{message}; {hint}" if hint else message
+    print(f"copa: error: {line}", file=sys.stderr)
+    if json_out:
+        _fail_json(message, code, hint)
     return code
+
+
+def _fail_json(message: str, code: int, hint: str | None) -> None:
+    import json
+
+    from copa.textio import scrub
+
+    doc = {"error": {"code": _CODE_NAMES.get(code, "error"), "exit_code": code, "message": message,
+                     "hint": scrub(hint) if hint else None}}
+    try:
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # stdout closed: the exit code still says it
+        pass
+
+
+def _wants_json(args: list[str]) -> bool:
+    """--json among the options (not after a `--`, which makes the rest plain arguments)."""
+    head = args[:args.index("--")] if "--" in args else args
+    return "--json" in head
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         print(_version())
         return 0
     debug = "--debug" in args or os.environ.get("COPA_DEBUG", "") not in ("", "0")
+    json_out = _wants_json(args)
     from copa.errors import CopaError, ExitCode
+    from copa.textio import check_argv, describe_unicode_error, safe_streams
+
+    safe_streams()
+    try:
+        check_argv(args)
+    except CopaError as e:
+        return _fail(e.message, e.exit_code, hint=e.hint, json_out=json_out)
 
     if not args and sys.stdin.isatty() and sys.stdout.isatty():  # the workstation: skip typer
         from copa.log import setup_logging
@@ -149,30 +227,41 @@ def main(argv: list[str] | None = None) -> int:
     except CopaError as e:
         if debug:
             raise
-        return _fail(str(e), e.exit_code)
+        return _fail(e.message, e.exit_code, hint=e.hint, json_out=json_out)
     except exc.UsageError as e:
         if debug:
             raise
         where = e.ctx.command_path if e.ctx else "copa"
-        return _fail(f"{e.format_message().rstrip('.')} (see '{where} --help')", ExitCode.USAGE)
+        return _fail(e.format_message().rstrip("."), ExitCode.USAGE, hint=f"see '{where} --help'",
+                     json_out=json_out)
     except exc.ClickException as e:  # e.g. a file that cannot be opened
-        return _fail(e.format_message(), e.exit_code or ExitCode.USAGE)
+        return _fail(e.format_message(), e.exit_code or ExitCode.USAGE, json_out=json_out)
     except (typer.Abort, KeyboardInterrupt):
         print("copa: interrupted", file=sys.stderr)
+        if json_out:
+            _fail_json("interrupted", ExitCode.INTERRUPTED, None)
         return ExitCode.INTERRUPTED
     except typer.Exit as e:
         return e.exit_code
     except BrokenPipeError:  # `copa ... | head`
         sys.stderr.close()
         return 0
+    except UnicodeError as e:  # text that slipped past the boundary checks: still the user's input
+        import logging
+
+        logging.getLogger("copa").warning("unicode error reached the CLI", exc_info=True)
+        if debug:
+            raise
+        return _fail(describe_unicode_error(e), ExitCode.USAGE, hint="pass UTF-8 text (iconv -f latin1 -t utf-8)",
+                     json_out=json_out)
     except Exception as e:
         import logging
 
         logging.getLogger("copa").exception("internal error")
         if debug:
             raise
-        return _fail(f"internal error: {type(e).__name__}: {e} (this is a bug; rerun with --debug "
-                     "for the traceback and report it)", ExitCode.INTERNAL)
+        return _fail(f"internal error: {type(e).__name__}: {e}", ExitCode.INTERNAL,
+                     hint="this is a bug; rerun with --debug for the traceback and report it", json_out=json_out)
 
 
 def run() -> None:

@@ -25,7 +25,7 @@ def serve_cmd(allow_dangerous: bool = typer.Option(False, "--allow-dangerous",
         raise UsageError("the MCP SDK is not installed", hint="pip install 'copa[mcp]'") from None
     ws = workstation(interactive=False)
     try:
-        serve_stdio(ws, allow_dangerous=allow_dangerous, only=only or None)
+        serve_stdio(ws.skills, ws.memory, allow_dangerous=allow_dangerous, only=only or None)
     finally:
         ws.close()
 

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from copa.cli.output import emit_json, print_table
+from copa.cli.output import emit_json, print_table, say
 
 app = typer.Typer(help="What copa remembers: preferences, facts, tasks, conversations, events, reports.",
                   no_args_is_help=True)
@@ -105,7 +105,7 @@ def show_cmd(id: str = typer.Argument(..., help="A memory id (a unique prefix is
         return
     for k, v in m.as_dict().items():
         if v not in (None, {}, ""):
-            print(f"{k:>14}: {v}")
+            say(f"{k:>14}: {v}")
 
 
 @app.command("edit")
@@ -232,10 +232,13 @@ def export_cmd(file: str = typer.Argument(..., help="Where to write (JSON Lines)
 @app.command("import")
 def import_cmd(file: str = typer.Argument(..., help="A JSON Lines file (from export, or one {\"text\": ...} "
                                           "per line)."),
+               skip_bad: bool = typer.Option(False, "--skip-bad", help="Import the valid lines and list the "
+                                             "bad ones (default: a bad line stops the import, nothing written)."),
                progress: bool = typer.Option(None, "--progress/--no-progress",
                                              help="Show progress (default: when stderr is a terminal)."),
                json_out: bool = JSON) -> None:
-    """Import memories from FILE; importing the same file twice changes nothing."""
+    """Import memories from FILE, all or nothing: every line is checked first, then all are written in
+    one transaction. Importing the same file twice changes nothing."""
     from copa.memory.transfer import import_jsonl
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -246,14 +249,20 @@ def import_cmd(file: str = typer.Argument(..., help="A JSON Lines file (from exp
         print(f"importing {file}: {pct:5.1f}% ({done // 1024} of {total // 1024} KiB)", end=end, file=sys.stderr,
               flush=True)
 
-    counts = import_jsonl(_store(), file, progress=report if show else None)
+    counts = import_jsonl(_store(), file, skip_bad=skip_bad, progress=report if show else None)
     if show and sys.stderr.isatty():
         print(file=sys.stderr)
     if json_out:
         emit_json(counts)
-    else:
-        print(f"imported {counts['added']} memories ({counts['skipped']} already present, "
-              f"{counts['sessions']} sessions)")
+        return
+    print(f"imported {counts['added']} memories ({counts['skipped']} already present, "
+          f"{counts['sessions']} sessions)")
+    if counts.get("bad"):
+        print(f"skipped {counts['bad']} bad line(s):", file=sys.stderr)
+        for b in counts["bad_lines"][:50]:
+            print(f"  {b['error']}", file=sys.stderr)
+        if counts["bad"] > 50:
+            print(f"  ... and {counts['bad'] - 50} more (--json lists them all)", file=sys.stderr)
 
 
 @app.command("embed")

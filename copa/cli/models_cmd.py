@@ -63,6 +63,8 @@ def add_cmd(
     price_out: float = typer.Option(None, "--price-out", help="Price per output token"),
     tool_mode: str = typer.Option(None, "--tool-mode", help="native, or prompt for models without tool calling"),
     max_tokens: int = typer.Option(None, "--max-tokens", help="Longest answer in tokens"),
+    stream: bool = typer.Option(None, "--stream/--no-stream",
+                                help="Stream answers (default), or send plain requests to this model"),
     default: bool = typer.Option(False, "--default", help="Make it the default model (agent.model)"),
     fast: bool = typer.Option(False, "--fast", help="Use it for internal work (agent.fast_model)"),
 ) -> None:
@@ -77,7 +79,7 @@ def add_cmd(
         raise UsageError(f"invalid model name {name!r}", hint="use letters, digits, '_' or '-'")
     values = {"provider": provider, "model": model or name, "base_url": base_url, "key": key,
               "context_window": context_window, "price_in": price_in, "price_out": price_out,
-              "tool_mode": tool_mode, "max_tokens": max_tokens}
+              "tool_mode": tool_mode, "max_tokens": max_tokens, "stream": stream}
     values = {k: v for k, v in values.items() if v is not None}
     for field, value in values.items():  # validate all first: no half-written entry
         coerce(f"models.{name}.{field}", lookup(f"models.{name}.{field}"), value, origin="")
@@ -93,8 +95,9 @@ def add_cmd(
 
 @app.command("test")
 def test_cmd(name: str = typer.Argument(None, help="The model to test (default: the default model)"),
+             no_stream: bool = typer.Option(False, "--no-stream", help="Send a plain (non-streaming) request."),
              json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Send one tiny request (no retries, no fallback) and print the latency."""
+    """Send one small request (no retries, no fallback): time to the first token, tokens/s, the window."""
     from copa.errors import ConfigError
     from copa.providers.registry import CONFIGURE_HINT
 
@@ -103,14 +106,20 @@ def test_cmd(name: str = typer.Argument(None, help="The model to test (default: 
         name = name or ws.models.default_name()
         if not name:
             raise ConfigError("no model is configured", hint=CONFIGURE_HINT)
+        if no_stream:
+            ws.models.stream = False
         report = ws.models.test(name)
     finally:
         ws.close()
     if json_out:
         emit_json(report)
     else:
-        ttfb = f", first byte {report['ttfb_ms']:.0f} ms" if report["ttfb_ms"] is not None else ""
-        print(f"{'ok' if report['ok'] else 'FAILED'}  {name}: {report['latency_ms']:.0f} ms{ttfb}, "
+        first = f", first token {report['first_token_ms']:.0f} ms" if report["first_token_ms"] is not None else ""
+        rate = f", {report['tokens_per_s']:.0f} tokens/s" if report["tokens_per_s"] is not None else ""
+        if rate and report["usage"]["estimated"]:
+            rate += " (tokens estimated: the server stated none)"
+        print(f"{'ok' if report['ok'] else 'FAILED'}  {name}: {report['latency_ms']:.0f} ms{first}{rate}, "
+              f"window {report['context_window']} tokens ({report['context_window_from']}), "
               f"answer {report['answer'][:60]!r}" + (f" ({report['error']})" if report["error"] else ""))
     if not report["ok"]:
         from copa.errors import ExitCode
@@ -123,12 +132,12 @@ def remove_cmd(name: str = typer.Argument(..., help="The [models.NAME] entry to 
     """Remove [models.NAME] from the config, and any role (default, fast, fallback) that named it."""
     import tomli_w
 
-    from copa.config import _read_file, _validate
+    from copa.config import read_file, validate
     from copa.errors import NotFoundError
     from copa.paths import Paths, atomic_write
 
     paths = Paths.from_env()
-    data = _read_file(paths.config_file)
+    data = read_file(paths.config_file)
     if name not in (data.get("models") or {}):
         raise NotFoundError(f"no [models.{name}] in {paths.config_file}",
                             hint="see 'copa models list' (models from the environment cannot be removed)")
@@ -144,6 +153,6 @@ def remove_cmd(name: str = typer.Argument(..., help="The [models.NAME] entry to 
     if name in agent.get("fallback", []):
         agent["fallback"] = [n for n in agent["fallback"] if n != name]
         changed.append("agent.fallback")
-    _validate(data, paths.config_file)
+    validate(data, paths.config_file)
     atomic_write(paths.config_file, tomli_w.dumps(data).encode(), mode=0o600)
     print(f"removed model {name}" + (f" (and from {', '.join(changed)})" if changed else ""))

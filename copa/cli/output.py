@@ -1,4 +1,7 @@
-"""Small output helpers shared by the commands: JSON, aligned tables, the workstation."""
+"""Small output helpers shared by the commands: JSON, aligned tables, text, the workstation.
+
+Everything printed from outside copa (skill results, model answers, memories) goes through
+``copa.termsafe`` here, so it is shown as data and never obeyed by the terminal."""
 
 from __future__ import annotations
 
@@ -24,11 +27,29 @@ def _default(obj: Any) -> Any:
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON: stable key order (as built), UTF-8, one document."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_default) + "\n")
+    from copa.termsafe import safe_json
+    from copa.textio import scrub
+
+    # scrub: a lone surrogate (an undecodable byte in a file name, a server's reply) never reaches JSON;
+    # safe_json: C1 and bidi controls in strings are written as escapes (json escapes only C0)
+    sys.stdout.write(safe_json(scrub(json.dumps(data, indent=2, ensure_ascii=False, default=_default))) + "\n")
+
+
+def say(text: str, *, err: bool = False, end: str = "\n", flush: bool = False) -> None:
+    """Print text that may come from outside copa (a skill, a model, a memory) as inert data."""
+    from copa.termsafe import safe
+    from copa.textio import scrub
+
+    stream = sys.stderr if err else sys.stdout
+    stream.write(safe(scrub(text)) + end)
+    if flush:
+        stream.flush()
 
 
 def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
-    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    from copa.termsafe import safe_line
+
+    rows = [["" if c is None else safe_line(str(c)) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
@@ -44,3 +65,4 @@ def workstation(interactive: bool | None = None):
     if interactive is None:
         interactive = sys.stdin.isatty()
     return Workstation(interactive=interactive)
+

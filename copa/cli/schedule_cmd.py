@@ -29,19 +29,6 @@ def _zone(ws):
     return ZoneInfo(default_zone(ws.config))
 
 
-def _parse_args(pairs: list[str]) -> dict:
-    from copa.errors import UsageError
-    from copa.scheduler.sections import _value
-
-    out = {}
-    for p in pairs:
-        k, sep, v = p.partition("=")
-        if not sep or not k:
-            raise UsageError(f"--arg {p!r} is not KEY=VALUE", hint="e.g. --arg city=Paris")
-        out[k] = _value(v)
-    return out
-
-
 def _action(job) -> str:
     if job.action_kind == "prompt":
         text = job.action_target if len(job.action_target) <= 30 else job.action_target[:29] + "…"
@@ -66,19 +53,28 @@ def add_cmd(
                                                     "email:ADDR, webhook:URL, slack:URL, discord:URL, ntfy:TOPIC, "
                                                     "telegram:CHAT_ID or a [delivery.NAME]."),
     retries: int = typer.Option(None, "--retries", help="Extra attempts after a failure (default scheduler.retries)."),
-    misfire_grace: int = typer.Option(None, "--misfire-grace", help="Seconds a late run may still start."),
+    misfire_grace: int = typer.Option(None, "--misfire-grace", help="Seconds a late run still counts as on time "
+                                      "(default scheduler.misfire_grace)."),
+    misfire: str = typer.Option(None, "--misfire", help="What a run later than that becomes: run-once (default: "
+                                "missed times run once, the others recorded as coalesced), skip (recorded as "
+                                "missed) or run-all (each one runs)."),
+    max_lateness: int = typer.Option(None, "--max-lateness", help="Seconds after which a missed run never runs, "
+                                     "whatever the policy (recorded as missed); default: no limit."),
     paused: bool = typer.Option(False, "--paused", help="Create it paused."),
     allow_dangerous: bool = typer.Option(False, "--allow-dangerous",
-                                         help="Let a skill marked dangerous run unattended (with these args)."),
+                                         help="Approve dangerous tools for unattended runs: a skill marked "
+                                         "dangerous, or the agent's dangerous tool calls (--prompt); without "
+                                         "it they are denied and the denial recorded."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add a job: one trigger (--cron, --every or --at) and one action (--report, --skill or --prompt)."""
-    from copa.scheduler.jobs import add_job
+    from copa.scheduler.jobs import add_job, parse_args
 
     with workstation() as ws:
         job = add_job(ws, name, cron=cron, every=every, at=at, tz=tz, report=report, skill=skill,
-                      args=_parse_args(arg or []), prompt=prompt, deliver=list(to or []), retries=retries,
-                      misfire_grace=misfire_grace, paused=paused, allow_dangerous=allow_dangerous)
+                      args=parse_args(arg or []), prompt=prompt, deliver=list(to or []), retries=retries,
+                      misfire_grace=misfire_grace, misfire=misfire, max_lateness=max_lateness, paused=paused,
+                      allow_dangerous=allow_dangerous)
         zone = _zone(ws)
     if json_out:
         emit_json(job.as_dict())
@@ -170,6 +166,8 @@ def run_cmd(name: str = typer.Argument(..., help="The job to run now."),
         print(f"{name}: {run.status} in {(run.duration_ms or 0) / 1000:.1f}s{where}")
         if run.error:
             print(f"error: {run.error}")
+        if run.notes:
+            print(f"note: {run.notes}")
     if run.status == "failed":
         raise typer.Exit(ExitCode.FAILURE)
 
@@ -201,6 +199,6 @@ def history_cmd(name: str = typer.Argument(..., help="The job (removed jobs keep
         if status == "running" and not pid_alive(r.pid):
             status = "running? (process gone)"
         dur = f"{r.duration_ms / 1000:.1f}s" if r.duration_ms is not None else "-"
-        rows.append((r.id, _local(r.started_at, zone), dur, status, r.origin, r.output_path or "-",
-                     (r.error or "")[:80]))
+        why = "; ".join(x for x in (r.error, r.notes) if x)
+        rows.append((r.id, _local(r.started_at, zone), dur, status, r.origin, r.output_path or "-", why[:80]))
     print_table(rows, ["run", "started", "took", "status", "origin", "output", "error"])

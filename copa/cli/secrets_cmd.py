@@ -22,7 +22,9 @@ def set_cmd(name: str = typer.Argument(..., help="e.g. OPENAI_API_KEY")) -> None
     if sys.stdin.isatty():
         value = typer.prompt(f"Value for {name}", hide_input=True, confirmation_prompt=True)
     else:
-        value = sys.stdin.read().rstrip("\r\n")
+        from copa.textio import read_stdin
+
+        value = read_stdin(where="the secret read from stdin", show=False).rstrip("\r\n")
         if not value:
             raise UsageError("nothing was read from stdin", hint=f"pipe the value: echo KEY | copa secrets set {name}")
     ws = workstation()

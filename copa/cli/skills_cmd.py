@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from copa.cli.output import emit_json, print_table, workstation
+from copa.cli.output import emit_json, print_table, say, workstation
 
 app = typer.Typer(help="Skills: Python files that become safe, typed tools (see docs/skills.md).",
                   no_args_is_help=True)
@@ -140,14 +140,14 @@ def run_cmd(name: str = typer.Argument(..., help="Skill name."),
     result = ws.skills.call(name, arguments)
     printed = ws.skills.last_output
     if printed and not json_out:  # the skill's own print()s: handy while writing one
-        sys.stderr.write("".join(f"| {line}\n" for line in printed.rstrip("\n").splitlines()))
+        say("".join(f"| {line}\n" for line in printed.rstrip("\n").splitlines()), err=True, end="")
     if json_out:
         emit_json(result.as_dict() | {"duration_ms": result.duration_ms})
     elif result.ok:
         content = result.content
-        print(content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False))
+        say(content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False))
     else:
-        print(f"copa: skill '{name}' failed ({result.error_type}): {result.error}", file=sys.stderr)
+        say(f"copa: skill '{name}' failed ({result.error_type}): {result.error}", err=True)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -212,9 +212,53 @@ def new_cmd(name: str = typer.Argument(..., help="Name of the skill (a Python id
     print(f"try it: copa skills run {name} --arg text=hello --arg times=2")
 
 
+@app.command("install")
+def install_cmd(source: str = typer.Argument(..., help="A .py file, a skill folder, an archive (.zip, .tar.gz) "
+                                                       "or a git URL."),
+                name: str | None = typer.Option(None, "--name", help="Install under this name."),
+                force: bool = typer.Option(False, "--force", help="Replace a skill of the same name.")) -> None:
+    """Install a skill into your skills folder, recording its source and the SHA-256 of each file.
+
+    If a file of it changes later, copa stops offering it to the agent until 'copa skills trust NAME'."""
+    from copa.skills.install import install
+    from copa.skills.lint import lint
+
+    ws = workstation(interactive=False)
+    target, described = install(source, ws.paths.user_skills_dir, name=name, force=force)
+    rec = ws.skills.trust.record(target, described, name=target.stem)
+    ws.skills.refresh(force=True)
+    infos = [i for i in ws.skills.list() if i.source == str(target)]
+    say(f"installed {target.name} from {described}")
+    say(f"  {len(rec['files'])} file(s), SHA-256 recorded ({ws.skills.trust.file})")
+    for i in infos:
+        state = "ok" if i.status == "ok" else f"ERROR: {i.error}"
+        say(f"  {i.name}: {_perm_text(i)}{' (dangerous)' if i.dangerous else ''}  [{state}]")
+    for p in lint(infos):
+        if p["level"] != "info":
+            say(f"  {p['level']}: {p['skill']}: {p['message']}", err=True)
+
+
+@app.command("trust")
+def trust_cmd(name: str = typer.Argument(..., help="Skill name (as in 'copa skills list').")) -> None:
+    """Approve a skill as its files are now (after you have read a change); copa offers it again."""
+    ws = workstation(interactive=False)
+    info = ws.skills.get(name)
+    if info.kind == "mcp":
+        from copa.errors import UsageError
+
+        raise UsageError(f"'{name}' is an MCP server's tool", hint="MCP servers are configured, not installed")
+    entry = Path(info.source)
+    old = ws.skills.trust.entries().get(str(entry), {})
+    rec = ws.skills.trust.record(entry, old.get("source") or str(entry), name=name)
+    ws.skills.refresh(force=True)
+    say(f"trusted {name}: {len(rec['files'])} file(s) of {entry} as they are now")
+
+
 @app.command("check")
 def check_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Lint every skill: import errors, schemas, permissions, descriptions."""
+    """Lint every skill: import errors, schemas, permissions, descriptions, and risky patterns
+    (encoded payloads run with exec or a shell, instructions to fetch and run code, /proc or / read
+    wholesale)."""
     from copa.skills.lint import lint
 
     ws = workstation(interactive=False)
@@ -224,7 +268,7 @@ def check_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
         emit_json({"ok": not errors, "problems": problems})
     else:
         for p in problems:
-            print(f"{p['level']:7} {p['skill']}: {p['message']}  ({p['source']})")
+            say(f"{p['level']:7} {p['skill']}: {p['message']}  ({p['source']})")
         n = len(ws.skills.list())
         warnings = sum(p["level"] == "warning" for p in problems)
         notes = len(problems) - len(errors) - warnings

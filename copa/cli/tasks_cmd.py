@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from copa.cli.output import emit_json, print_table
+from copa.cli.output import emit_json, print_table, say
 
 app = typer.Typer(help="Your tasks: list, add, start, done, cancel.", no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def add_cmd(text: str = typer.Argument(..., help="The task."),
 def _set(id: str, status: str, json_out: bool) -> None:
     store = _store()
     m = store.set_task_status(store.resolve(id), status)
-    emit_json(m) if json_out else print(f"{m.id} {status.replace('_', ' ')}: {m.text}")
+    emit_json(m) if json_out else say(f"{m.id} {status.replace('_', ' ')}: {m.text}")
 
 
 @app.command("start")

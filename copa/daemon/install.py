@@ -45,6 +45,9 @@ def systemd_unit(stop_timeout: float) -> str:
         "Restart=on-failure\n"
         "RestartSec=10\n"
         "KillSignal=SIGTERM\n"
+        # SIGTERM to the daemon alone: it gives running jobs their grace (scheduler.stop_timeout), then
+        # stops its skill workers itself; the default (control-group) would kill the workers at once
+        "KillMode=mixed\n"
         f"TimeoutStopSec={int(stop_timeout) + 10}\n\n"
         "[Install]\n"
         "WantedBy=default.target\n"

@@ -5,28 +5,45 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from copa.daemon.lock import holder
-from copa.scheduler.store import JobStore, iso, parse_iso
+from copa.checks import INFO, OK, WARN, Check
+from copa.daemon.lock import holder, read_info
+from copa.scheduler.store import JobStore, iso, parse_iso, pid_alive
 
 if TYPE_CHECKING:
-    from copa.doctor import Check
     from copa.workstation import Workstation
 
 STALE_HEARTBEAT = 60.0  # seconds: the daemon writes one every 10
 
 
 def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
-    info = holder(ws.paths.daemon_lock_file)
-    out: dict[str, Any] = {"running": info is not None, "pid": (info or {}).get("pid"),
+    return _status(ws.paths, lambda: ws.db, next_limit)
+
+
+def _status(paths: Any, db: Any, next_limit: int) -> dict[str, Any]:
+    """What the lock, the PID and the heartbeat say together. ``state``: ``running``, ``stopped``,
+    ``stale`` (a lock file or a held lock whose PID is gone: "not running (stale lock from PID n)")
+    or ``unresponsive`` (the PID lives and holds the lock, but its heartbeat is older than 60 s)."""
+    lock = paths.daemon_lock_file
+    info = holder(lock)
+    pid = (info or {}).get("pid")
+    out: dict[str, Any] = {"running": False, "state": "stopped", "pid": pid,
                            "since": (info or {}).get("started"), "heartbeat": None, "heartbeat_age_s": None,
-                           "stopped_at": None, "jobs": 0, "next_runs": [], "active_runs": []}
-    if not ws.paths.db_file.exists():
+                           "stale_pid": None, "stopped_at": None, "jobs": 0, "next_runs": [], "active_runs": []}
+    if info is not None and pid_alive(pid):
+        out["running"], out["state"] = True, "running"
+    else:  # no live holder: a file left behind (SIGKILL) or a lock held by an orphan of a dead daemon
+        left = info or read_info(lock)
+        if left and left.get("pid"):
+            out["state"], out["stale_pid"], out["pid"] = "stale", left["pid"], None
+    if not paths.db_file.exists():
         return out
-    store = JobStore(ws.db.conn)
+    store = JobStore(db().conn)
     beat = parse_iso(store.meta("daemon_heartbeat"))
     if beat:
         out["heartbeat"] = iso(beat)
         out["heartbeat_age_s"] = round((datetime.now(UTC) - beat).total_seconds(), 1)
+        if out["running"] and out["heartbeat_age_s"] > STALE_HEARTBEAT:
+            out["state"] = "unresponsive"
     out["stopped_at"] = store.meta("daemon_stopped")
     jobs = store.list()
     out["jobs"] = len(jobs)
@@ -38,16 +55,17 @@ def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
     return out
 
 
-def check_daemon(ws: Workstation) -> Check:
-    from copa.doctor import INFO, OK, WARN, Check
-
-    st = status(ws)
+def check_daemon(paths: Any, db: Any) -> Check:
+    st = _status(paths, lambda: db, 5)
     if st["running"]:
         age = st["heartbeat_age_s"]
         if age is not None and age > STALE_HEARTBEAT:
             return Check("daemon", WARN, f"pid {st['pid']} holds the lock but its last heartbeat was {age:.0f}s ago",
                          "it may be stuck: 'copa daemon stop', then start it again")
         return Check("daemon", OK, f"running, pid {st['pid']}, since {st['since']}, {st['jobs']} job(s)")
+    if st["state"] == "stale":
+        return Check("daemon", WARN, f"not running (stale lock from PID {st['stale_pid']}), {st['jobs']} job(s)",
+                     "start it again: 'copa daemon' (the stale lock does not block it)")
     if st["jobs"]:
         return Check("daemon", WARN, f"not running, and {st['jobs']} job(s) are scheduled",
                      "run 'copa daemon' (or 'copa daemon install' to start it with your session)")

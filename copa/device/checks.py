@@ -1,16 +1,14 @@
-"""Doctor check: serial ports (known USB ids) and whether each paired board answers."""
+"""Doctor checks: firmware toolchains, serial ports (known USB ids) and whether each paired board answers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import shutil
+from typing import Any
 
-if TYPE_CHECKING:
-    from copa.doctor import Check
-    from copa.workstation import Workstation
+from copa.checks import FAIL, INFO, OK, WARN, Check
 
 
-def check_devices(ws: Workstation) -> list[Check]:
-    from copa.doctor import FAIL, INFO, OK, WARN, Check
+def check_devices(devices: Any) -> list[Check]:
     from copa.errors import CopaError
 
     try:
@@ -20,10 +18,10 @@ def check_devices(ws: Workstation) -> list[Check]:
     ports = list_ports()
     out = [Check("serial ports", OK, ", ".join(f"{p.port} ({p.kind})" for p in ports)) if ports else
            Check("serial ports", INFO, "no board-like USB serial port visible", "plug a board in over USB to pair it")]
-    for rec in ws.devices.list():
+    for rec in devices.list():
         label = f"board {rec.name}"
         try:
-            s = ws.devices.registry.session(rec.name, reconnect=False, hello_attempts=8)
+            s = devices.registry.session(rec.name, reconnect=False, hello_attempts=8)
         except CopaError as e:
             status = WARN if "busy" in e.message else FAIL
             out.append(Check(label, status, e.message, e.hint or "plug it in; 'copa device scan' shows the ports"))
@@ -33,3 +31,14 @@ def check_devices(ws: Workstation) -> list[Check]:
         finally:
             s.close()
     return out
+
+
+def check_toolchains() -> Check:
+    tools = {"avr-gcc": "Uno", "arm-none-eabi-gcc": "STM32", "avrdude": "flash Uno",
+             "simavr": "AVR emulator", "qemu-system-arm": "STM32 emulator"}
+    have = [t for t in tools if shutil.which(t)]
+    missing = [t for t in tools if t not in have]
+    if not missing:
+        return Check("firmware tools", OK, "all present: " + ", ".join(have))
+    return Check("firmware tools", INFO, "missing: " + ", ".join(missing),
+                 "only needed to build or flash boards: sudo make system-deps (from a copa clone)")

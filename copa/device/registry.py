@@ -20,7 +20,6 @@ from copa.errors import CopaError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from copa.device.session import DeviceSession
-    from copa.workstation import Workstation
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 BOARD_NAMES = {Board.HOST: "host", Board.UNO: "uno", Board.STM32F103: "stm32f103"}
@@ -88,13 +87,11 @@ def usb_serial_of(port: str) -> str | None:
 
 
 class DeviceRegistry:
-    def __init__(self, ws: Workstation):
-        self.ws = ws
+    """Paired boards: rows in ``devices`` (``db``: the database, whose connection may be per
+    thread), their keys in ``secrets``, timeouts from ``config``."""
 
-    # ------------------------------------------------------------------ rows
-    @property
-    def db(self):
-        return self.ws.db
+    def __init__(self, db: Any, secrets: Any, config: Any):
+        self.db, self.secrets, self.config = db, secrets, config
 
     def list(self) -> list[DeviceRecord]:
         return [self._record(r) for r in self.db.query("SELECT * FROM devices ORDER BY name")]
@@ -119,7 +116,7 @@ class DeviceRegistry:
                             json.loads(r["watch"] or "{}"), json.loads(r["info"] or "{}"))
 
     def key(self, rec: DeviceRecord) -> bytes:
-        value = self.ws.secrets.resolve(secret_name(rec.device_id))
+        value = self.secrets.resolve(secret_name(rec.device_id))
         if not value:
             raise CopaError(f"the pairing key of {rec.name} is missing from the secrets store",
                             hint=f"pair it again: hold its pairing jumper, reset it, then "
@@ -161,7 +158,7 @@ class DeviceRegistry:
         kw.setdefault("hello_attempts", self._hello_attempts())
         s = DeviceSession(port or rec.port, key=key, device_id=bytes.fromhex(rec.device_id), name=name,
                           resolve=lambda: self.resolve(name), counters=self._counter_store(name),
-                          timeout=timeout or self.ws.config.get("device.timeout"),
+                          timeout=timeout or self.config.get("device.timeout"),
                           reconnect=reconnect, **kw)
         if connect:
             try:
@@ -176,7 +173,7 @@ class DeviceRegistry:
         return s
 
     def _hello_attempts(self) -> int:
-        return max(1, round(float(self.ws.config.get("device.hello_timeout")) / 0.2))
+        return max(1, round(float(self.config.get("device.hello_timeout")) / 0.2))
 
     def resolve(self, name: str) -> str | None:
         """Where the board is now: its stored (stable) path, else the USB port with its serial."""
@@ -204,7 +201,7 @@ class DeviceRegistry:
             raise UsageError(f"a board named {name!r} is already paired",
                              hint=f"choose another name, or 'copa device forget {name}' first")
         s = DeviceSession(port, name=name, reconnect=False, hello_attempts=self._hello_attempts(),
-                          timeout=timeout or self.ws.config.get("device.timeout"))
+                          timeout=timeout or self.config.get("device.timeout"))
         try:
             h = s.connect()
             dev = h.device_id.hex()
@@ -218,17 +215,17 @@ class DeviceRegistry:
                                 "jumper on), then pair again")
             key = _secrets.token_bytes(16)
             sname = secret_name(dev)
-            self.ws.secrets.set(sname, key.hex())
+            self.secrets.set(sname, key.hex())
             try:
                 s.pair(key)
             except DeviceError as e:
-                self.ws.secrets.delete(sname)
+                self.secrets.delete(sname)
                 if e.status == Status.NOT_PAIRABLE:
                     raise CopaError("the board refused the new key (pairing is closed)",
                                     hint="hold its pairing jumper while it starts, then pair again") from None
                 raise
             except BaseException:
-                self.ws.secrets.delete(sname)
+                self.secrets.delete(sname)
                 raise
             rec = DeviceRecord(name=name, device_id=dev, board=board_name(h.board),
                                port=stable_path(port), paired_at=now_iso(), last_seen=now_iso(),
@@ -242,7 +239,7 @@ class DeviceRegistry:
 
     def forget(self, name: str) -> DeviceRecord:
         rec = self.get(name)
-        self.ws.secrets.delete(secret_name(rec.device_id))
+        self.secrets.delete(secret_name(rec.device_id))
         self.db.execute("DELETE FROM devices WHERE name = ?", [name])
         return rec
 

@@ -20,7 +20,6 @@ from copa.device.telemetry import EventRecorder, remember_event
 
 if TYPE_CHECKING:
     from copa.device.session import DeviceSession
-    from copa.workstation import Workstation
 
 log = logging.getLogger("copa.device")
 
@@ -37,8 +36,8 @@ def watch_items(watch: dict[str, Any]) -> tuple[list[str], list[tuple[int, int]]
 
 
 class DeviceService:
-    def __init__(self, ws: Workstation, *, retry_max: float = 5.0, poll: float = 2.0):
-        self.ws = ws
+    def __init__(self, devices: Any, *, retry_max: float = 5.0, poll: float = 2.0):
+        self.devices = devices  # the boards part: its registry, sessions, telemetry, memory and config
         self.retry_max = retry_max
         self.poll = poll
         self._stop = threading.Event()
@@ -60,7 +59,7 @@ class DeviceService:
     def _sync(self) -> None:
         """Boards paired since: connect them; boards forgotten: let go; new `watch --save`: apply."""
         try:
-            records = {r.name: r for r in self.ws.devices.list()}
+            records = {r.name: r for r in self.devices.list()}
         except Exception:  # the daemon must run even if the registry cannot be read now
             log.exception("cannot list paired boards")
             return
@@ -87,7 +86,7 @@ class DeviceService:
     def _subscribe(self, name: str, s: DeviceSession, watch: dict[str, Any]) -> None:
         labels, items = watch_items(watch)
         try:
-            period = int(watch.get("period_ms") or self.ws.config.get("device.sample_period_ms"))
+            period = int(watch.get("period_ms") or self.devices.config.get("device.sample_period_ms"))
             s.set_subscription(period, items)
             self._watch[name] = watch
             if name in self._recorders:
@@ -103,7 +102,7 @@ class DeviceService:
         delay = 0.2
         while not self._stop.is_set() and name in self._started:
             try:
-                s = self.ws.devices.session(name, hello_attempts=8)
+                s = self.devices.session(name, hello_attempts=8)
             except CopaError as e:
                 if self.errors.get(name) != e.message:
                     log.info("device %s not reachable yet: %s", name, e.message)
@@ -118,16 +117,16 @@ class DeviceService:
     def _attach(self, name: str, s: DeviceSession) -> None:
         from copa.device.rules_syntax import format_rule
 
-        rec = self.ws.devices.get(name)
+        rec = self.devices.get(name)
         labels, items = watch_items(rec.watch)
         try:
             texts = {e.slot: format_rule(e.rule) for e in s.rules()}
         except Exception:
             texts = {}
-        recorder = EventRecorder(self.ws, self.ws.devices.telemetry, name, labels, texts)
+        recorder = EventRecorder(self.devices.memory, self.devices.telemetry, name, labels, texts)
         s.subscribe_events(recorder.on_event)
         s.add_listener(recorder.on_link)
-        s.add_listener(lambda kind, info: kind == "reconnected" and self.ws.devices.registry.touch(name))
+        s.add_listener(lambda kind, info: kind == "reconnected" and self.devices.registry.touch(name))
         recorder.on_link("connected", {"port": s.port_path})
         self._recorders[name] = recorder
         if items:
@@ -136,7 +135,7 @@ class DeviceService:
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for rec in self.ws.devices.list():
+        for rec in self.devices.list():
             s = self.sessions.get(rec.name)
             out[rec.name] = {"connected": bool(s and s.connected), "error": self.errors.get(rec.name),
                              "stats": dict(s.stats) if s else {}}
@@ -152,9 +151,10 @@ class DeviceService:
                 with contextlib.suppress(Exception):  # quickly: a dead board must not hold the daemon
                     s.request(Cmd.SUBSCRIBE, b"\x00\x00", timeout=0.5, retries=0)
             s.close()
-            remember_event(self.ws, name, "logging stopped (daemon stopped)", datetime.now(UTC), {"link": "stopped"})
+            remember_event(self.devices.memory, name, "logging stopped (daemon stopped)", datetime.now(UTC),
+                           {"link": "stopped"})
         self.sessions.clear()
         try:
-            self.ws.devices.telemetry.flush()
+            self.devices.telemetry.flush()
         except Exception:
             log.warning("could not flush device telemetry", exc_info=True)

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from copa.device.client import NoAnswer
 from copa.device.commands import BoardCommands
 from copa.device.protocol import (
     AUTH_TRAILER,
@@ -64,6 +63,10 @@ DEFAULT_WINDOW = 96
 #: commands that write the board's storage (the Uno's EEPROM takes 3.4 ms a byte): sent alone, and
 #: nothing else is sent until they are answered (docs/protocol.md, "Pipelining")
 STORAGE_WRITES = frozenset({Cmd.PAIR, Cmd.RULE_ADD, Cmd.RULE_DEL, Cmd.RULE_CLEAR})
+
+
+class NoAnswer(CopaError):
+    """The board did not answer (in time, or at all)."""
 
 
 class DeviceUnavailable(NoAnswer):

@@ -19,7 +19,6 @@ from copa.device.protocol import Rule, RuleEvent, SampleEvent
 
 if TYPE_CHECKING:
     from copa.device.session import ReceivedEvent
-    from copa.workstation import Workstation
 
 log = logging.getLogger("copa.device")
 
@@ -38,10 +37,10 @@ class _Bucket:
 class Telemetry:
     """Downsamples readings of any number of boards into ``device_readings``. Thread-safe."""
 
-    def __init__(self, ws: Workstation, *, interval: float | None = None,
+    def __init__(self, db: Any, config: Any, *, interval: float | None = None,
                  retention_days: int | None = None, max_rows: int | None = None):
-        self.ws = ws
-        cfg = ws.config
+        self.db = db  # the database (its connection may be per thread)
+        cfg = config
         self.interval = float(interval if interval is not None else cfg.get("device.telemetry_interval"))
         self.retention = timedelta(days=retention_days if retention_days is not None
                                    else cfg.get("device.telemetry_retention_days"))
@@ -81,7 +80,7 @@ class Telemetry:
     def _write(self, rows: list[tuple[str, str, str, float]]) -> None:
         if not rows:
             return
-        db = self.ws.db
+        db = self.db
         db.conn.executemany("INSERT INTO device_readings (device, channel, at, value) VALUES (?, ?, ?, ?)", rows)
         self._written += len(rows)
         if self._written >= 200:
@@ -90,7 +89,7 @@ class Telemetry:
 
     def prune(self, now: datetime | None = None) -> int:
         """Apply retention and the row cap; returns rows deleted."""
-        conn = self.ws.db.conn
+        conn = self.db.conn
         cutoff = ((now or datetime.now(UTC)) - self.retention).isoformat()
         n = conn.execute("DELETE FROM device_readings WHERE at < ?", [cutoff]).rowcount
         total = conn.execute("SELECT COUNT(*) FROM device_readings").fetchone()[0]
@@ -112,15 +111,15 @@ class Telemetry:
             args.append(since.isoformat())
         sql += " ORDER BY at DESC LIMIT ?"
         args.append(limit)
-        return list(self.ws.db.query(sql, args))
+        return list(self.db.query(sql, args))
 
 
-def remember_event(ws: Workstation, device: str, text: str, at: datetime,
+def remember_event(memory: Any, device: str, text: str, at: datetime,
                    metadata: dict[str, Any] | None = None) -> str | None:
     """A memory of kind "event" with the device as its source; never raises (logging must go on)."""
     try:
         # no subject: the memory store supersedes memories by subject, and events must all stay
-        return ws.memory.add(f"{device}: {text}", kind="event", source=f"device:{device}",
+        return memory.add(f"{device}: {text}", kind="event", source=f"device:{device}",
                              occurred_at=at, metadata={"device": device, **(metadata or {})})
     except Exception:
         log.warning("could not store a device event as a memory", exc_info=True)
@@ -135,9 +134,9 @@ def describe_rule_event(ev: RuleEvent, rule_text: str | None) -> str:
 class EventRecorder:
     """Subscribes to a session: samples -> telemetry, rule edges and link changes -> memories."""
 
-    def __init__(self, ws: Workstation, telemetry: Telemetry, device: str, channels: list[str],
+    def __init__(self, memory: Any, telemetry: Telemetry, device: str, channels: list[str],
                  rule_texts: dict[int, str] | None = None):
-        self.ws = ws
+        self.memory = memory
         self.telemetry = telemetry
         self.device = device
         self.channels = channels
@@ -148,14 +147,14 @@ class EventRecorder:
         if isinstance(ev, SampleEvent):
             self.telemetry.add_samples(self.device, self.channels, ev, rev.at)
         elif isinstance(ev, RuleEvent):
-            remember_event(self.ws, self.device, describe_rule_event(ev, self.rule_texts.get(ev.slot)),
+            remember_event(self.memory, self.device, describe_rule_event(ev, self.rule_texts.get(ev.slot)),
                            rev.at, {"rule": ev.slot, "fired": ev.fired, "value": ev.value})
 
     def on_link(self, kind: str, info: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         if kind in ("connected", "reconnected"):
-            remember_event(self.ws, self.device, f"board {kind} on {info.get('port', '?')}", now,
+            remember_event(self.memory, self.device, f"board {kind} on {info.get('port', '?')}", now,
                            {"link": kind})
         elif kind == "lost":
-            remember_event(self.ws, self.device, f"board connection lost ({info.get('reason', '')})", now,
+            remember_event(self.memory, self.device, f"board connection lost ({info.get('reason', '')})", now,
                            {"link": kind})

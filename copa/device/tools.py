@@ -1,4 +1,4 @@
-"""Device tools for the agent (``ws.devices.as_tools()``): status, read, write (dangerous), rules.
+"""Device tools for the agent (``Devices.as_tools()``): status, read, write (dangerous), rules.
 
 "What is the temperature in the lab?" becomes ``device_read(device="lab", channel="a0")``; "turn on
 the fan" becomes ``device_write(...)``, which is dangerous, so the agent asks before each call.
@@ -74,36 +74,11 @@ def _status(d: Devices, device: str | None = None) -> Any:
 
 
 def _read(d: Devices, device: str, channel: str) -> Any:
-    from copa.device.transport import PortBusy
-
-    kind, n = parse_channel(channel)
-    try:
-        s = d.session(device)
-    except PortBusy:
-        # the daemon holds the port and logs this board: answer from its latest stored reading
-        rows = d.telemetry.readings(device, f"{kind}{n}", limit=1)
-        if not rows:
-            raise
-        return {"device": device, "channel": f"{kind}{n}", "value": rows[0]["value"], "at": rows[0]["at"],
-                "source": "the daemon's log (the daemon holds the port)"}
-    value = s.adc_read(n) if kind == "a" else s.gpio_read(n)
-    out: dict[str, Any] = {"device": device, "channel": f"{kind}{n}", "value": value}
-    if kind == "a" and s.hello_info:
-        out["max"] = (1 << s.hello_info.adc_bits) - 1
-    return out
+    return d.read(device, channel)
 
 
 def _write(d: Devices, device: str, pin: str, value: Any) -> Any:
-    from copa.device.protocol import Mode
-
-    kind, n = parse_channel(pin)
-    if kind == "a":
-        raise CopaError("analog channels are inputs", hint="write a digital pin (dN)")
-    s = d.session(device)
-    level = parse_level(value)
-    s.gpio_mode(n, Mode.OUTPUT)
-    s.gpio_write(n, level)
-    return {"device": device, "pin": f"d{n}", "value": s.gpio_read(n)}
+    return d.write(device, pin, value)
 
 
 def _rules(d: Devices, device: str) -> Any:

@@ -8,7 +8,23 @@
 See docs/memory.md for the design (schema, supersession, recall, forgetting, concurrency).
 """
 
-from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session
-from copa.memory.store import MemoryStore
+from __future__ import annotations
 
-__all__ = ["KINDS", "TASK_STATUSES", "Hit", "Memory", "MemoryStore", "Session"]
+from typing import TYPE_CHECKING
+
+from copa.exports import lazy
+
+if TYPE_CHECKING:
+    from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session, to_utc
+    from copa.memory.store import MemoryStore
+
+# Loaded on first use: importing the package (as the plugin manager does, for copa/memory/plugin.py)
+# must not cost the store's ~40 ms to a command that never opens it.
+_EXPORTS = {"KINDS": "copa.memory.model", "TASK_STATUSES": "copa.memory.model", "Hit": "copa.memory.model",
+            "Memory": "copa.memory.model", "Session": "copa.memory.model", "to_utc": "copa.memory.model",
+            "MemoryStore": "copa.memory.store"}
+
+__all__ = ["KINDS", "TASK_STATUSES", "Hit", "Memory", "MemoryStore", "Session", "to_utc"]
+
+
+__getattr__ = lazy(__name__, _EXPORTS)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
+from copa.checks import FAIL, OK, WARN, Check
 from copa.memory.vectors import CATCH_UP  # a constant; vectors.py imports nothing heavy
-
-if TYPE_CHECKING:
-    from copa.doctor import Check
-    from copa.workstation import Workstation
-
 
 DENSE_COMFORT = 300_000  # vectors: beyond this the dense scan costs more than the keyword search (measured)
 SCAN_PER_MS = 13_000  # vectors the exact scan covers per millisecond (77 ms at 1M, docs/benchmarks.md)
 
 
-def check_memory(ws: Workstation) -> Check:
-    from copa.doctor import FAIL, OK, WARN, Check
-
-    path = ws.paths.db_file
+def check_memory(paths: Any, memory: Any) -> Check:
+    path = paths.db_file
     if not path.exists():
         return Check("memory", OK, "empty (nothing remembered yet)")
     try:
-        stats = ws.memory.stats()
-        probe = ws.memory.conn.execute(
+        stats = memory.stats()
+        probe = memory.conn.execute(
             "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'copa OR memory'").fetchone()
     except Exception as e:  # a broken or foreign file
         return Check("memory", FAIL, f"cannot read the memory store: {e}",

@@ -106,6 +106,45 @@ def _m004_vectors(db: Any) -> None:
                "DELETE FROM memory_vectors WHERE pk = old.pk; END")
 
 
+_VECTOR_TRIGGERS = {
+    "memory_vectors_removed": "CREATE TRIGGER memory_vectors_removed AFTER DELETE ON memory_vectors BEGIN "
+                              "UPDATE memory_vectors_state SET removed = removed + 1 WHERE id = 1; END",
+    "memory_vectors_ad": "CREATE TRIGGER memory_vectors_ad AFTER DELETE ON memories BEGIN "
+                         "DELETE FROM memory_vectors WHERE pk = old.pk; END",
+    "memory_vectors_au": "CREATE TRIGGER memory_vectors_au AFTER UPDATE OF text ON memories BEGIN "
+                         "DELETE FROM memory_vectors WHERE pk = old.pk; END",
+}
+
+
+def _m005_vectors_shape(db: Any) -> None:
+    # memory_004 was edited after it landed (5f87961 -> ab3de0c): a database migrated in between has
+    # memory_vectors(pk PRIMARY KEY, model, vec) and no memory_vectors_state, and was never upgraded.
+    # This brings any database to today's shape and does nothing to one that has it already.
+    conn = db.conn
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(memory_vectors)")]
+    if cols and "seq" not in cols:
+        # Rebuild (SQLite cannot add a new INTEGER PRIMARY KEY): the triggers that name the table go
+        # first, or renaming the new table over it fails on their dangling reference.
+        for name in _VECTOR_TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        conn.execute("CREATE TABLE memory_vectors_new (seq INTEGER PRIMARY KEY, pk INTEGER NOT NULL UNIQUE, "
+                     "model TEXT NOT NULL, vec BLOB NOT NULL)")
+        conn.execute("INSERT INTO memory_vectors_new (pk, model, vec) SELECT pk, model, vec FROM memory_vectors "
+                     "ORDER BY pk")
+        conn.execute("DROP TABLE memory_vectors")
+        conn.execute("ALTER TABLE memory_vectors_new RENAME TO memory_vectors")
+    elif not cols:  # memory_004 never ran here (cannot happen through migrate; kept total anyway)
+        conn.execute("CREATE TABLE memory_vectors (seq INTEGER PRIMARY KEY, pk INTEGER NOT NULL UNIQUE, "
+                     "model TEXT NOT NULL, vec BLOB NOT NULL)")
+    conn.execute("CREATE TABLE IF NOT EXISTS memory_vectors_state "
+                 "(id INTEGER PRIMARY KEY CHECK (id = 1), removed INTEGER NOT NULL)")
+    conn.execute("INSERT OR IGNORE INTO memory_vectors_state VALUES (1, 0)")
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    for name, sql in _VECTOR_TRIGGERS.items():
+        if name not in have:
+            conn.execute(sql)
+
+
 def _m006_unchain_episodes(db: Any) -> None:
     # Conversation turns are no longer chained by subject (store.UNCHAINED_KINDS): a chat imported with
     # the speaker as subject had each turn supersede that speaker's previous one. Make every turn
@@ -128,7 +167,7 @@ MIGRATIONS = [
     ("memory_002_bulk_fts", _m002_bulk_fts),
     ("memory_003_lean_indexes", _m003_lean_indexes),
     ("memory_004_vectors", _m004_vectors),
-    ("memory_006_unchain_episodes", _m006_unchain_episodes),  # 005 is the renovation's fix-up (issue 20)
+    ("memory_005_vectors_shape", _m005_vectors_shape),
+    ("memory_006_unchain_episodes", _m006_unchain_episodes),
 ]
 NAMES = [name for name, _ in MIGRATIONS]
-MODULE = "copa.memory.schema"

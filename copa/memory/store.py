@@ -117,7 +117,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         if set(schema.NAMES) - done:
             from copa.db import migrate
 
-            migrate(_MigrationDB(self._conn), [schema.MODULE])
+            migrate(_MigrationDB(self._conn), schema.MIGRATIONS)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -415,9 +415,11 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
     def list(self, kinds: Iterable[str] | None = None, since: datetime | str | None = None,
              until: datetime | str | None = None, limit: int | None = 50,
-             include_superseded: bool = False) -> list[Memory]:
-        """Newest first by occurred_at."""
-        where, params = self._filters(kinds=kinds, since=since, until=until, include_superseded=include_superseded)
+             include_superseded: bool = False, subject: str | None = None) -> list[Memory]:
+        """Newest first by occurred_at. ``subject`` is exact ("user.home_city") or, ending in "." or
+        "*", a prefix ("user." is every subject about the user)."""
+        where, params = self._filters(kinds=kinds, since=since, until=until, include_superseded=include_superseded,
+                                      subject=subject)
         sql = f"SELECT {SELECT_COLS} FROM memories m {where} ORDER BY m.occurred_at DESC, m.pk DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -439,7 +441,11 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         if until is not None:
             clauses.append("m.occurred_at < ?")
             params.append(iso(to_utc(until, field_name="until")))
-        if subject is not None:
+        if subject is not None and subject.endswith((".", "*")):  # a prefix, as a range the index can use
+            prefix = subject.rstrip("*").strip().lower()
+            clauses.append("m.subject >= ? AND m.subject < ?")
+            params += [prefix, prefix + "\uffff"]
+        elif subject is not None:
             clauses.append("m.subject = ?")
             params.append(normalise_subject(subject))
         if source is not None:

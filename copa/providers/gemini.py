@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from copa.providers.base import Provider
-from copa.providers.http import AttemptFailed, StreamBroken, loads_or_none
+from copa.providers.http import StreamBroken, event_error, loads_or_none
 from copa.providers.types import STOP_END, STOP_FILTER, STOP_LENGTH, STOP_TOOLS, ChatRequest, Event, Usage
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 _STOPS = {"STOP": STOP_END, "MAX_TOKENS": STOP_LENGTH, "SAFETY": STOP_FILTER, "RECITATION": STOP_FILTER,
-          "PROHIBITED_CONTENT": STOP_FILTER, "BLOCKLIST": STOP_FILTER}
+          "PROHIBITED_CONTENT": STOP_FILTER, "BLOCKLIST": STOP_FILTER, "SPII": STOP_FILTER, "IMAGE_SAFETY": STOP_FILTER}
+# google.rpc status names that mean "try again later".
+_RETRYABLE_ERRORS = {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
 # JSON Schema keywords Gemini's OpenAPI subset rejects.
 _DROP_KEYS = {"$schema", "$id", "additionalProperties", "examples", "default", "title", "$defs", "definitions"}
 
@@ -52,13 +54,14 @@ def to_wire_contents(request: ChatRequest) -> list[dict[str, Any]]:
 class GeminiProvider(Provider):
     wire = "gemini"
 
-    def url(self) -> str:
+    def url(self, stream: bool = True) -> str:
         base = (self.spec.base_url or DEFAULT_BASE_URL).rstrip("/")
         if not base.endswith(("/v1beta", "/v1")):
             base += "/v1beta"
-        return f"{base}/models/{self.spec.model}:streamGenerateContent?alt=sse"
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"{base}/models/{self.spec.model}:{method}"
 
-    def body(self, request: ChatRequest) -> dict[str, Any]:
+    def body(self, request: ChatRequest, stream: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {"contents": to_wire_contents(request)}
         if request.system:
             body["systemInstruction"] = {"parts": [{"text": request.system}]}
@@ -75,25 +78,31 @@ class GeminiProvider(Provider):
             body["generationConfig"] = config
         return body
 
-    def headers(self) -> dict[str, str]:
-        h = {"accept": "text/event-stream"}
+    def headers(self, stream: bool = True) -> dict[str, str]:
+        h = {"accept": "text/event-stream" if stream else "application/json"}
         if self.api_key:
             h["x-goog-api-key"] = self.api_key
         return h
+
+    def parse_plain(self, obj: Any) -> Iterator[Event]:
+        """generateContent answers one GenerateContentResponse: what a stream of one event holds."""
+        yield from self.parse(iter([("message", json.dumps(obj))]))
 
     def parse(self, events: Iterator[tuple[str, str]]) -> Iterator[Event]:
         stopped, calls = False, 0
         for _name, data in events:
             obj = loads_or_none(data)
+            if isinstance(obj, list) and len(obj) == 1:  # some proxies wrap errors in a list
+                obj = obj[0]
             if not isinstance(obj, dict):
                 yield Event("malformed", text=data[:200])
                 continue
             if obj.get("error"):
-                err = obj["error"]
-                msg = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-                code = err.get("code") if isinstance(err, dict) else None
-                raise AttemptFailed(f"{self.who} reported an error mid-stream: {msg}",
-                                    retryable=code in (429, 500, 503, None))
+                raise event_error(self.who, obj["error"], _RETRYABLE_ERRORS)
+            feedback = obj.get("promptFeedback") or {}
+            if feedback.get("blockReason") and not obj.get("candidates"):
+                yield Event("stop", text=STOP_FILTER)  # the prompt itself was blocked: no candidates come
+                return
             u = obj.get("usageMetadata")
             if isinstance(u, dict):
                 yield Event("usage", usage=Usage(int(u.get("promptTokenCount") or 0),

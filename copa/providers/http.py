@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -21,13 +22,48 @@ class AttemptFailed(Exception):
     """One request to one model failed; the router decides whether to retry or fall back."""
 
     def __init__(self, message: str, *, hint: str = "", retryable: bool = False,
-                 retry_after: float | None = None, status: int | None = None):
+                 retry_after: float | None = None, status: int | None = None, window: int | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        self.window = window  # the request did not fit: the context window the server stated (0: unstated)
+
+
+# How servers say a request is longer than the model's window, and where they state the window.
+# llama-cpp-python: "Requested tokens (4547) exceed context window of 2048"; llama.cpp: "the request
+# exceeds the available context size" (type exceed_context_size_error, "n_ctx": 2048); OpenAI and
+# vLLM: "This model's maximum context length is 8192 tokens..." (code context_length_exceeded);
+# Anthropic: "prompt is too long: 210000 tokens > 200000 maximum"; Gemini: "The input token count
+# (X) exceeds the maximum number of tokens allowed (Y)".
+_OVERFLOW = re.compile(r"exceeds? (?:the )?(?:context window|available context size|maximum number of tokens)"
+                       r"|maximum context length|context_length_exceeded|exceed_context_size|prompt is too long"
+                       r"|too many tokens", re.I)
+_WINDOW = (re.compile(r"context window of (\d+)", re.I), re.compile(r"maximum context length is (\d+)", re.I),
+           re.compile(r'"?n_ctx"?\s*[:=]\s*(\d+)'), re.compile(r"> (\d+) maximum"),
+           re.compile(r"maximum number of tokens allowed \((\d+)\)", re.I))
+
+
+def context_overflow(text: str) -> int | None:
+    """None when ``text`` is not a too-long-request error; else the window it states (0: unstated)."""
+    if not _OVERFLOW.search(text):
+        return None
+    for pattern in _WINDOW:
+        m = pattern.search(text)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def overflow_failure(who: str, detail: str, window: int, status: int | None = None) -> AttemptFailed:
+    """The model's window is smaller than the request: retrying the same request cannot help."""
+    said = f" (HTTP {status})" if status else ""
+    hint = (f"copa now budgets for the {window}-token window the server stated; ask again" if window else
+            "set the model's window: copa config set models.NAME.context_window TOKENS")
+    return AttemptFailed(f"{who} refused a request longer than its context window{said}: {detail}", hint=hint,
+                         status=status, window=window)
 
 
 class StreamBroken(Exception):
@@ -93,13 +129,16 @@ def error_message(body: bytes) -> str:
     if isinstance(obj, list) and obj:
         obj = obj[0]
     err = obj.get("error", obj) if isinstance(obj, dict) else obj
-    if isinstance(err, dict):
-        return str(err.get("message") or err.get("type") or err)[:300]
+    if isinstance(err, dict):  # {"error": {"message"}}, or FastAPI's {"detail": ...} (llama-cpp-python)
+        return str(err.get("message") or err.get("detail") or err.get("type") or err)[:300]
     return str(err)[:300]
 
 
 def status_failure(status: int, headers: Any, body: bytes, who: str, key_name: str) -> AttemptFailed:
     detail = error_message(body)
+    window = context_overflow(body[:MAX_ERROR_BODY].decode("utf-8", "replace"))
+    if window is not None and status < 500:
+        return overflow_failure(who, detail, window, status)
     detail = f": {detail}" if detail else ""
     if status in (401, 403):
         hint = (f"check the API key: copa secrets set {key_name}" if key_name
@@ -143,6 +182,39 @@ def open_stream(client: Any, url: str, *, headers: dict[str, str], body: dict[st
                     break
             raise status_failure(response.status_code, response.headers, raw, who, key_name)
         yield response
+
+
+def post_json(client: Any, url: str, *, headers: dict[str, str], body: dict[str, Any], who: str,
+              key_name: str) -> Any:
+    """POST ``body`` without streaming and return the decoded JSON answer."""
+    response = client.post(url, headers=headers, json=body)
+    if response.status_code >= 400:
+        raise status_failure(response.status_code, response.headers, response.content, who, key_name)
+    try:
+        return response.json()
+    except ValueError:
+        raise AttemptFailed(f"{who} answered with something that is not JSON: {response.text[:200]!r}",
+                            retryable=True, hint="check the base_url: is it the model server's API?") from None
+
+
+def event_error(who: str, err: Any, retryable_types: set[str]) -> AttemptFailed:
+    """An error the server stated inside a stream (or a 200 body): as it said it, one line.
+
+    Retryable only when the server says it is transient (overloaded, rate limited, its own failure)."""
+    if isinstance(err, dict):
+        message = str(err.get("message") or err.get("type") or err)
+        kind, code = str(err.get("type") or err.get("status") or ""), err.get("code")
+    else:
+        message, kind, code = str(err), "", None
+    message = " ".join(message.split())[:300]
+    window = context_overflow(json.dumps(err) if isinstance(err, dict) else message)
+    if window is not None:
+        return overflow_failure(who, message, window)
+    status = code if isinstance(code, int) else None
+    retryable = kind in retryable_types or (status is not None and status in RETRYABLE_STATUS)
+    return AttemptFailed(f"{who} reported an error: {message}", retryable=retryable, status=status,
+                         hint="wait and retry, or try another model" if retryable else
+                         "see 'copa models test' and the log file ('copa config path')")
 
 
 def loads_or_none(data: str) -> Any:

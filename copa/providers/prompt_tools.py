@@ -52,7 +52,7 @@ def prepare(request: ChatRequest) -> ChatRequest:
         else:
             messages.append(m)
     return ChatRequest(messages=messages, system=system, tools=[], max_tokens=request.max_tokens,
-                       temperature=request.temperature)
+                       temperature=request.temperature, stream=request.stream)
 
 
 def _json_objects(text: str) -> Iterator[Any]:

@@ -55,11 +55,12 @@ def configured_models(config: Config) -> dict[str, ModelSpec]:
         base = entry["base_url"]
         if provider == "ollama" and not base:
             base = ollama_base(os.environ.get("OLLAMA_HOST", ""))
+        default_key = "" if base and provider != "anthropic" else KEY_NAMES.get(provider, "")  # a plugin's: none
         out[name] = ModelSpec(name=name, provider=provider, model=entry["model"] or name, base_url=base,
-                              key=entry["key"] or ("" if base and provider != "anthropic" else KEY_NAMES[provider]),
+                              key=entry["key"] or default_key,
                               context_window=entry["context_window"], price_in=entry["price_in"],
                               price_out=entry["price_out"], tool_mode=entry["tool_mode"],
-                              max_tokens=entry["max_tokens"], source="config")
+                              max_tokens=entry["max_tokens"], stream=entry["stream"], source="config")
     return out
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from copa.errors import ProviderError
+from copa.errors import ContextOverflowError, ProviderError
 from copa.providers.http import AttemptFailed, StreamBroken, backoff, transport_failure
 from copa.providers.registry import CONFIGURE_HINT, OLLAMA_DEFAULT, Registry
 from copa.providers.types import (
@@ -29,22 +29,33 @@ from copa.providers.types import (
     ModelSpec,
     Reply,
     ToolCall,
+    Usage,
 )
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from pathlib import Path
+
+    from copa.config import Config
+    from copa.secrets import SecretStore
 
 log = logging.getLogger("copa.providers")
 OnEvent = Callable[[Event], None]
 
 
 def provider_for(spec: ModelSpec, api_key: str | None, client: Any, read_timeout: float):
-    if spec.provider == "anthropic":
-        from copa.providers.anthropic import AnthropicProvider as cls
-    elif spec.provider == "gemini":
-        from copa.providers.gemini import GeminiProvider as cls
-    else:  # openai and ollama (its /v1 is OpenAI-compatible)
-        from copa.providers.openai import OpenAIProvider as cls
+    """The wire protocol of ``spec``, as registered through the ``copa_model_providers`` hook."""
+    import importlib
+
+    from copa.plugins import merged
+
+    wires = merged("copa_model_providers", "model provider")
+    cls = wires.get(spec.provider)
+    if cls is None:
+        raise ProviderError(f"unknown provider {spec.provider!r} for {spec.label}",
+                            hint="known: " + ", ".join(sorted(wires)) + " (copa plugins list)")
+    if isinstance(cls, str):
+        module, _, name = cls.partition(":")
+        cls = getattr(importlib.import_module(module), name)
     return cls(spec, api_key, client, read_timeout)
 
 
@@ -69,9 +80,12 @@ class _Collector:
         self.stopped = False
         self.calls: dict[int, dict[str, Any]] = {}
         self.malformed = 0
+        self.usage_seen = False
+        self.seen = False  # any event at all (even a malformed one) came from the server
 
     def feed(self, ev: Event) -> None:
         r = self.reply
+        self.seen = True
         if ev.type == "malformed":
             self.malformed += 1
             log.warning("%s: skipped a malformed event: %r", r.model, ev.text[:120])
@@ -89,6 +103,7 @@ class _Collector:
         elif ev.type == "tool_args":
             self.calls.setdefault(ev.index, {"id": "", "name": "", "args": []})["args"].append(ev.text)
         elif ev.type == "usage" and ev.usage:
+            self.usage_seen = True
             r.usage.input_tokens = max(r.usage.input_tokens, ev.usage.input_tokens)
             r.usage.output_tokens = max(r.usage.output_tokens, ev.usage.output_tokens)
         elif ev.type == "stop":
@@ -97,6 +112,17 @@ class _Collector:
                 r.stop_reason = ev.text
         if self.on_event:
             self.on_event(ev)
+
+    def estimate_usage(self, request: ChatRequest) -> None:
+        """The server stated no usage (llama.cpp sends none in a stream): count it, marked estimated."""
+        r = self.reply
+        if self.usage_seen and (r.usage.input_tokens or r.usage.output_tokens):
+            return
+        from copa.providers.tokens import estimate_request, estimate_tokens
+
+        output = estimate_tokens(r.text) + sum(estimate_tokens("".join(c["name"]) + "".join(c["args"]))
+                                              for c in self.calls.values())
+        r.usage = Usage(estimate_request(request), output, estimated=True)
 
     def finish(self) -> Reply:
         r = self.reply
@@ -120,34 +146,44 @@ class _Collector:
 
 
 class Models:
-    """The models a workstation can use, and the one place that sends requests to them."""
+    """The models copa can use, and the one place that sends requests to them.
 
-    def __init__(self, ws: Workstation, env: dict[str, str] | None = None):
-        self.ws = ws
+    ``config`` gives the [models.NAME] tables and the agent.* timeouts; ``secrets`` the API keys
+    (it is touched only when a key is needed, so a model without one never opens the store)."""
+
+    def __init__(self, config: Config, secrets: SecretStore, env: dict[str, str] | None = None,
+                 cache_dir: Path | None = None):
+        self.config = config
+        self.secrets = secrets
+        # where windows servers stated when refusing a request are remembered (None: this process only)
+        self.cache_dir = cache_dir
         self.env = os.environ if env is None else env
         self._client = None
         self._client_lock = threading.Lock()
         self._registry: Registry | None = None
+        self._windows: dict[str, tuple[int, str]] = {}
+        self._refused: dict[str, int] = {}  # windows stated by servers refusing a request, this process
         self.sleep = time.sleep  # tests may replace it
+        self.stream: bool | None = None  # None: each model as its config says; False: plain requests (--no-stream)
 
     @property
     def registry(self) -> Registry:
         if self._registry is None:
             stored: set[str] = set()
             if not any(self.env.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
-                                                  "GEMINI_API_KEY", "OLLAMA_HOST")) and not self.ws.config.table(
+                                                  "GEMINI_API_KEY", "OLLAMA_HOST")) and not self.config.table(
                                                       "models"):
                 stored = self._stored_names()
-            self._registry = Registry(self.ws.config, self.env, stored)
+            self._registry = Registry(self.config, self.env, stored)
             if not self._registry.all() and _ollama_listening():
-                self._registry = Registry(self.ws.config, {**self.env, "OLLAMA_HOST": OLLAMA_DEFAULT}, stored)
+                self._registry = Registry(self.config, {**self.env, "OLLAMA_HOST": OLLAMA_DEFAULT}, stored)
         return self._registry
 
     def _stored_names(self) -> set[str]:
         from copa.errors import CopaError
 
         try:
-            return set(self.ws.secrets.names())
+            return set(self.secrets.names())
         except (CopaError, OSError):
             return set()
 
@@ -166,7 +202,7 @@ class Models:
         if self._client is None:
             import httpx
 
-            cfg = self.ws.config
+            cfg = self.config
             connect, read = cfg.get("agent.connect_timeout"), cfg.get("agent.read_timeout")
             from copa import __version__
 
@@ -201,7 +237,7 @@ class Models:
         from copa.errors import CopaError
 
         try:
-            value = self.ws.secrets.get(spec.key)
+            value = self.secrets.get(spec.key)
         except CopaError as e:
             raise AttemptFailed(f"{spec.label}: cannot read the key {spec.key} ({e.message})",
                                 hint=e.hint or "") from None
@@ -226,6 +262,57 @@ class Models:
             raise AttemptFailed("Ollama has no models", hint="pull one: ollama pull llama3.2")
         return replace(spec, model=tags[0].get("name") or tags[0].get("model"))
 
+    # -- context windows ----------------------------------------------------------------------
+    def window(self, name: str) -> tuple[int, str]:
+        """The model's context window in tokens and where that figure came from: ``config``, ``server``
+        (it said so when asked, or when it refused a request as too long) or ``default``.
+
+        A window the server stated when refusing a request wins over a larger configured one: the
+        server is the one that counts."""
+        spec = self.get(name)
+        key = f"{spec.base_url}|{spec.model}"
+        if key not in self._windows:
+            self._windows[key] = self._find_window(spec)
+        found = self._windows[key]
+        if spec.context_window > 0:
+            learned = self._learned(spec)
+            if learned and learned < spec.context_window:
+                return learned, "server"
+            return spec.context_window, "config"
+        return found
+
+    def _find_window(self, spec: ModelSpec) -> tuple[int, str]:
+        from copa.providers import windows
+
+        if spec.context_window > 0:
+            return spec.context_window, "config"
+        if spec.base_url and spec.provider in ("openai", "ollama") and windows.is_local(spec.base_url):
+            said = windows.probe(self.client, spec.base_url, spec.model)
+            if said:
+                return said, "server"
+        learned = self._learned(spec)
+        if learned:
+            return learned, "server"
+        return spec.window(), "default"
+
+    def learn_window(self, spec: ModelSpec, window: int) -> None:
+        """A server stated the window when it refused a request: use it from now on (and next time)."""
+        from copa.providers import windows
+
+        if window > 0:
+            self._windows[f"{spec.base_url}|{spec.model}"] = (window, "server")
+            self._refused[f"{spec.base_url}|{spec.model}"] = window
+            if self.cache_dir is not None:
+                windows.Learned(self.cache_dir).put(spec.base_url, spec.model, window)
+
+    def _learned(self, spec: ModelSpec) -> int | None:
+        from copa.providers import windows
+
+        key = f"{spec.base_url}|{spec.model}"
+        if key in self._refused:
+            return self._refused[key]
+        return windows.Learned(self.cache_dir).get(spec.base_url, spec.model) if self.cache_dir else None
+
     # -- sending ----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, model: str | None = None, *, on_event: OnEvent | None = None,
              fallback: bool = True, retries: int | None = None) -> Reply:
@@ -236,7 +323,7 @@ class Models:
         if model is None and not self.default_name():
             raise ProviderError("no model is configured", hint=CONFIGURE_HINT)
         chain = self.registry.chain(model) if fallback else [self.get(model or self.default_name() or "")]
-        cfg = self.ws.config
+        cfg = self.config
         retries = cfg.get("agent.retries") if retries is None else retries
         max_wait = cfg.get("agent.max_retry_wait")
         failures: list[str] = []
@@ -251,6 +338,8 @@ class Models:
                     last = e
                     failures.append(e.message)
                     log.warning("attempt %d failed: %s", attempt + 1, e.message)
+                    if e.window:
+                        self.learn_window(spec, e.window)
                     if not e.retryable or attempt >= retries:
                         break
                     delay = e.retry_after if e.retry_after is not None else backoff(attempt)
@@ -271,6 +360,8 @@ class Models:
         assert last is not None
         tried = "" if len(chain) == 1 else f" (tried {', '.join(s.name for s in chain)})"
         hint = last.hint or "see 'copa models test NAME'"
+        if last.window is not None:
+            raise ContextOverflowError(last.message + tried, window=last.window, hint=hint)
         if len(chain) == 1 and last.retryable:
             hint += "; a fallback chain helps: copa config set agent.fallback NAME,NAME"
         raise ProviderError(last.message + tried, hint=hint)
@@ -279,23 +370,54 @@ class Models:
         import httpx
 
         spec = self.resolve_model_name(spec)
-        provider = provider_for(spec, self.api_key(spec), self.client, self.ws.config.get("agent.read_timeout"))
+        provider = provider_for(spec, self.api_key(spec), self.client, self.config.get("agent.read_timeout"))
         t0 = time.perf_counter()
         collector = _Collector(Reply(model=spec.name), on_event, t0)
         events = None
-        try:
-            if spec.tool_mode == "prompt" and request.tools:
-                from copa.providers import prompt_tools
+        sent = request
+        streamed = self.stream if self.stream is not None else (
+            spec.stream if request.stream is None else request.stream)
+        names = {t.name for t in request.tools}
+        if spec.tool_mode == "prompt" and request.tools:
+            from copa.providers import prompt_tools
 
-                events = prompt_tools.filter_events(provider.stream(prompt_tools.prepare(request)),
-                                                    {t.name for t in request.tools})
-            else:
-                events = provider.stream(request)
-            for ev in events:
-                collector.feed(ev)
-            if not collector.stopped:
-                raise StreamBroken("the stream ended before the answer was complete")
+            sent = prompt_tools.prepare(request)
+
+        def open_events(stream: bool):
+            events = provider.send(sent, stream)
+            return prompt_tools.filter_events(events, names) if sent is not request else events
+
+        try:
+            events = open_events(streamed)
+            try:
+                for ev in events:
+                    collector.feed(ev)
+                if not collector.stopped:
+                    raise StreamBroken("the stream ended before the answer was complete")
+            except (StreamBroken, httpx.ReadError, httpx.RemoteProtocolError) as e:
+                if not streamed or collector.seen:
+                    raise
+                # The request went out and not one event came back: a server that fails inside its
+                # stream handler may just hang up (llama-cpp-python does when the request exceeds
+                # its window: "Server disconnected without sending a response"). The same request
+                # without streaming gets the error as an HTTP status and body, in the server's words.
+                log.warning("%s: the stream ended without a word (%s); asking once more without streaming",
+                            spec.label, type(e).__name__)
+                events.close()
+                # On a new connection: the pooled one is the one the server just hung up.
+                with httpx.Client(timeout=self.client.timeout, headers=self.client.headers) as fresh:
+                    provider.client = fresh
+                    try:
+                        events = open_events(False)
+                        for ev in events:
+                            collector.feed(ev)
+                    finally:
+                        provider.client = self.client
+                if not collector.stopped:
+                    raise StreamBroken("the answer ended before it was complete") from None
+            collector.estimate_usage(sent)
         except KeyboardInterrupt:
+            collector.estimate_usage(sent)
             return self._partial(collector, STOP_CANCELLED, "interrupted")
         except (httpx.TransportError, StreamBroken, AttemptFailed) as e:
             if isinstance(e, AttemptFailed):
@@ -304,8 +426,9 @@ class Models:
                 failure = AttemptFailed(f"{spec.label}: {e}", retryable=True,
                                         hint="retry; if it keeps happening, try another model")
             else:
-                failure = transport_failure(e, spec.label, provider.url(), self.ws.config.get("agent.read_timeout"))
+                failure = transport_failure(e, spec.label, provider.url(), self.config.get("agent.read_timeout"))
             if collector.started:
+                collector.estimate_usage(sent)
                 return self._partial(collector, STOP_BROKEN, failure.message)
             raise failure from None
         finally:
@@ -323,12 +446,26 @@ class Models:
         return reply
 
     def test(self, name: str) -> dict[str, Any]:
-        """One tiny request without fallback or retries: latency, answer and usage."""
+        """One small request without fallback or retries: time to the first token, generation speed,
+        answer and usage (estimated, and said so, when the server states none)."""
         t0 = time.perf_counter()
-        request = ChatRequest([Message("user", "Reply with the single word: ok")], max_tokens=16)
+        request = ChatRequest([Message("user", "Count from 1 to 20, the numbers separated by spaces.")],
+                              max_tokens=64)
         reply = self.chat(request, name, fallback=False, retries=0)
         spec = self.get(name)
+        window, window_from = self.window(name)
+        streamed = self.stream if self.stream is not None else spec.stream
+        first, out = reply.ttfb_ms, reply.usage.output_tokens
+        if not streamed:  # the whole answer arrives at once: no first-token time, only the overall rate
+            first, rate = None, out / (reply.duration_ms / 1000) if out and reply.duration_ms else None
+        else:  # generation proper: the tokens after the first, over the time after the first
+            rate = (out - 1) / ((reply.duration_ms - first) / 1000) if first is not None and out > 1 and \
+                reply.duration_ms > first else None
         return {"model": name, "provider": spec.provider, "ok": not reply.interrupted, "answer": reply.text.strip(),
                 "latency_ms": round((time.perf_counter() - t0) * 1000, 1),
-                "ttfb_ms": round(reply.ttfb_ms, 1) if reply.ttfb_ms is not None else None,
+                "first_token_ms": round(first, 1) if first is not None else None,
+                "ttfb_ms": round(first, 1) if first is not None else None,
+                "tokens_per_s": round(rate, 1) if rate is not None else None,
+                "streamed": streamed,
+                "context_window": window, "context_window_from": window_from,
                 "usage": reply.usage.as_dict(), "error": reply.error}

@@ -37,10 +37,14 @@ class Message:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+    # True when copa counted (estimated) the tokens itself because the server stated none: llama.cpp,
+    # for one, sends no usage in a stream even when asked to.
+    estimated: bool = False
 
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.estimated = self.estimated or other.estimated
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -53,6 +57,7 @@ class ChatRequest:
     tools: list[ToolSpec] = field(default_factory=list)
     max_tokens: int | None = None
     temperature: float | None = None
+    stream: bool | None = None  # None: as the model's config says (models.NAME.stream)
 
 
 @dataclass
@@ -107,6 +112,7 @@ class ModelSpec:
     price_out: float = 0.0
     tool_mode: str = "native"  # native | prompt
     max_tokens: int = 4096  # answer budget
+    stream: bool = True  # false: one plain request (servers or proxies that buffer or break streams)
     source: str = "config"  # config | environment | spec ("provider:model" on the command line)
 
     @property

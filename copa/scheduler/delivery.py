@@ -68,10 +68,11 @@ def resolve_target(ws: Workstation, spec: str) -> Target:
         t = Target(spec, e["kind"], e.get("to", ""), e.get("url", ""), e.get("secret", ""))
     else:
         kind, _, value = spec.partition(":")
-        if kind not in KINDS:
+        kinds = list(_senders())
+        if kind not in kinds:
             choices = ", ".join(sorted(named)) or "none configured"
             raise UsageError(f"unknown delivery target {spec!r}",
-                             hint=f"use kind:value with kind one of {', '.join(KINDS)}, or a [delivery.NAME] "
+                             hint=f"use kind:value with kind one of {', '.join(kinds)}, or a [delivery.NAME] "
                                   f"from the config ({choices})")
         t = Target(spec, kind)
         if kind in ("webhook", "slack", "discord"):
@@ -121,7 +122,7 @@ def deliver_all(ws: Workstation, specs: list[str], title: str, body: str, *, run
         for i in range(retries + 1):
             attempts += 1
             try:
-                detail = SENDERS[target.kind](ws, target, title, body, {"run_id": run_id, "report_id": report_id})
+                detail = _senders()[target.kind](ws, target, title, body, {"run_id": run_id, "report_id": report_id})
                 error = None
                 break
             except Exception as e:  # any failure of one attempt: record, wait, retry
@@ -313,3 +314,10 @@ def _slug(text: str) -> str:
 SENDERS = {"file": _send_file, "stdout": _send_stdout, "notify": _send_notify, "email": _send_email,
            "webhook": _send_webhook, "slack": _send_slack, "discord": _send_discord, "ntfy": _send_ntfy,
            "telegram": _send_telegram}
+
+
+def _senders() -> dict[str, Any]:
+    """Every delivery channel, copa's own (``SENDERS``) and plugins', through ``copa_delivery_channels``."""
+    from copa.plugins import merged
+
+    return merged("copa_delivery_channels", "delivery channel")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from copa.errors import NotFoundError, UsageError
 from copa.scheduler import triggers
-from copa.scheduler.store import Job, JobStore
+from copa.scheduler.store import POLICIES, Job, JobStore
 
 if TYPE_CHECKING:
     from copa.workstation import Workstation
@@ -20,11 +20,64 @@ def store(ws: Workstation) -> JobStore:
     return JobStore(ws.db.conn)
 
 
+def parse_args(pairs: list[str]) -> dict[str, Any]:
+    """``["city=Paris", "days=3"]`` -> ``{"city": "Paris", "days": 3}`` (a value is JSON when it parses)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for p in pairs:
+        k, sep, v = p.partition("=")
+        if not sep or not k:
+            raise UsageError(f"--arg {p!r} is not KEY=VALUE", hint="e.g. --arg city=Paris")
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
 def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str | None = None,
             at: str | None = None, tz: str | None = None, report: str | None = None, skill: str | None = None,
             args: dict[str, Any] | None = None, prompt: str | None = None, deliver: list[str] | None = None,
-            retries: int | None = None, misfire_grace: int | None = None, paused: bool = False,
-            allow_dangerous: bool = False) -> Job:
+            retries: int | None = None, misfire_grace: int | None = None, misfire: str | None = None,
+            max_lateness: int | None = None, paused: bool = False, allow_dangerous: bool = False) -> Job:
+    fields = _definition(ws, name, cron=cron, every=every, at=at, tz=tz, report=report, skill=skill, args=args,
+                         prompt=prompt, deliver=deliver, retries=retries, misfire_grace=misfire_grace,
+                         misfire=misfire, max_lateness=max_lateness, allow_dangerous=allow_dangerous)
+    created = datetime.now(UTC)
+    kind, spec, zone = fields["trigger_kind"], fields["trigger_spec"], fields["timezone"]
+    nxt = None if paused else triggers.next_fire(kind, spec, zone, anchor=created)
+    st = store(ws)
+    job = st.add(name=name, paused=paused, next_run_at=nxt, **fields)
+    # the grid of --every starts at the stored creation time, so the daemon computes the same times
+    if kind == "every" and job.created_at and not paused:
+        st.set_next_run(job.id, triggers.next_fire(kind, spec, zone, anchor=job.created_at))
+        job = st.get(name)
+    return job
+
+
+def edit_job(ws: Workstation, name: str, *, cron: str | None = None, every: str | None = None,
+             at: str | None = None, tz: str | None = None, report: str | None = None, skill: str | None = None,
+             args: dict[str, Any] | None = None, prompt: str | None = None, deliver: list[str] | None = None,
+             retries: int | None = None, misfire_grace: int | None = None, misfire: str | None = None,
+             max_lateness: int | None = None, allow_dangerous: bool = False) -> Job:
+    """Change a job's whole definition (same checks as add_job; nothing is written unless all pass). Its
+    name, history and paused state stay; the next run is computed afresh from now."""
+    st = store(ws)
+    job = st.get(name)
+    fields = _definition(ws, name, cron=cron, every=every, at=at, tz=tz, report=report, skill=skill, args=args,
+                         prompt=prompt, deliver=deliver, retries=retries, misfire_grace=misfire_grace,
+                         misfire=misfire, max_lateness=max_lateness, allow_dangerous=allow_dangerous)
+    nxt = None if job.paused else triggers.next_fire(fields["trigger_kind"], fields["trigger_spec"],
+                                                      fields["timezone"], anchor=datetime.now(UTC))
+    return st.update(name, next_run_at=nxt, **fields)
+
+
+def _definition(ws: Workstation, name: str, *, cron: str | None, every: str | None, at: str | None,
+                tz: str | None, report: str | None, skill: str | None, args: dict[str, Any] | None,
+                prompt: str | None, deliver: list[str] | None, retries: int | None, misfire_grace: int | None,
+                misfire: str | None, max_lateness: int | None, allow_dangerous: bool) -> dict[str, Any]:
+    """Every check of a job definition, before anything is written; the stored fields."""
     if not NAME_RE.match(name):
         raise UsageError(f"invalid job name {name!r}", hint="letters, digits, '_', '.', '-' (up to 64), e.g. morning")
     given = {k: v for k, v in (("cron", cron), ("every", every), ("at", at)) if v is not None}
@@ -40,6 +93,10 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
         raise UsageError("--retries cannot be negative")
     if misfire_grace is not None and misfire_grace < 1:
         raise UsageError("--misfire-grace must be at least 1 second")
+    if misfire is not None and misfire not in POLICIES:
+        raise UsageError(f"unknown misfire policy {misfire!r}", hint="use " + ", ".join(POLICIES))
+    if max_lateness is not None and max_lateness < 1:
+        raise UsageError("--max-lateness must be at least 1 second")
     kind, spec = next(iter(given.items()))
     zone = triggers.check_zone(tz) if tz else triggers.default_zone(ws.config)
     spec = triggers.validate(kind, spec, zone)
@@ -59,25 +116,16 @@ def add_job(ws: Workstation, name: str, *, cron: str | None = None, every: str |
 
     for d in deliver or []:
         resolve_target(ws, d)
-    created = datetime.now(UTC)
-    nxt = None if paused else triggers.next_fire(kind, spec, zone, anchor=created)
-    st = store(ws)
-    job = st.add(name=name, trigger_kind=kind, trigger_spec=spec, timezone=zone, action_kind=action,
-                 action_target=target, action_args=args or {}, deliver=list(deliver or []), retries=retries,
-                 misfire_grace=misfire_grace, paused=paused, next_run_at=nxt)
-    # the grid of --every starts at the stored creation time, so the daemon computes the same times
-    if kind == "every" and job.created_at and not paused:
-        st.set_next_run(job.id, triggers.next_fire(kind, spec, zone, anchor=job.created_at))
-        job = st.get(name)
-    return job
+    return {"trigger_kind": kind, "trigger_spec": spec, "timezone": zone, "action_kind": action,
+            "action_target": target, "action_args": args or {}, "deliver": list(deliver or []),
+            "retries": retries, "misfire_grace": misfire_grace, "misfire_policy": misfire,
+            "max_lateness": max_lateness, "allow_dangerous": allow_dangerous}
 
 
 def _check_skill(ws: Workstation, name: str) -> Any:
-    """The skill's info, or None when it cannot be checked here; a clear error when it does not exist."""
-    try:
-        skills = ws.skills
-    except AttributeError:
-        return None  # the skills part is not installed here; the run will say so
+    """The skill's info, or None when the registry cannot load here (the run will report why); a
+    clear error when it does not exist."""
+    skills = ws.skills
     try:
         found = skills.get(name)
     except NotFoundError:

@@ -89,4 +89,19 @@ _SCHEMA = """
 """
 
 
-MIGRATIONS = [("scheduler_001_init", _init)]
+def _slots_and_policies(db: sqlite_utils.Database) -> None:
+    """Issue 16: a misfire policy and maximum lateness per job, the approval a job was created with,
+    and a slot key per run so a fire time is served (or recorded as missed) exactly once."""
+    for statement in (
+        "ALTER TABLE sched_jobs ADD COLUMN misfire_policy TEXT",       # run-once | skip | run-all; NULL = run-once
+        "ALTER TABLE sched_jobs ADD COLUMN max_lateness INTEGER",      # seconds; NULL = no limit
+        "ALTER TABLE sched_jobs ADD COLUMN allow_dangerous INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sched_runs ADD COLUMN slot TEXT",                 # the fire time served (UTC ISO); NULL = manual
+        "ALTER TABLE sched_runs ADD COLUMN notes TEXT",                # e.g. dangerous tool calls denied
+        "CREATE UNIQUE INDEX IF NOT EXISTS sched_runs_slot ON sched_runs(job_id, slot, attempt) "
+        "WHERE slot IS NOT NULL",
+    ):
+        db.execute(statement)
+
+
+MIGRATIONS = [("scheduler_001_init", _init), ("scheduler_002_slots", _slots_and_policies)]

@@ -195,10 +195,10 @@ def _fill(ctx: sections.Context, text: str) -> str:
         _, kwargs = sections.parse_call("x " + rest)
         if key == "skill" and arg:
             fn, kwargs = sections.skill, {**kwargs, "name": arg}
-        elif key in sections.SECTIONS:
-            fn = sections.SECTIONS[key]
+        elif key in _sections():
+            fn = _sections()[key]
         else:
-            return f"_(unknown placeholder {{{{{key}}}}}; known: {', '.join(sorted(sections.SECTIONS))})_"
+            return f"_(unknown placeholder {{{{{key}}}}}; known: {', '.join(sorted(_sections()))})_"
         try:
             return fn(ctx, **kwargs)
         except Exception as e:  # one broken section must not sink the report
@@ -312,3 +312,10 @@ def check_limit(limit: int) -> int:
     if limit < 1:
         raise UsageError("--limit must be at least 1")
     return limit
+
+
+def _sections() -> dict[str, Any]:
+    """Every report section, copa's own (``sections.SECTIONS``) and plugins', through ``copa_report_sections``."""
+    from copa.plugins import merged
+
+    return merged("copa_report_sections", "report section")

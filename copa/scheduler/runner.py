@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from copa.errors import CopaError
 from copa.scheduler.store import Job, JobStore, Run
@@ -29,18 +29,23 @@ class JobFailed(Exception):
     """The action failed in a way the user can read (recorded as the run's error)."""
 
 
+STOPPED = "the daemon was stopped before the run finished"
+
+
 @dataclass
 class Output:
     title: str
     body: str
     path: str | None = None
     report_id: str | None = None
+    notes: str | None = None  # e.g. dangerous tool calls that were denied
 
 
 def execute(ws: Workstation, job: Job, *, origin: str, scheduled_for: datetime | None = None,
-            stop: threading.Event | None = None, on_start: Callable[[int], None] | None = None,
-            on_finish: Callable[[int], None] | None = None) -> Run:
-    """Run ``job`` with retries; returns the last attempt's run."""
+            slot: str | None = None, stop: threading.Event | None = None,
+            on_start: Callable[[int], None] | None = None, on_finish: Callable[[int], None] | None = None) -> Run:
+    """Run ``job`` with retries; returns the last attempt's run. ``slot`` (the fire time's key) makes
+    the run exactly-once: :class:`~copa.scheduler.store.SlotTaken` if it was served already."""
     store = JobStore(ws.db.conn)
     retries = job.retries if job.retries is not None else int(ws.config.get("scheduler.retries"))
     delay = float(ws.config.get("scheduler.retry_delay"))
@@ -48,7 +53,7 @@ def execute(ws: Workstation, job: Job, *, origin: str, scheduled_for: datetime |
     while True:
         attempt += 1
         run_id = store.begin_run(job, origin=origin if attempt == 1 else "retry", attempt=attempt,
-                                 scheduled_for=scheduled_for)
+                                 scheduled_for=scheduled_for, slot=slot)
         if on_start:
             on_start(run_id)
         try:
@@ -58,10 +63,16 @@ def execute(ws: Workstation, job: Job, *, origin: str, scheduled_for: datetime |
                 on_finish(run_id)
         if run.status != "failed" or attempt > retries:
             return run
+        if stop is not None and stop.is_set():
+            return run  # stopping: no further attempt (and no promise of one in the log)
         log.info("job %s failed (attempt %d of %d), retrying in %.0fs: %s", job.name, attempt, retries + 1,
                  delay, run.error)
         if (stop or threading.Event()).wait(delay):
             return run  # stopping: the failure stands, no further attempt
+
+
+def _stopping(stop: threading.Event | None) -> bool:
+    return stop is not None and stop.is_set()
 
 
 def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: threading.Event | None) -> Run:
@@ -70,10 +81,16 @@ def _attempt(ws: Workstation, store: JobStore, job: Job, run_id: int, stop: thre
     try:
         out = perform(ws, job, run_id)
     except (JobFailed, CopaError) as e:
+        if _stopping(stop):  # the stop the user asked for ended it (a worker closed, a wait cut short)
+            return store.finish_run(run_id, "interrupted", error=f"{STOPPED} ({e})")
         return store.finish_run(run_id, "failed", error=str(e))
     except Exception as e:  # a bug in a part: record it, never crash the caller
+        if _stopping(stop):
+            return store.finish_run(run_id, "interrupted", error=f"{STOPPED} ({type(e).__name__}: {e})")
         log.exception("job %s crashed", job.name)
         return store.finish_run(run_id, "failed", error=f"{type(e).__name__}: {e}")
+    if out.notes:
+        store.set_notes(run_id, out.notes)
     errors = []
     if job.deliver:
         results = deliver_all(ws, job.deliver, out.title, out.body, run_id=run_id, report_id=out.report_id,
@@ -91,21 +108,24 @@ def perform(ws: Workstation, job: Job, run_id: int | None = None) -> Output:
 
         rep = reports.create(ws, job.action_target, run_id=run_id)
         return Output(rep.title, rep.body, rep.path, rep.id)
+    notes = None
     if job.action_kind == "skill":
-        body = _skill(ws, job.action_target, job.action_args)
+        body = _skill(ws, job.action_target, job.action_args, allow_dangerous=job.allow_dangerous)
     elif job.action_kind == "prompt":
-        body = _prompt(ws, job.action_target)
+        body, notes = _prompt(ws, job.action_target, allow_dangerous=job.allow_dangerous)
     else:
         raise JobFailed(f"unknown action {job.action_kind!r}")
     title = f"copa: {job.name}"
-    return Output(title, body, _save_output(ws, job, run_id, body))
+    return Output(title, body, _save_output(ws, job, run_id, body), notes=notes)
 
 
-def _skill(ws: Workstation, name: str, args: dict) -> str:
-    try:
-        skills = ws.skills
-    except AttributeError:
-        raise JobFailed("skills are not available in this copa install") from None
+def _skill(ws: Workstation, name: str, args: dict, *, allow_dangerous: bool = False) -> str:
+    skills = ws.skills
+    info = skills.get(name)
+    if getattr(info, "dangerous", False) and not allow_dangerous:
+        # nobody is there to approve it: denied, and the denial is the run's recorded error
+        raise JobFailed(f"denied: skill {name} is marked dangerous and the job was not created with "
+                        "--allow-dangerous (re-add the job with it to approve unattended runs)")
     result = skills.call(name, dict(args))
     if not result.ok:
         raise JobFailed(f"skill {name} failed ({result.error_type or 'error'}): {result.error}")
@@ -118,17 +138,27 @@ def _skill(ws: Workstation, name: str, args: dict) -> str:
     return content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False, default=str)
 
 
-def _prompt(ws: Workstation, prompt: str) -> str:
-    try:
-        from copa.agent import available_model, run_turn
-    except ImportError:
-        raise JobFailed("the agent is not available in this copa install") from None
+def _prompt(ws: Workstation, prompt: str, *, allow_dangerous: bool = False) -> tuple[str, str | None]:
+    """One agent turn; (answer, notes). Unattended: a dangerous tool call never waits for an approval.
+    It is denied, and recorded in the run's notes, unless the job was created with --allow-dangerous."""
+    from copa.agent import available_model, run_turn
+
     if available_model(ws) is None:
         raise JobFailed("no model is configured, and a --prompt job needs one (set OPENAI_API_KEY or another "
                         "provider key, or run 'copa models add')")
-    # Unattended: nobody can approve a dangerous tool, so every such call is denied.
-    result = run_turn(ws, prompt, approve=lambda *_: False)
-    return result.text or ""
+    decided: list[str] = []
+
+    def approve(spec: Any, _args: Any) -> bool:
+        decided.append(spec.name)
+        return allow_dangerous
+
+    result = run_turn(ws, prompt, approve=approve)
+    notes = None
+    if decided:
+        how = "allowed (the job was created with --allow-dangerous)" if allow_dangerous else \
+            "denied (nobody is there to approve; re-add the job with --allow-dangerous to allow them)"
+        notes = f"dangerous tool call(s) {how}: {', '.join(decided)}"
+    return result.text or "", notes
 
 
 def _save_output(ws: Workstation, job: Job, run_id: int | None, body: str) -> str:

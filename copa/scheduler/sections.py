@@ -30,25 +30,8 @@ class Context:
         return dt.astimezone(self.tz).strftime("%a %d %b %H:%M") if dt else "?"
 
 
-def _memory(ws: Workstation) -> Any | None:
-    try:
-        return ws.memory
-    except AttributeError:  # the memory part is not installed
-        return None
-
-
-def _skills(ws: Workstation) -> Any | None:
-    try:
-        return ws.skills
-    except AttributeError:
-        return None
-
-
 def tasks(ctx: Context, **_: str) -> str:
-    mem = _memory(ctx.ws)
-    if mem is None:
-        return "_Memory is not available, so no tasks._"
-    items = mem.tasks()
+    items = ctx.ws.memory.tasks()
     if not items:
         return "No open tasks."
     end_of_day = ctx.now.astimezone(ctx.tz).replace(hour=23, minute=59, second=59)
@@ -79,8 +62,8 @@ def calendar(ctx: Context, days: str = "7", **_: str) -> str:
     sources = ctx.ws.config.get("reports.calendars")
     if not sources:
         return "_No calendar configured (copa config set reports.calendars ~/cal.ics,https://...)._"
-    skills = _skills(ctx.ws)
-    name = _calendar_skill(skills) if skills is not None else None
+    skills = ctx.ws.skills
+    name = _calendar_skill(skills)
     if name is None:
         return "_No calendar skill is available._"
     events, problems = [], []
@@ -106,9 +89,7 @@ def calendar(ctx: Context, days: str = "7", **_: str) -> str:
 
 
 def learned(ctx: Context, days: str = "1", **_: str) -> str:
-    mem = _memory(ctx.ws)
-    if mem is None:
-        return "_Memory is not available._"
+    mem = ctx.ws.memory
     since = ctx.last_report_at or ctx.now - timedelta(days=float(days))
     changes = [m for m in mem.changes_since(since) if m.kind not in NOISE_KINDS]
     new = [m for m in changes if m.created_at and m.created_at >= since and not m.superseded_by and not m.valid_to]
@@ -169,7 +150,7 @@ def _num(v: float) -> str:
 
 
 def health(ctx: Context, **_: str) -> str:
-    from copa.doctor import run_checks
+    from copa.checks import run_checks  # infra: every part's checks through the hook, no face
 
     checks = run_checks(ctx.ws)
     bad = [c for c in checks if c.status in ("warn", "fail")]
@@ -189,10 +170,7 @@ def runs(ctx: Context, days: str = "7", **_: str) -> str:
 
 
 def skill(ctx: Context, name: str = "", **args: str) -> str:
-    skills = _skills(ctx.ws)
-    if skills is None:
-        return f"_Skills are not available, so no result from {name}._"
-    result = skills.call(name, dict(args))
+    result = ctx.ws.skills.call(name, dict(args))
     if not result.ok:
         return f"_{name} failed: {result.error}_"
     content = result.content
@@ -224,11 +202,12 @@ def parse_call(text: str) -> tuple[str, dict[str, Any]]:
     for w in words[1:]:
         k, sep, v = w.partition("=")
         if sep:
-            args[k] = _value(v)
+            args[k] = json_or_text(v)
     return words[0], args
 
 
-def _value(text: str) -> Any:
+def json_or_text(text: str) -> Any:
+    """'3' -> 3, 'true' -> True, '"x"' -> 'x'; anything else stays the text it is."""
     try:
         return json.loads(text)
     except ValueError:

@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from copa.errors import NotFoundError, UsageError
@@ -43,6 +43,9 @@ class Job:
     deliver: list[str] = field(default_factory=list)
     retries: int | None = None
     misfire_grace: int | None = None
+    misfire_policy: str | None = None  # run-once (default) | skip | run-all
+    max_lateness: int | None = None  # seconds; a slot later than this never runs (recorded missed)
+    allow_dangerous: bool = False  # approved at creation: dangerous tools may run unattended
     paused: bool = False
     done: bool = False
     next_run_at: datetime | None = None
@@ -68,7 +71,9 @@ class Job:
             id=row["id"], name=row["name"], trigger_kind=row["trigger_kind"], trigger_spec=row["trigger_spec"],
             timezone=row["timezone"], action_kind=row["action_kind"], action_target=row["action_target"],
             action_args=json.loads(row["action_args"] or "{}"), deliver=json.loads(row["deliver"] or "[]"),
-            retries=row["retries"], misfire_grace=row["misfire_grace"], paused=bool(row["paused"]),
+            retries=row["retries"], misfire_grace=row["misfire_grace"],
+            misfire_policy=row["misfire_policy"], max_lateness=row["max_lateness"],
+            allow_dangerous=bool(row["allow_dangerous"]), paused=bool(row["paused"]),
             done=bool(row["done"]), next_run_at=parse_iso(row["next_run_at"]),
             last_run_at=parse_iso(row["last_run_at"]), last_status=row["last_status"],
             created_at=parse_iso(row["created_at"]), updated_at=parse_iso(row["updated_at"]),
@@ -91,6 +96,8 @@ class Run:
     report_id: str | None
     error: str | None
     pid: int | None
+    slot: str | None = None
+    notes: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -105,12 +112,24 @@ class Run:
             attempt=row["attempt"], scheduled_for=parse_iso(row["scheduled_for"]),
             started_at=parse_iso(row["started_at"]), finished_at=parse_iso(row["finished_at"]),
             duration_ms=row["duration_ms"], status=row["status"], output_path=row["output_path"],
-            report_id=row["report_id"], error=row["error"], pid=row["pid"],
+            report_id=row["report_id"], error=row["error"], pid=row["pid"], slot=row["slot"], notes=row["notes"],
         )
 
 
 class AlreadyRunning(UsageError):
     """The job has a live run (in the daemon or a foreground `schedule run`)."""
+
+
+class SlotTaken(Exception):
+    """This fire time of the job was already served or recorded (by this or another process)."""
+
+
+POLICIES = ("run-once", "skip", "run-all")
+
+
+def slot_key(when: datetime | None) -> str | None:
+    """The stable key of a fire time: UTC, microseconds, so every process derives the same one."""
+    return None if when is None else when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class JobStore:
@@ -127,23 +146,44 @@ class JobStore:
     # --- jobs -------------------------------------------------------------------------------
     def add(self, *, name: str, trigger_kind: str, trigger_spec: str, timezone: str, action_kind: str,
             action_target: str, action_args: dict[str, Any] | None = None, deliver: list[str] | None = None,
-            retries: int | None = None, misfire_grace: int | None = None, paused: bool = False,
+            retries: int | None = None, misfire_grace: int | None = None, misfire_policy: str | None = None,
+            max_lateness: int | None = None, allow_dangerous: bool = False, paused: bool = False,
             next_run_at: datetime | None = None) -> Job:
         stamp = iso(now_utc())
         try:
             with self._tx():
                 self.conn.execute(
                     "INSERT INTO sched_jobs (name, trigger_kind, trigger_spec, timezone, action_kind, action_target,"
-                    " action_args, deliver, retries, misfire_grace, paused, next_run_at, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " action_args, deliver, retries, misfire_grace, misfire_policy, max_lateness, allow_dangerous,"
+                    " paused, next_run_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (name, trigger_kind, trigger_spec, timezone, action_kind, action_target,
                      json.dumps(action_args or {}), json.dumps(deliver or []), retries, misfire_grace,
-                     int(paused), iso(next_run_at), stamp, stamp),
+                     misfire_policy, max_lateness, int(allow_dangerous), int(paused), iso(next_run_at), stamp, stamp),
                 )
                 self._bump()
         except sqlite3.IntegrityError:
             raise UsageError(f"a job named {name!r} already exists",
                              hint=f"pick another name or 'copa schedule remove {name}' first") from None
+        return self.get(name)
+
+    def update(self, name: str, *, trigger_kind: str, trigger_spec: str, timezone: str, action_kind: str,
+               action_target: str, action_args: dict[str, Any] | None = None, deliver: list[str] | None = None,
+               retries: int | None = None, misfire_grace: int | None = None, misfire_policy: str | None = None,
+               max_lateness: int | None = None, allow_dangerous: bool = False,
+               next_run_at: datetime | None = None) -> Job:
+        """A new definition for an existing job (the daemon sees the bump and reschedules it)."""
+        job = self.get(name)
+        with self._tx():
+            self.conn.execute(
+                "UPDATE sched_jobs SET trigger_kind = ?, trigger_spec = ?, timezone = ?, action_kind = ?,"
+                " action_target = ?, action_args = ?, deliver = ?, retries = ?, misfire_grace = ?,"
+                " misfire_policy = ?, max_lateness = ?, allow_dangerous = ?, done = 0,"
+                " next_run_at = ?, updated_at = ? WHERE id = ?",
+                (trigger_kind, trigger_spec, timezone, action_kind, action_target, json.dumps(action_args or {}),
+                 json.dumps(deliver or []), retries, misfire_grace, misfire_policy, max_lateness,
+                 int(allow_dangerous), iso(next_run_at), iso(now_utc()), job.id),
+            )
+            self._bump()
         return self.get(name)
 
     def find(self, name: str) -> Job | None:
@@ -187,10 +227,14 @@ class JobStore:
                           (iso(when), int(done), job_id))
 
     # --- runs -------------------------------------------------------------------------------
-    def begin_run(self, job: Job, *, origin: str, attempt: int = 1, scheduled_for: datetime | None = None) -> int:
-        """Record a run as started, refusing if the job already has a live run in any process."""
+    def begin_run(self, job: Job, *, origin: str, attempt: int = 1, scheduled_for: datetime | None = None,
+                  slot: str | None = None) -> int:
+        """Record a run as started, refusing if the job already has a live run in any process
+        (:class:`AlreadyRunning`) or if ``slot`` was already served or recorded (:class:`SlotTaken`)."""
         me = os.getpid()
         with self._tx():
+            if slot is not None and self._slot_row(job.id, slot, attempt) is not None:
+                raise SlotTaken(slot)
             for row in self._q(
                 "SELECT id, pid FROM sched_runs WHERE job_id = ? AND status = 'running'", (job.id,)
             ).fetchall():
@@ -198,12 +242,19 @@ class JobStore:
                     where = "this process" if row["pid"] == me else f"pid {row['pid']}"
                     raise AlreadyRunning(f"job {job.name!r} is already running (run {row['id']}, {where})",
                                          hint="wait for it to finish; one instance at a time")
-            cur = self.conn.execute(
-                "INSERT INTO sched_runs (job_id, job_name, origin, attempt, scheduled_for, started_at, status, pid)"
-                " VALUES (?,?,?,?,?,?, 'running', ?)",
-                (job.id, job.name, origin, attempt, iso(scheduled_for), iso(now_utc()), me),
-            )
+            try:
+                cur = self.conn.execute(
+                    "INSERT INTO sched_runs (job_id, job_name, origin, attempt, scheduled_for, started_at, status,"
+                    " pid, slot) VALUES (?,?,?,?,?,?, 'running', ?, ?)",
+                    (job.id, job.name, origin, attempt, iso(scheduled_for), iso(now_utc()), me, slot),
+                )
+            except sqlite3.IntegrityError:  # the unique slot index: another process won the race
+                raise SlotTaken(slot) from None
             return int(cur.lastrowid)
+
+    def _slot_row(self, job_id: int, slot: str, attempt: int = 1) -> sqlite3.Row | None:
+        return self._q("SELECT id, status FROM sched_runs WHERE job_id = ? AND slot = ? AND attempt = ?",
+                       (job_id, slot, attempt)).fetchone()
 
     def finish_run(self, run_id: int, status: str, *, output_path: str | None = None,
                    report_id: str | None = None, error: str | None = None) -> Run:
@@ -221,13 +272,24 @@ class JobStore:
                                   (iso(end), status, row["job_id"]))
         return self.run(run_id)
 
-    def record_skipped(self, job: Job, reason: str, *, origin: str) -> None:
+    def record_skipped(self, job: Job, reason: str, *, origin: str, status: str = "skipped",
+                       scheduled_for: datetime | None = None, slot: str | None = None) -> bool:
+        """A fire time that did not run, with why: ``skipped`` (another run held the job), ``missed``
+        (too late for its policy) or ``coalesced`` (folded into another run). With a ``slot``, only
+        if that slot has no row yet; returns whether a row was written."""
         stamp = iso(now_utc())
-        self.conn.execute(
-            "INSERT INTO sched_runs (job_id, job_name, origin, attempt, started_at, finished_at, duration_ms,"
-            " status, error, pid) VALUES (?,?,?,1,?,?,0,'skipped',?,?)",
-            (job.id, job.name, origin, stamp, stamp, reason, os.getpid()),
-        )
+        try:
+            self.conn.execute(
+                "INSERT INTO sched_runs (job_id, job_name, origin, attempt, scheduled_for, started_at, finished_at,"
+                " duration_ms, status, error, pid, slot) VALUES (?,?,?,1,?,?,?,0,?,?,?,?)",
+                (job.id, job.name, origin, iso(scheduled_for), stamp, stamp, status, reason, os.getpid(), slot),
+            )
+        except sqlite3.IntegrityError:  # that slot was served or recorded already
+            return False
+        return True
+
+    def set_notes(self, run_id: int, notes: str | None) -> None:
+        self.conn.execute("UPDATE sched_runs SET notes = ? WHERE id = ?", (notes, run_id))
 
     def run(self, run_id: int) -> Run:
         row = self._q("SELECT * FROM sched_runs WHERE id = ?", (run_id,)).fetchone()

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 KINDS = ("cron", "every", "at")
 _EVERY_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+# the standard crontab macros (Vixie cron, cronie); @reboot has no meaning for a scheduler
+MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+          "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+_MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+_MONTH_NAMES = ["", "January", "February", "March", "April", "May", "June", "July", "August", "September",
+                "October", "November", "December"]
 
 
 def parse_every(text: str) -> int:
@@ -113,7 +119,7 @@ def _second_occurrence(when: datetime) -> bool:
 
 
 def _cron_trigger(spec: str, tz: str) -> Any:
-    fields = spec.split()
+    fields = MACROS.get(spec.strip().lower(), spec).split()
     if len(fields) == 5:
         minute, hour, day, month, dow = fields
         second = "0"
@@ -125,6 +131,39 @@ def _cron_trigger(spec: str, tz: str) -> Any:
                             day_of_week=_crontab_dow(dow), timezone=tz)
     trigger.once_per_wall_time = "*" not in hour
     return trigger
+
+
+def _numbers(field: str, lo: int, hi: int) -> set[int] | None:
+    """The values of a plain numeric crontab field ('5', '1-3', '*/2', '1,15'), or None if it uses
+    anything else (names, 'L', 'W', '#'), which the quick check then leaves to APScheduler."""
+    out: set[int] = set()
+    for part in field.split(","):
+        base, _, step_txt = part.partition("/")
+        if not re.fullmatch(r"\*|\d+(-\d+)?", base) or (step_txt and not step_txt.isdigit()):
+            return None
+        a, b = (lo, hi) if base == "*" else (int(base.split("-")[0]), int(base.split("-")[-1]))
+        out.update(range(a, b + 1, int(step_txt or 1)))
+    return out
+
+
+def _never_fires(spec: str) -> str | None:
+    """Why a crontab expression can never match a date (day 31 of February...), or None. The day of
+    week only widens a cron match when both day fields are restricted, so it is ignored unless '*'."""
+    fields = spec.split()
+    if len(fields) == 6:
+        fields = fields[1:]
+    if len(fields) != 5:
+        return None
+    _, _, day, month, dow = fields
+    if day == "*" or (dow not in ("*", "?")):
+        return None
+    days, months = _numbers(day, 1, 31), _numbers(month, 1, 12)
+    if not days or not months:
+        return None
+    if min(days) > max(_MONTH_DAYS[m] for m in months if m in _MONTH_DAYS):
+        names = ", ".join(_MONTH_NAMES[m] for m in sorted(months) if m in _MONTH_DAYS)
+        return f"day {min(days)} never occurs in {names}"
+    return None
 
 
 def parse_at(text: str, tz: str) -> datetime:
@@ -153,11 +192,22 @@ def validate(kind: str, spec: str, tz: str, *, now: datetime | None = None) -> s
         return when.isoformat()
     if kind == "cron":
         spec = " ".join(spec.split())
+        if spec.startswith("@"):
+            spec = spec.lower()
+            if spec not in MACROS:
+                raise UsageError(f"unknown cron macro {spec!r}", hint="use " + ", ".join(sorted(MACROS)) +
+                                 " or five fields, e.g. '0 8 * * 1-5'")
         try:
-            _cron_trigger(spec, tz)
+            trigger = _cron_trigger(spec, tz)
         except ValueError as e:
             raise UsageError(f"bad cron expression {spec!r}: {e}", hint="five fields: minute hour "
                              "day-of-month month day-of-week, e.g. '0 8 * * 1-5'") from None
+        why = _never_fires(MACROS.get(spec, spec))
+        if why is None and trigger.get_next_fire_time(None, now or datetime.now(UTC)) is None:
+            why = "no date matches it"
+        if why:
+            raise UsageError(f"the cron expression {spec!r} can never fire: {why}",
+                             hint="check the day of month against the month (e.g. '0 8 28 2 *' or '0 8 L 2 *')")
         return spec
     raise UsageError(f"unknown trigger kind {kind!r}", hint="use --cron, --every or --at")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from copa.doctor import FAIL, INFO, OK, WARN, Check
+from copa.checks import FAIL, INFO, OK, WARN, Check
 
 
 def probe_sandbox(limits) -> dict:
@@ -25,8 +25,7 @@ def probe_sandbox(limits) -> dict:
         w.close()
 
 
-def check_skills(ws) -> list[Check]:
-    skills = ws.skills
+def check_skills(skills, config) -> list[Check]:
     infos = skills.list()
     ok = [i for i in infos if i.status == "ok"]
     broken = [i for i in infos if i.status != "ok"]
@@ -39,8 +38,8 @@ def check_skills(ws) -> list[Check]:
                  "see below, or run 'copa skills check'" if broken else "")]
     for i in broken[:10]:
         out.append(Check(f"skill {i.name}", WARN, f"{i.error} ({i.source})", "fix the file; the others still work"))
-    out.append(_sandbox_check(skills.limits))
-    if ws.config.table("mcp.servers"):
+    out.extend(_sandbox_checks(skills.limits))
+    if config.table("mcp.servers"):
         out.append(_mcp_check(skills))
     return out
 
@@ -56,27 +55,53 @@ def _mcp_check(skills) -> Check:
     return Check("mcp servers", OK, detail)
 
 
-def _sandbox_check(limits) -> Check:
+def _sandbox_checks(limits) -> list[Check]:
+    """One line per isolation mechanism: what the kernel enforces here, and what is refused (fails
+    closed) or accepted missing (skills.allow_unenforced)."""
     try:
         report = probe_sandbox(limits)
     except Exception as e:  # a worker that cannot start at all: every skill call would fail
-        return Check("skill sandbox", FAIL, f"a skill worker cannot start: {e}", "run 'copa --debug skills list'")
+        return [Check("skill sandbox", FAIL, f"a skill worker cannot start: {e}", "run 'copa --debug skills list'")]
     if "error" in report:
-        return Check("skill sandbox", FAIL, str(report["error"]), "report this with 'copa doctor --json'")
-    fs, net = report.get("filesystem", "?"), report.get("network", "?")
-    parts = [f"files: {fs}" if fs.startswith("landlock") else
-             "files: no Landlock here; enforced instead by a Python audit hook on open() (native code can bypass it)"]
-    seccomp = report.get("sockets") == "seccomp"
-    if net in ("netns", "userns+netns"):
-        parts.append(f"network: undeclared use refused by an empty network namespace ({net})"
-                     + (" + seccomp socket()" if seccomp else "") + (" + Landlock TCP" if "TCP" in fs else ""))
-    else:
-        parts.append("network: no namespace allowed here; enforced by " + ("seccomp socket() + " if seccomp else "")
-                     + ("Landlock TCP denial + " if "TCP" in fs else "") + "a Python audit hook on sockets")
+        return [Check("skill sandbox", FAIL, str(report["error"]), "report this with 'copa doctor --json'")]
+    from copa.skills.runner import MECHANISMS
+    from copa.skills.worker import missing_mechanisms
+
+    fs, net, pid = report.get("filesystem", "?"), report.get("network", "?"), report.get("pid_namespace", "?")
+    seccomp = report.get("sockets", "").startswith("seccomp")
+    netns = "netns" in net
     held = report.get("limits", "")
+    rows = {
+        "filesystem": (f"{fs}: allow-list of paths; copa's config, data, cache and state folders hidden from "
+                       "every skill" if fs.startswith("landlock") else
+                       "no Landlock here: only a Python audit hook on open() (native code can bypass it)"),
+        "network": ("undeclared use refused by " + " + ".join(
+            x for x, on in ((f"an empty network namespace ({net})", netns), ("seccomp socket()", seccomp),
+                            ("Landlock TCP", "TCP" in fs), ("a Python audit hook", True)) if on)),
+        "net_hosts": ("net:HOST: an empty network namespace whose only way out is copa's proxy (declared hosts)"
+                      if netns else "net:HOST cannot be enforced below Python here (no network namespace)"),
+        "processes": (f"process cap: {report.get('processes')} (default skills.max_processes "
+                      f"{limits.max_processes})" if report.get("processes", "unlimited") != "unlimited"
+                      else "no process cap can be made here (no pids cgroup, PID namespace or user namespace)"),
+    }
+    # the probe declares no network; a net:HOST worker gets its proxy wherever a namespace can be made
+    missing = set(missing_mechanisms({"require": list(MECHANISMS)}, {**report, "proxy": netns}))
+    out = []
+    for name, text in rows.items():
+        if name not in missing:
+            out.append(Check(f"sandbox {name}", OK, text))
+        elif name in limits.allow_unenforced:
+            out.append(Check(f"sandbox {name}", WARN, text + "; accepted missing (skills.allow_unenforced)"))
+        else:
+            out.append(Check(f"sandbox {name}", WARN, text + "; skills that need it are refused",
+                             f"accept the risk: copa config set skills.allow_unenforced {name}"))
+    proc = ("own PID namespace and /proc: a skill sees no other process" if "own /proc" in pid else
+            "no PID namespace: other processes' /proc folders are hidden by Landlock" if fs.startswith("landlock")
+            else "no PID namespace and no Landlock: a skill granted /proc sees other processes")
+    out.append(Check("sandbox processes view", OK if "own /proc" in pid or fs.startswith("landlock") else WARN,
+                     f"{proc}; capabilities {report.get('capabilities', '?')}; copa itself is not dumpable"))
     refused = [n for n in ("memory", "cpu") if n not in held]
-    parts.append(f"limits: {limits.memory_mb} MB, {limits.cpu_seconds} s CPU, {limits.timeout:g} s per call"
-                 + (f" ({' and '.join(refused)} limit refused by this platform)" if refused else ""))
-    strong = fs.startswith("landlock") and (net in ("netns", "userns+netns") or "TCP" in fs or seccomp)
-    return Check("skill sandbox", OK if strong else INFO, "; ".join(parts),
-                 "" if strong else "a Linux kernel with Landlock (5.13+) and user namespaces gives full isolation")
+    out.append(Check("sandbox limits", OK if not refused else INFO,
+                     f"{limits.memory_mb} MB, {limits.cpu_seconds} s CPU, {limits.timeout:g} s per call"
+                     + (f" ({' and '.join(refused)} limit refused by this platform)" if refused else "")))
+    return out

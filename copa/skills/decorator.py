@@ -23,6 +23,7 @@ class SkillMeta:
     timeout: float | None = None  # seconds; None = the configured default (skills.timeout)
     secrets: tuple[str, ...] = ()
     description: str | None = None  # overrides the docstring's first paragraph
+    processes: int | None = None  # most processes+threads of its worker; None = skills.max_processes
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -32,17 +33,18 @@ def skill(func: F) -> F: ...
 def skill(
     func: None = None, *, name: str | None = None, permissions: list[str] | tuple[str, ...] = (),
     dangerous: bool = False, timeout: float | None = None, secrets: list[str] | tuple[str, ...] = (),
-    description: str | None = None,
+    description: str | None = None, processes: int | None = None,
 ) -> Callable[[F], F]: ...
 
 
-def skill(func=None, *, name=None, permissions=(), dangerous=False, timeout=None, secrets=(), description=None):
+def skill(func=None, *, name=None, permissions=(), dangerous=False, timeout=None, secrets=(), description=None,
+          processes=None):
     """Turn a function into a copa skill (a tool the agent can call).
 
     Use it bare (``@skill``) or with options::
 
         @skill(permissions=["net:api.example.org", "fs.read:~/Documents"], dangerous=False,
-               timeout=30, secrets=["EXAMPLE_API_KEY"])
+               timeout=30, secrets=["EXAMPLE_API_KEY"], processes=8)
         def lookup(city: str, days: int = 3) -> dict:
             '''Weather forecast for a city.
 
@@ -62,6 +64,7 @@ def skill(func=None, *, name=None, permissions=(), dangerous=False, timeout=None
             timeout=None if timeout is None else float(timeout),
             secrets=tuple(secrets),
             description=description,
+            processes=None if processes is None else int(processes),
         )
         setattr(f, ATTR, meta)
         return f

@@ -22,7 +22,7 @@ from typing import Any
 import copa
 from copa.paths import atomic_write
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _SKIP_PREFIXES = ("_", ".", "test_")
 _FRONT_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
 
@@ -58,6 +58,22 @@ def _package_fp(path: Path) -> tuple:
         st = f.stat()
         parts.append((f.name, st.st_mtime_ns, st.st_size))
     return (len(parts), max((p[1] for p in parts), default=0), sum(p[2] for p in parts))
+
+
+def deep_fingerprint(path: Path, limit: int = 2000) -> tuple:
+    """(count, newest mtime, total size) of every file under a folder: a stat each."""
+    n = newest = total = 0
+    for root, dirs, names in os.walk(path):
+        dirs[:] = [d for d in dirs if d not in ("__pycache__", ".git")]
+        for name in names:
+            try:
+                st = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            n, newest, total = n + 1, max(newest, st.st_mtime_ns), total + st.st_size
+            if n > limit:
+                return (n, newest, total)
+    return (n, newest, total)
 
 
 def scan_dir(d: Path, location: str) -> list[Entry]:

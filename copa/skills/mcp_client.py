@@ -92,8 +92,8 @@ class McpTool:
 class McpServers:
     """The configured MCP servers, started lazily, stopped by ``close()``."""
 
-    def __init__(self, ws):
-        self.ws = ws
+    def __init__(self, config: Any, secrets: Any):
+        self._config, self.secrets = config, secrets  # config: the [mcp.servers] table; secrets: env for them
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._servers: dict[str, _Server] = {}
@@ -101,9 +101,9 @@ class McpServers:
         self._lock = threading.Lock()
 
     def config(self) -> dict[str, dict[str, Any]]:
-        if self.ws is None:
+        if self._config is None:
             return {}
-        return {n: c for n, c in self.ws.config.table("mcp.servers").items() if c.get("enabled", True)}
+        return {n: c for n, c in self._config.table("mcp.servers").items() if c.get("enabled", True)}
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -127,7 +127,7 @@ class McpServers:
                 raise ConfigError(f"mcp.servers.{name}.env entry {pair!r} is not NAME=VALUE")
             env[k] = v
         for secret in cfg.get("secrets", []):
-            value = self.ws.secrets.resolve(secret)
+            value = self.secrets.resolve(secret) if self.secrets is not None else os.environ.get(secret)
             if value:
                 env[secret] = value
         return StdioServerParameters(command=os.path.expanduser(cfg["command"]), args=list(cfg.get("args", [])),

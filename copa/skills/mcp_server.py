@@ -25,13 +25,13 @@ def _to_result(result) -> Any:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=structured)
 
 
-def build_server(ws, *, allow_dangerous: bool = False, only: list[str] | None = None):
+def build_server(skills, memory, *, allow_dangerous: bool = False, only: list[str] | None = None):
     import anyio
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
     def offered():
-        infos = [i for i in ws.skills.list() if i.status == "ok" and i.kind != "mcp"]
+        infos = [i for i in skills.list() if i.status == "ok" and i.kind != "mcp"]
         if not allow_dangerous:
             infos = [i for i in infos if not i.dangerous]
         if only:
@@ -52,7 +52,7 @@ def build_server(ws, *, allow_dangerous: bool = False, only: list[str] | None = 
         if params.name not in infos:
             return types.CallToolResult(content=[types.TextContent(type="text", text=f"no tool named {params.name!r}")],
                                         is_error=True)
-        result = await anyio.to_thread.run_sync(ws.skills.call, params.name, dict(params.arguments or {}))
+        result = await anyio.to_thread.run_sync(skills.call, params.name, dict(params.arguments or {}))
         return _to_result(result)
 
     async def list_resources(ctx, params) -> types.ListResourcesResult:
@@ -64,7 +64,7 @@ def build_server(ws, *, allow_dangerous: bool = False, only: list[str] | None = 
         uri = str(params.uri)
         if uri not in RESOURCES:
             raise ValueError(f"no resource {uri!r}; known: {', '.join(RESOURCES)}")
-        data = await anyio.to_thread.run_sync(RESOURCES[uri][2], ws)
+        data = await anyio.to_thread.run_sync(RESOURCES[uri][2], memory)
         return types.ReadResourceResult(contents=[types.TextResourceContents(
             uri=uri, mime_type="application/json", text=json.dumps(data, ensure_ascii=False, default=str))])
 
@@ -82,18 +82,18 @@ def _memory_rows(items) -> list[dict]:
 # Read-only views of the memory store, read in copa's own process (copa's code, not a skill's)
 RESOURCES = {
     "copa://memory/tasks": ("tasks", "Open and in-progress tasks, due ones first.",
-                            lambda ws: _memory_rows(ws.memory.tasks())),
+                            lambda memory: _memory_rows(memory.tasks())),
     "copa://memory/preferences": ("preferences", "What the user has said they prefer.",
-                                  lambda ws: _memory_rows(ws.memory.preferences())),
-    "copa://memory/stats": ("memory stats", "How much copa remembers, by kind.", lambda ws: ws.memory.stats()),
+                                  lambda memory: _memory_rows(memory.preferences())),
+    "copa://memory/stats": ("memory stats", "How much copa remembers, by kind.", lambda memory: memory.stats()),
 }
 
 
-def serve_stdio(ws, *, allow_dangerous: bool = False, only: list[str] | None = None) -> None:
+def serve_stdio(skills, memory, *, allow_dangerous: bool = False, only: list[str] | None = None) -> None:
     import anyio
     from mcp.server.stdio import stdio_server
 
-    server = build_server(ws, allow_dangerous=allow_dangerous, only=only)
+    server = build_server(skills, memory, allow_dangerous=allow_dangerous, only=only)
 
     async def main() -> None:
         async with stdio_server() as (read, write):

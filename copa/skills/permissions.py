@@ -3,7 +3,8 @@
     net                 any network access            net:api.example.org   only that host (also *.example.org)
     fs.read:PATH        read files under PATH         fs.write:PATH         read and write under PATH
     exec                run programs (read+execute in the system's program and library folders)
-    memory              read and write copa's memory store (the data folder)
+    memory              copa's memory store, through copa (copa.skills.host.memory): never its files
+    processes           the list of processes on the machine, through copa (copa.skills.host.system)
     device              talk to paired boards (reserved for the device bridge)
 
 PATH may start with ``~``; a relative PATH is taken from the directory copa runs in. Everything not
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _HOST_RE = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$")
-KNOWN = ("net", "net:HOST", "fs.read:PATH", "fs.write:PATH", "exec", "memory", "device")
+KNOWN = ("net", "net:HOST", "fs.read:PATH", "fs.write:PATH", "exec", "memory", "processes", "device")
 
 
 class PermissionSyntaxError(ValueError):
@@ -34,12 +35,13 @@ class Permissions:
     write: tuple[str, ...] = ()
     exec: bool = False
     memory: bool = False
+    processes: bool = False
     device: bool = False
     declared: tuple[str, ...] = field(default=(), compare=False)
 
     def as_dict(self) -> dict:
         return {"net": self.net, "hosts": list(self.hosts), "read": list(self.read), "write": list(self.write),
-                "exec": self.exec, "memory": self.memory, "device": self.device}
+                "exec": self.exec, "memory": self.memory, "processes": self.processes, "device": self.device}
 
 
 def _path(raw: str, cwd: str | None) -> str:
@@ -54,7 +56,7 @@ def _path(raw: str, cwd: str | None) -> str:
 def parse(declared: Iterable[str], cwd: str | None = None) -> Permissions:
     """Parse permission strings; PermissionSyntaxError names the first bad one."""
     net, hosts, read, write = "none", [], [], []
-    flags = {"exec": False, "memory": False, "device": False}
+    flags = {"exec": False, "memory": False, "processes": False, "device": False}
     items = list(declared)
     for item in items:
         if not isinstance(item, str):

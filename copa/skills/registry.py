@@ -1,4 +1,4 @@
-"""``ws.skills``: the live set of skills, and calls into their isolated workers.
+"""``Skills``: the live set of skills, and calls into their isolated workers.
 
 Every access re-scans the skill folders (a directory listing and a stat per file, throttled to once
 per ``min_interval``), so a new or edited file is picked up by a running TUI or daemon without a
@@ -24,7 +24,9 @@ from copa.skills.permissions import PermissionSyntaxError, parse
 from copa.tools import ToolResult, ToolSpec
 
 if TYPE_CHECKING:
-    from copa.workstation import Workstation
+    from copa.config import Config
+    from copa.paths import Paths
+    from copa.secrets import SecretStore
 
 log = logging.getLogger("copa.skills")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -40,6 +42,7 @@ class SkillInfo:
     dangerous: bool = False
     timeout: float | None = None
     secrets: list[str] = field(default_factory=list)
+    processes: int | None = None
     source: str = ""
     location: str = ""
     kind: str = "function"  # function | instructions | mcp
@@ -78,21 +81,36 @@ class SkillTool:
 
 
 class Skills:
-    def __init__(self, ws: Workstation | None = None, *, dirs: list[tuple[str, Path]] | None = None,
+    """The skills of the user's folders (and MCP servers' tools), each run in its own confined worker.
+
+    ``config`` gives skills.* and [mcp.servers]; ``paths`` the user's skill folder, the inspection
+    cache and copa's folders, which no skill may touch; ``secrets`` the values a skill declares;
+    ``memory`` the store a ``memory``-permitted skill reaches through copa (copa.skills.host). Without
+    them (tests, ``copa skills check``): defaults, the given ``dirs`` only, secrets from the
+    environment, no memory."""
+
+    def __init__(self, config: Config | None = None, paths: Paths | None = None,
+                 secrets: SecretStore | None = None, *, memory: Any = None,
+                 dirs: list[tuple[str, Path]] | None = None,
                  cwd: str | None = None, min_interval: float = 0.2, use_cache: bool = True):
         from copa.skills.runner import Limits, WorkerPool
 
-        self.ws = ws
+        self.config, self.paths, self.secrets, self.memory = config, paths, secrets, memory
         self.cwd = cwd or os.getcwd()
         self._dirs = dirs
         self.min_interval = min_interval
-        cfg = ws.config if ws is not None else None
+        cfg = config
         get = (lambda k, d: cfg.get(k)) if cfg is not None else (lambda k, d: d)
         self.limits = Limits(memory_mb=get("skills.memory_mb", 512), cpu_seconds=get("skills.cpu_seconds", 30),
-                             timeout=float(get("skills.timeout", 30.0)))
-        self.pool = WorkerPool(self.limits)
-        cache_file = ws.paths.cache_dir / "skills-index.json" if (ws is not None and use_cache) else None
+                             timeout=float(get("skills.timeout", 30.0)),
+                             max_processes=int(get("skills.max_processes", 64)),
+                             allow_unenforced=tuple(get("skills.allow_unenforced", [])))
+        self.pool = WorkerPool(self.limits, tmp_parent=str(paths.cache_dir / "workers") if paths is not None else None)
+        cache_file = paths.cache_dir / "skills-index.json" if (paths is not None and use_cache) else None
         self._cache = discovery.InspectionCache(cache_file)
+        from copa.skills.trust import TrustStore
+
+        self.trust = TrustStore(paths.config_dir / "skills-trust.json" if paths is not None else None)
         self._skills: dict[str, SkillInfo] = {}
         self._broken: list[SkillInfo] = []
         self._last_scan = -1e9
@@ -106,17 +124,13 @@ class Skills:
     def dirs(self) -> list[tuple[str, Path]]:
         if self._dirs is not None:
             return self._dirs
-        out: list[tuple[str, Path]] = []
-        b = discovery.builtin_dir()
-        if b is not None:
-            out.append(("builtin", b))
-        if self.ws is not None:
-            for d in self.ws.config.get("skills.dirs"):
-                out.append(("extra", Path(os.path.expanduser(d))))
-            out.append(("user", self.ws.paths.user_skills_dir))
-            if self.ws.config.get("skills.project"):
-                out.append(("project", Path(self.cwd) / ".copa" / "skills"))
-        return out
+        from copa.plugins import collect
+
+        # every plugin's folders (copa's own: the shipped skills, skills.dirs, the user's, the
+        # project's), by precedence: a later location overrides an earlier one's skill of that name
+        found = [d for group in collect("copa_skill_sources", config=self.config, paths=self.paths, cwd=self.cwd)
+                 for d in group]
+        return sorted(found, key=lambda d: LOCATIONS.index(d[0]) if d[0] in LOCATIONS else 0)
 
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_scan < self.min_interval:
@@ -125,9 +139,14 @@ class Skills:
             self._refresh(force)
 
     def _refresh(self, force: bool) -> None:
+        force = self.trust.reload_if_changed() or force
         entries = [e for loc, d in self.dirs() for e in discovery.scan_dir(d, loc)]
         fps = {str(e.path): e.fingerprint for e in entries}
-        if fps == self._fps and not force:
+        tracked = self.trust.entries()
+        for e in entries:  # an approved skill: any file of it changing (scripts/, data) is a change
+            if str(e.path) in tracked and e.path.is_dir():
+                fps[str(e.path)] = e.fingerprint + discovery.deep_fingerprint(e.path)
+        if fps == self._fps and not force and not self._transient:
             self._last_scan = time.monotonic()
             return
         stale = [e for e in entries if e.kind != "instructions" and self._cache.get(e) is None]
@@ -169,6 +188,14 @@ class Skills:
         self._skills, self._broken = skills, broken
 
     def _infos(self, e: discovery.Entry) -> list[SkillInfo]:
+        infos = self._describe(e)
+        changed = self.trust.verify(e.path, self._fps.get(str(e.path), e.fingerprint))
+        if changed:  # approved once, different now: not offered until the user approves it again
+            for info in infos:
+                info.status, info.error = "error", changed
+        return infos
+
+    def _describe(self, e: discovery.Entry) -> list[SkillInfo]:
         base = {"source": str(e.path), "location": e.location, "fingerprint": e.fingerprint}
         if e.kind == "instructions":
             meta = discovery.read_instructions(e.path)
@@ -185,7 +212,7 @@ class Skills:
         for s in result["skills"]:
             info = SkillInfo(name=s["name"], description=s.get("description") or "", parameters=s["parameters"],
                              permissions=s["permissions"], dangerous=s["dangerous"], timeout=s["timeout"],
-                             secrets=s["secrets"], function=s["function"], **base)
+                             secrets=s["secrets"], function=s["function"], processes=s.get("processes"), **base)
             problem = s.get("error")
             if not problem and not _NAME_RE.match(info.name):
                 problem = f"skill name {info.name!r} must be 1-64 letters, digits, '_' or '-'"
@@ -217,7 +244,7 @@ class Skills:
         for info in self._broken:
             if info.name == name:
                 return info
-        if self._mcp is not None or (self.ws is not None and self.ws.config.table("mcp.servers")):
+        if self._mcp is not None or (self.config is not None and self.config.table("mcp.servers")):
             for info in self.mcp.list():
                 if info.name == name:
                     return info
@@ -227,7 +254,7 @@ class Skills:
 
     def call(self, name: str, arguments: dict[str, Any] | None = None) -> ToolResult:
         """Run a skill as the agent does: validated arguments, its own confined worker, limits."""
-        from copa.skills.runner import WorkerDied, sandbox_config
+        from copa.skills.runner import WorkerDied, carve_stamp, sandbox_config
 
         t0 = time.perf_counter()
         arguments = arguments or {}
@@ -253,20 +280,26 @@ class Skills:
                                   f"(copa secrets set {n})", error_type="secret")
             secrets[n] = value
         digest = hashlib.sha256("\0".join(f"{k}={v}" for k, v in sorted(secrets.items())).encode()).hexdigest()
-        key = (info.source, info.fingerprint, tuple(sorted(info.permissions)), digest)
-        config = sandbox_config(perms, Path(info.source), self.limits, self._data_dirs(perms))
+        config = sandbox_config(perms, Path(info.source), self.limits, hidden=self._hidden(),
+                                protected=tuple(str(d) for _, d in self.dirs()), max_processes=info.processes)
         config.update(mode="serve", file=info.source, cwd=self.cwd)
+        key = (info.source, info.fingerprint, tuple(sorted(info.permissions)), digest, info.processes,
+               carve_stamp(config))
         timeout = info.timeout or self.limits.timeout
         for _attempt in range(2):  # a second time only when the first worker had retired
             try:
                 worker = self.pool.acquire(key, config, secrets)
             except WorkerDied as e:
+                if "cannot enforce" in str(e):  # fails closed: one line saying what is missing and the opt-out
+                    return ToolResult(False, error=f"skill '{name}' refused: {e}", error_type="sandbox",
+                                      duration_ms=_ms(t0))
                 return ToolResult(False, error=f"skill '{name}' could not start: {e}", error_type="load",
                                   duration_ms=_ms(t0))
             except TimeoutError:
                 return ToolResult(False, error=f"skill '{name}' took too long to load", error_type="timeout",
                                   duration_ms=_ms(t0))
             pos = worker.output_pos()
+            worker.host = self._host_api(info, perms)
             try:
                 result = worker.call(info.function or name, arguments, timeout)
                 self.last_output = worker.output_since(pos)  # what it printed: shown by `copa skills run`
@@ -282,7 +315,7 @@ class Skills:
     def as_tools(self) -> list[SkillTool]:
         """Working skills (and configured MCP servers' tools) as ``copa.tools.Tool`` objects."""
         tools: list[Any] = [SkillTool(self, i) for i in self.list() if i.status == "ok"]
-        if self.ws is not None and self.ws.config.table("mcp.servers"):
+        if self.config is not None and self.config.table("mcp.servers"):
             names = {t.spec.name for t in tools}
             tools += [t for t in self.mcp.tools() if t.spec.name not in names]
         return tools
@@ -298,20 +331,27 @@ class Skills:
         if self._mcp is None:
             from copa.skills.mcp_client import McpServers
 
-            self._mcp = McpServers(self.ws)
+            self._mcp = McpServers(self.config, self.secrets)
         return self._mcp
 
     def _secret(self, name: str) -> str | None:
-        if self.ws is None:
+        if self.secrets is None:
             return os.environ.get(name)
-        return self.ws.secrets.resolve(name)
+        return self.secrets.resolve(name)
 
-    def _data_dirs(self, perms) -> tuple[str, ...]:
-        if not perms.memory or self.ws is None:
-            return ()
-        self.ws.paths.ensure()
-        # the database's folder only: not the config folder, whose key file unlocks the secrets file
-        return (str(self.ws.paths.data_dir),)
+    def _hidden(self) -> tuple[str, ...]:
+        """copa's own folders: no skill reads or writes them (the database, secrets, key, config)."""
+        from copa.paths import Paths
+
+        paths = self.paths if self.paths is not None else Paths.from_env()
+        return tuple(str(p) for p in (paths.config_dir, paths.data_dir, paths.cache_dir, paths.state_dir,
+                                      paths.log_dir))
+
+    def _host_api(self, info: SkillInfo, perms):
+        """What a worker may ask copa for (copa.skills.host), by its declared permissions."""
+        from copa.skills import host_api
+
+        return host_api.handler(info.name, perms, (lambda: self.memory) if self.memory is not None else None)
 
 
 def _stem(path: Path) -> str:

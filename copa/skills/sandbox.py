@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import math
 import os
 import resource
@@ -59,13 +58,25 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
+class _NetPort(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
 _libc = None
 
 
 def _c():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # on Linux the interpreter's own symbols include libc's: find_library would run ldconfig
+        # in a subprocess (tens of ms on every cold worker)
+        name = None
+        if not sys.platform.startswith("linux"):
+            from ctypes.util import find_library
+
+            name = find_library("c")
+        _libc = ctypes.CDLL(name, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
     return _libc
 
@@ -92,8 +103,76 @@ def _fs_mask(abi: int) -> int:
     return mask
 
 
-def apply_landlock(read: Iterable[str], write: Iterable[str], execute: Iterable[str], deny_tcp: bool) -> str:
-    """Restrict this process (and its children) to the given paths; returns what was done."""
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _carve(path: str, access: int, excluded: tuple[str, ...], rules: dict[str, int]) -> None:
+    """Grant ``access`` beneath ``path`` except beneath the ``excluded`` folders.
+
+    Landlock only allows (a rule covers everything beneath its folder), so a folder that holds an
+    excluded one gets listing only, and each of its entries gets the grant on its own (recursing
+    towards the excluded folder). Symbolic links among those entries get nothing: a path through
+    one is checked against where it leads. Entries created later are not covered (copa starts a new
+    worker when such a folder changes; see runner.carve_stamp).
+    """
+    real = os.path.realpath(path)
+    if any(_under(real, e) for e in excluded):
+        return
+    inside = tuple(e for e in excluded if _under(e, real))
+    if not inside:
+        rules[real] = rules.get(real, 0) | access
+        return
+    rules[real] = rules.get(real, 0) | (access & FS_READ_DIR)
+    try:
+        entries = list(os.scandir(real))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        _carve(entry.path, access, inside, rules)
+
+
+def reveal_within(hidden: Iterable[str], reveal: Iterable[str]) -> list[str]:
+    """``hidden`` folders, with the ``reveal`` folders inside them left out (the user's skills folder
+    lives in copa's config folder): such a hidden folder is replaced by its other entries, plus a
+    marker so that it stays listing-only (an entry created there later is not granted either)."""
+    reveal = [os.path.realpath(r) for r in reveal]
+    out: list[str] = []
+    for h in (os.path.realpath(p) for p in hidden):
+        inner = [r for r in reveal if r != h and _under(r, h)]
+        if any(_under(h, r) for r in reveal) and not inner:
+            continue  # a skills folder that holds copa's folder (odd, but then nothing is hidden there)
+        if not inner:
+            out.append(h)
+            continue
+        out.append(os.path.join(h, "\x01copa-hidden"))
+        try:
+            names = os.listdir(h)
+        except OSError:
+            continue
+        for name in names:
+            child = os.path.join(h, name)
+            if any(r == child for r in inner):
+                continue
+            if any(_under(r, child) for r in inner):
+                out += reveal_within([child], inner)
+            else:
+                out.append(child)
+    return out
+
+
+def apply_landlock(read: Iterable[str], write: Iterable[str], execute: Iterable[str], deny_tcp: bool,
+                   hidden: Iterable[str] = (), protected: Iterable[str] = (), own: Iterable[str] = (),
+                   tcp_ports: Iterable[int] = ()) -> str:
+    """Restrict this process (and its children) to the given paths; returns what was done.
+
+    ``hidden`` folders are neither readable nor writable whatever the grants above them (copa's
+    config, data, cache and state); ``protected`` ones are not writable (other skills' folders);
+    ``own`` paths (the private temp dir) are granted read-write as they are. ``deny_tcp`` refuses
+    TCP bind/connect except connects to ``tcp_ports`` (ABI >= 4).
+    """
     abi = landlock_abi()
     if abi <= 0:
         return "unavailable"
@@ -101,29 +180,40 @@ def apply_landlock(read: Iterable[str], write: Iterable[str], execute: Iterable[
     handled = _fs_mask(abi)
     attr = _RulesetAttr(handled_access_fs=handled)
     size = 8
+    tcp_ports = tuple(tcp_ports)
     if abi >= 4:
         size = 16
         if deny_tcp:
-            attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP  # no rules added: all TCP refused
+            attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP
     if abi >= 6:
         size = 24
         attr.scoped = SCOPE_SIGNAL | (SCOPE_ABSTRACT_UNIX if deny_tcp else 0)
+    hidden = tuple(os.path.realpath(p) for p in hidden)
+    protected = tuple(os.path.realpath(p) for p in protected)
+    rules: dict[str, int] = {}
+    for paths, access in ((read, READ), (execute, READ | FS_EXECUTE), (write, READ | WRITE)):
+        for p in paths:
+            if not os.path.exists(p):
+                continue  # a path that does not exist grants nothing
+            _carve(p, access & ~WRITE & handled, hidden, rules)
+            if access & WRITE:
+                _carve(p, access & WRITE & handled, hidden + protected, rules)
+    for p in own:
+        rules[os.path.realpath(p)] = rules.get(os.path.realpath(p), 0) | ((READ | WRITE) & handled)
     fd = libc.syscall(ctypes.c_long(_SYS_CREATE), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if fd < 0:
         return f"failed (create_ruleset errno {ctypes.get_errno()})"
     try:
-        rules: dict[str, int] = {}
-        for paths, access in ((read, READ), (execute, READ | FS_EXECUTE), (write, READ | WRITE)):
-            for p in paths:
-                rules[p] = rules.get(p, 0) | (access & handled)
         for path, access in rules.items():
             try:
                 pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
-                continue  # a path that does not exist grants nothing
+                continue
             try:
                 if not os.path.isdir(path):
                     access &= _FILE_ONLY
+                if not access:
+                    continue
                 rule = _PathBeneath(allowed_access=access, parent_fd=pfd)
                 rc = libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH),
                                   ctypes.byref(rule), ctypes.c_uint32(0))
@@ -131,13 +221,22 @@ def apply_landlock(read: Iterable[str], write: Iterable[str], execute: Iterable[
                     return f"failed (add_rule {path}: errno {ctypes.get_errno()})"
             finally:
                 os.close(pfd)
+        if deny_tcp and abi >= 4:
+            for port in tcp_ports:
+                net = _NetPort(allowed_access=NET_CONNECT_TCP, port=port)
+                if libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(fd), ctypes.c_int(_RULE_NET_PORT),
+                                ctypes.byref(net), ctypes.c_uint32(0)) < 0:
+                    return f"failed (add_rule port {port}: errno {ctypes.get_errno()})"
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             return f"failed (no_new_privs errno {ctypes.get_errno()})"
         if libc.syscall(ctypes.c_long(_SYS_RESTRICT), ctypes.c_int(fd), ctypes.c_uint32(0)) < 0:
             return f"failed (restrict_self errno {ctypes.get_errno()})"
     finally:
         os.close(fd)
-    return f"landlock ABI {abi}" + (", TCP denied" if deny_tcp and abi >= 4 else "")
+    tcp = ""
+    if deny_tcp and abi >= 4:
+        tcp = ", TCP denied" + (f" but port {','.join(map(str, tcp_ports))}" if tcp_ports else "")
+    return f"landlock ABI {abi}" + tcp
 
 
 def isolate_network() -> str:
@@ -164,19 +263,26 @@ class _SockFprog(ctypes.Structure):
 _SECCOMP_ARCH = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}
 
 
-def deny_sockets() -> str:
+def deny_sockets(allow_inet: bool = False) -> str:
     """seccomp: make socket() fail with EPERM (any family, UNIX sockets included: a path such as
-    /var/run/docker.sock is not covered by Landlock or a network namespace). Unprivileged."""
-    import platform
-
-    if not sys.platform.startswith("linux") or platform.machine() not in _SECCOMP_ARCH:
+    /var/run/docker.sock is not covered by Landlock or a network namespace), or with ``allow_inet``
+    every family but IPv4/IPv6 (a ``net:HOST`` worker, whose namespace leads only to copa's proxy).
+    io_uring is refused too (it can create sockets without the socket() system call). Unprivileged."""
+    machine = os.uname().machine
+    if not sys.platform.startswith("linux") or machine not in _SECCOMP_ARCH:
         return "unavailable"
-    arch, nr_socket = _SECCOMP_ARCH[platform.machine()]
+    arch, nr_socket = _SECCOMP_ARCH[machine]
+    nr_io_uring_setup = 425  # the same on x86_64 and aarch64
     ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
     allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    af_inet, af_inet6 = 2, 10
     prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, deny),  # another ABI (int 0x80): refuse all
-            (ld, 0, 0, 0), (jge, 2, 0, 0x40000000),  # x32 system calls: refuse
-            (jeq, 1, 0, nr_socket), (ret, 0, 0, allow), (ret, 0, 0, deny)]
+            (ld, 0, 0, 0), (jge, 7, 0, 0x40000000),  # x32 system calls: refuse
+            (jeq, 6, 0, nr_io_uring_setup),
+            (jeq, 1, 0, nr_socket), (ret, 0, 0, allow),
+            (ld, 0, 0, 16),  # socket(domain, ...): the low 32 bits of the first argument
+            (jeq, 1 if allow_inet else 2, 0, af_inet), (jeq, 0, 1, af_inet6 if allow_inet else 0xFFFFFFFF),
+            (ret, 0, 0, allow), (ret, 0, 0, deny)]
     filters = (_SockFilter * len(prog))(*[_SockFilter(*f) for f in prog])
     fprog = _SockFprog(len(prog), filters)
     libc = _c()
@@ -184,7 +290,7 @@ def deny_sockets() -> str:
         return f"failed (no_new_privs errno {ctypes.get_errno()})"
     if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
         return f"failed (errno {ctypes.get_errno()})"
-    return "seccomp"
+    return "seccomp" + (" (IPv4/IPv6 only)" if allow_inet else "")
 
 
 def set_limits(memory_mb: int, cpu_seconds: int, budget_calls: int = 20, fsize_mb: int = 0) -> str:
@@ -229,10 +335,11 @@ def arm_cpu_limit(cpu_seconds: int) -> bool:
 
 
 def install_audit_hook(*, net: str, hosts: tuple[str, ...], allow_exec: bool,
-                       fs_roots: tuple[tuple[str, ...], tuple[str, ...]] | None) -> None:
+                       fs_roots: tuple[tuple[str, ...], tuple[str, ...]] | None, proxy_port: int | None = None) -> None:
     """Python-level refusals: the fallback where the kernel offers nothing, and defence in depth.
 
     ``fs_roots`` = (readable roots, writable roots) enforces paths for ``open`` (None: not used).
+    ``proxy_port``: a ``net:HOST`` worker's way out (copa's proxy on 127.0.0.1), always allowed.
     """
     from copa.skills.permissions import host_allowed
 
@@ -240,7 +347,14 @@ def install_audit_hook(*, net: str, hosts: tuple[str, ...], allow_exec: bool,
     real_getaddrinfo = socket.getaddrinfo
 
     def getaddrinfo(host, *args, **kwargs):  # remember the addresses of allowed hosts
-        out = real_getaddrinfo(host, *args, **kwargs)
+        try:
+            out = real_getaddrinfo(host, *args, **kwargs)
+        except socket.gaierror:
+            if proxy_port and net == "hosts":
+                raise socket.gaierror(socket.EAI_NONAME, f"{host}: a net:HOST skill reaches its hosts through "
+                                      "copa's proxy (HTTPS_PROXY, used by HTTP clients), or "
+                                      "copa.skills.net.connect(host, port) for other TCP") from None
+            raise
         if net == "hosts" and isinstance(host, str | bytes):
             name = host.decode() if isinstance(host, bytes) else host
             if host_allowed(name, hosts):
@@ -261,6 +375,8 @@ def install_audit_hook(*, net: str, hosts: tuple[str, ...], allow_exec: bool,
                     host = host.decode(errors="replace")
                 if net == "none":
                     raise PermissionError("network access was not declared (add permissions=['net:HOST'])")
+                if proxy_port and str(host) == "127.0.0.1":
+                    return  # the proxy's own address
                 if not (host_allowed(str(host), hosts) or str(host) in resolved):
                     raise PermissionError(f"network access to {host!r} was not declared (add 'net:{host}')")
             elif event in ("socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind"):
@@ -273,6 +389,8 @@ def install_audit_hook(*, net: str, hosts: tuple[str, ...], allow_exec: bool,
                 if net == "none":
                     raise PermissionError("network access was not declared (add permissions=['net:HOST'])")
                 ip = address[0] if isinstance(address, tuple) and address else None
+                if proxy_port and address == ("127.0.0.1", proxy_port):
+                    return
                 if event != "socket.bind" and ip is not None and str(ip) not in resolved \
                         and not host_allowed(str(ip), hosts):
                     raise PermissionError(f"network access to {ip} was not declared")

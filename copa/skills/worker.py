@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -33,27 +34,67 @@ def _send(out, obj: dict) -> None:
     out.flush()
 
 
-def _confine(cfg: dict) -> dict:
-    from copa.skills import sandbox
+def _confine(cfg: dict, report: dict) -> dict:
+    from copa.skills import isolate, sandbox
 
-    report: dict[str, Any] = {}
+    kernel = cfg.get("kernel", True)
+    net = cfg.get("net", "none")
+    tcp_ports: list[int] = []
+    t_proxy = time.perf_counter()
+    if net == "hosts" and "netns" in report.get("network", "") and isinstance(cfg.get("proxy_fd"), int):
+        port = isolate.hand_over_proxy_listener(cfg["proxy_fd"])
+        proxy = f"http://127.0.0.1:{port}"
+        os.environ.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, ALL_PROXY=proxy, http_proxy=proxy,
+                          https_proxy=proxy, all_proxy=proxy, COPA_SKILL_PROXY=proxy)
+        report["proxy"], tcp_ports = port, [port]
+    elif isinstance(cfg.get("proxy_fd"), int):
+        with contextlib.suppress(OSError):
+            os.close(cfg["proxy_fd"])
+    ms = report.setdefault("ms", {})
+    t = time.perf_counter()
+    if tcp_ports:
+        ms["proxy_handover"] = round((t - t_proxy) * 1000, 3)
+    report["capabilities"] = (isolate.drop_capabilities("userns" in report.get("pid_namespace", "")) if kernel
+                              else "kept (kernel sandbox off)")
+    ms["capabilities"] = round((time.perf_counter() - t) * 1000, 3)
     report["limits"] = sandbox.set_limits(int(cfg.get("memory_mb", 0)), int(cfg.get("cpu_seconds", 0)),
                                           int(cfg.get("cpu_budget", 20)), int(cfg.get("fsize_mb", 0)))
-    net = cfg.get("net", "none")
-    kernel = cfg.get("kernel", True)
-    if net != "none":
-        report["network"] = "allowed" if net == "any" else "hosts"
-    else:
-        report["network"] = sandbox.isolate_network() if kernel else "disabled"
-    report["sockets"] = sandbox.deny_sockets() if net == "none" else "allowed"
-    report["filesystem"] = sandbox.apply_landlock(cfg.get("read", []), cfg.get("write", []), cfg.get("exec", []),
-                                                  deny_tcp=net == "none") if kernel else "disabled"
+    if net == "none" and "netns" not in report.get("network", ""):
+        report["network"] = "unavailable"
+    t = time.perf_counter()
+    report["sockets"] = (sandbox.deny_sockets() if net == "none" else
+                         sandbox.deny_sockets(allow_inet=True) if net == "hosts" else "allowed")
+    ms["seccomp"] = round((time.perf_counter() - t) * 1000, 3)
+    t = time.perf_counter()
+    hidden = sandbox.reveal_within(cfg.get("hidden", []), cfg.get("reveal", []))
+    if "own /proc" not in report.get("pid_namespace", ""):  # other processes' /proc folders stay out
+        me = str(os.getpid())
+        with contextlib.suppress(OSError):
+            hidden += [f"/proc/{n}" for n in os.listdir("/proc") if n.isdigit() and n != me]
+    report["filesystem"] = sandbox.apply_landlock(
+        cfg.get("read", []), cfg.get("write", []), cfg.get("exec", []), deny_tcp=net != "any",
+        hidden=hidden, protected=cfg.get("protected", []), own=cfg.get("own", []),
+        tcp_ports=tcp_ports) if kernel else "disabled"
+    ms["landlock"] = round((time.perf_counter() - t) * 1000, 3)
     landlocked = report["filesystem"].startswith("landlock")
-    roots = None if landlocked else (tuple(cfg.get("read", []) + cfg.get("exec", [])), tuple(cfg.get("write", [])))
+    roots = None if landlocked else (tuple(cfg.get("read", []) + cfg.get("exec", [])),
+                                     tuple(cfg.get("write", []) + cfg.get("own", [])))
     sandbox.install_audit_hook(net=net, hosts=tuple(cfg.get("hosts", [])), allow_exec=bool(cfg.get("allow_exec")),
-                               fs_roots=roots)
+                               fs_roots=roots, proxy_port=report.get("proxy"))
     report["audit_hook"] = "net+exec" + ("" if landlocked else "+open")
     return report
+
+
+def missing_mechanisms(cfg: dict, report: dict) -> list[str]:
+    """The required mechanisms (cfg["require"]) this worker did not get."""
+    held = {
+        "filesystem": report.get("filesystem", "").startswith("landlock"),
+        "network": "netns" in report.get("network", "") or report.get("sockets", "").startswith("seccomp")
+        or "TCP denied" in report.get("filesystem", ""),
+        "net_hosts": bool(report.get("proxy")),
+        "processes": report.get("processes", "unlimited") != "unlimited",
+    }
+    return [m for m in cfg.get("require", []) if not held.get(m, False)]
 
 
 def module_name(path: str) -> str:
@@ -111,7 +152,8 @@ def describe(module) -> list[dict]:
         if meta is None or not (owner == module.__name__ or owner.startswith(module.__name__ + ".")):
             continue  # imported from elsewhere: that file is its home
         entry = {"function": attr, "name": meta.name, "permissions": list(meta.permissions),
-                 "dangerous": meta.dangerous, "timeout": meta.timeout, "secrets": list(meta.secrets)}
+                 "dangerous": meta.dangerous, "timeout": meta.timeout, "secrets": list(meta.secrets),
+                 "processes": getattr(meta, "processes", None)}
         try:
             desc, params = function_schema(obj)
             entry.update(description=meta.description or desc, parameters=params, error=None)
@@ -156,7 +198,10 @@ def serve(cfg: dict, out, report: dict) -> None:
         return
     _send(out, {"ready": True, "sandbox": report})
     cpu = int(cfg.get("cpu_seconds", 0))
-    for line in sys.stdin.buffer:
+    while True:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            return
         req = json.loads(line)
         rid = req.get("id")
         func = getattr(module, req.get("function", ""), None)
@@ -200,15 +245,33 @@ def serve(cfg: dict, out, report: dict) -> None:
 
 
 def main() -> None:
+    cfg = json.loads(sys.stdin.buffer.readline())
+    report: dict[str, Any] = {}
+    from copa.skills import isolate
+
+    t0 = time.perf_counter()  # CLOCK_MONOTONIC: comparable across the outer, init and worker processes
+    if cfg.get("kernel", True):
+        report = isolate.enter(cfg)  # namespaces: only the worker itself returns from here
+    report["ms"] = {"namespaces": round((time.perf_counter() - t0) * 1000, 3)}  # what each layer cost
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in a skill goes to the worker's stderr, never into the protocol
     sys.stdout = sys.stderr
-    cfg = json.loads(sys.stdin.buffer.readline())
     try:
-        report = _confine(cfg)
+        report = _confine(cfg, report)
     except Exception as e:
         _send(out, {"ready": False, "error_type": "sandbox", "error": f"cannot confine the worker: {_error_text(e)}"})
         return
+    missing = missing_mechanisms(cfg, report)
+    if missing:
+        from copa.skills.runner import MECHANISMS
+
+        _send(out, {"ready": False, "error_type": "sandbox", "sandbox": report,
+                    "error": f"this machine cannot enforce {missing[0]} ({MECHANISMS[missing[0]]}); the skill is "
+                             f"refused (accept the risk with: copa config set skills.allow_unenforced {missing[0]})"})
+        return
+    from copa.skills import host
+
+    host.attach(out, sys.stdin.buffer)
     if cfg.get("mode") == "inspect":
         _send(out, {"sandbox": report})
         inspect_files(cfg, out)

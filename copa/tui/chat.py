@@ -1,7 +1,9 @@
-"""The Chat screen: a conversation with the agent. ``copa.agent.run_turn`` runs in a worker thread;
+"""The Chat screen: a conversation with the agent. ``ws.agent.run_turn`` runs in a worker thread;
 its events (text deltas, tool calls, recalled memories) come back to the UI through
 ``call_from_thread``, so the screen stays responsive while an answer streams. A dangerous tool asks
-inline (approve/deny) while the worker waits."""
+inline (y allow, n deny, a always in this conversation) while the worker waits. A new conversation
+opens on a welcome: what copa is, what it knows about the user, the model (or how to set one up)
+and the keys that matter."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Label, OptionList
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from copa.tui import slash
@@ -31,29 +33,26 @@ from copa.tui.chat_widgets import (
     _get,
 )
 
-FLUSH_EVERY = 0.05  # seconds between screen updates while an answer streams
-NO_AGENT = "The agent is not available yet in this build: chat needs copa.agent."
-
-
-def agent_module():
-    """copa.agent when it is installed; None otherwise (the screen then says so)."""
-    try:
-        import copa.agent as agent
-
-        agent.run_turn  # noqa: B018 - the part is there only if its entry point is
-        return agent
-    except (ImportError, AttributeError):
-        return None
+FLUSH_EVERY = 0.1  # seconds between screen updates while an answer streams (10 a second: keys come first)
+KEYS_THAT_MATTER = ("[b]enter[/b] send · [b]esc[/b] stop · [b]F1-F5[/b] screens · [b]ctrl+p[/b] commands · "
+                    "[b]?[/b] help")
 
 
 class ChatScreen(SlashCommands, CopaScreen):
     MODE = "chat"
     BINDINGS = [
-        Binding("ctrl+n", "new_session", "New"),
+        Binding("ctrl+n", "new_session", "New chat"),
         Binding("ctrl+o", "sessions", "Sessions"),
-        Binding("escape", "stop", "Stop", show=False),
-        Binding("ctrl+l", "focus_input", "Input", show=False),
+        Binding("escape", "stop", "Stop the answer (what came so far is kept)", show=False),
+        Binding("ctrl+l", "focus_input", "Back to the input", show=False),
+        Binding("pageup", "scroll_log(-1)", "Scroll the conversation up", show=False, priority=True),
+        Binding("pagedown", "scroll_log(1)", "Scroll the conversation down", show=False, priority=True),
     ]
+    HELP_KEYS = [("enter", "send"), ("ctrl+j", "new line (shift/alt+enter where the terminal sends them)"),
+                 ("↑ ↓", "earlier inputs (on the first / last line; kept across restarts)"),
+                 ("tab", "complete a /command (type / to see them)"),
+                 ("y / n / a", "on a tool approval: allow, deny, always allow it in this conversation"),
+                 ("? on an empty input", "this help")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,9 +64,12 @@ class ChatScreen(SlashCommands, CopaScreen):
         self._stop = threading.Event()
         self._pending: list[str] = []  # text deltas not yet shown
         self._flushed = 0.0
+        self.always_allowed: set[str] = set()  # tools the user allowed for the rest of this conversation
+        self.waiting: str | None = None  # a message sent before the model check finished
 
     def compose_body(self) -> ComposeResult:
-        yield VerticalScroll(id="chat-log")
+        with VerticalScroll(id="chat-log"):
+            yield Welcome()
         yield OptionList(id="completions")
         yield Label("", id="chat-status")
         yield ChatInput(id="chat-input", placeholder="Message copa (enter sends, ctrl+j new line, / commands)")
@@ -77,33 +79,45 @@ class ChatScreen(SlashCommands, CopaScreen):
 
     def on_mount(self) -> None:
         self.query_one("#completions", OptionList).display = False
-        self.query_one("#chat-input", ChatInput).focus()
+        box = self.query_one("#chat-input", ChatInput)
+        box.inputs = list(self.app.state.history)  # type: ignore[attr-defined]
+        box.focus()
         self.set_timer(0.05, self.check_model)  # after the first paint: it imports the providers
 
     # ---- state --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="chat-check")
     def check_model(self) -> None:
-        agent = agent_module()
-        if agent is None:
-            self.app.call_from_thread(self._set_ready, False, NO_AGENT)
-            return
         try:
-            model = agent.available_model(self.ws)
+            known = knowledge_summary(self.ws)
+        except Exception as e:  # the store could not be read: the welcome says so, chat still works
+            known = f"(could not read the memory store: {e})"
+        self.app.call_from_thread(self._show_known, known)
+        try:
+            model = self.ws.agent.available_model()
         except Exception as e:  # a broken config: say it, keep the rest of the app working
             self.app.call_from_thread(self._set_ready, False, str(e))
             return
         if model is None:
-            self.app.call_from_thread(self._set_ready, False, no_model_hint(agent))
+            self.app.call_from_thread(self._set_ready, False, no_model_hint())
         else:
             self.app.call_from_thread(self._set_ready, True, "", model)
+
+    def _show_known(self, known: str) -> None:
+        for welcome in self.query(Welcome):
+            welcome.known = known
+            welcome.show()
 
     def _set_ready(self, ready: bool, message: str, model: str | None = None) -> None:
         self.ready = ready
         if model and not self.model:
             self.model = model
-        if not ready:
-            self.note(message, error=True)
+        for welcome in self.query(Welcome):
+            welcome.model, welcome.problem = self.model, (message if not ready else "")
+            welcome.show()
         self.update_status()
+        if self.waiting is not None:
+            text, self.waiting = self.waiting, None
+            self.ask(text)
 
     def update_status(self, usage: str = "") -> None:
         parts = []
@@ -124,6 +138,18 @@ class ChatScreen(SlashCommands, CopaScreen):
     def action_focus_input(self) -> None:
         self.query_one("#chat-input", ChatInput).focus()
 
+    def action_scroll_log(self, pages: int) -> None:
+        """Page keys scroll the conversation even while typing (the input is a few lines at most)."""
+        log = self.query_one("#chat-log", VerticalScroll)
+        log.scroll_to(y=log.scroll_y + pages * max(1, log.size.height - 2), animate=False)
+
+    def welcome(self) -> None:
+        """A new conversation starts on the welcome (with what is known so far)."""
+        w = Welcome()
+        w.model, w.problem = self.model, ("" if self.ready or self.ready is None else no_model_hint())
+        self.query_one("#chat-log", VerticalScroll).mount(w)
+        self.check_model()
+
     # ---- input and completion -----------------------------------------------------------------
     @on(ChatInput.Changed, "#chat-input")
     def _typed(self, event: ChatInput.Changed) -> None:
@@ -140,6 +166,15 @@ class ChatScreen(SlashCommands, CopaScreen):
         box.text = slash.complete(box.text)
         box.move_cursor(box.document.end)
 
+    def on_key(self, event) -> None:
+        """↑ on the first command of the menu goes back to the input; esc closes the menu."""
+        menu = self.query_one("#completions", OptionList)
+        if self.focused is menu and ((event.key == "up" and not menu.highlighted) or event.key == "escape"):
+            event.stop()
+            if event.key == "escape":
+                menu.display = False
+            self.action_focus_input()
+
     @on(OptionList.OptionSelected, "#completions")
     def _pick(self, event: OptionList.OptionSelected) -> None:
         box = self.query_one("#chat-input", ChatInput)
@@ -150,6 +185,7 @@ class ChatScreen(SlashCommands, CopaScreen):
     @on(ChatInput.Submitted)
     def _submitted(self, event: ChatInput.Submitted) -> None:
         self.query_one("#completions", OptionList).display = False
+        self.app.state.remember_input(event.text)  # type: ignore[attr-defined]
         parsed = slash.parse(event.text)
         if parsed is not None:
             self.run_command(*parsed)
@@ -158,11 +194,20 @@ class ChatScreen(SlashCommands, CopaScreen):
 
     # ---- a turn -------------------------------------------------------------------------------
     def ask(self, text: str) -> None:
+        box = self.query_one("#chat-input", ChatInput)
         if self.busy:
-            self.notify("Still answering: wait, or press esc to stop", severity="warning")
+            box.keep(text)
+            self.notify("Still answering: your message is kept in the input; press esc to stop the answer",
+                        severity="warning")
+            return
+        if self.ready is None:  # the model check has not finished: send it when it has
+            self.waiting = text
+            self.notify("Checking the model; your message goes as soon as that is done", timeout=3)
             return
         if not self.ready:
-            self.notify("No model to answer: see the note above", severity="warning")
+            box.keep(text)  # never thrown away: it waits in the input until a model is set up
+            self.note(f"Not sent: {no_model_hint()} Your message is kept in the input; after setting up a model, "
+                      "press enter again (or /model NAME).", error=True)
             return
         log = self.query_one("#chat-log", VerticalScroll)
         log.anchor()
@@ -181,14 +226,13 @@ class ChatScreen(SlashCommands, CopaScreen):
 
     @work(thread=True, exclusive=True, group="chat-turn")
     def run_turn(self, text: str, answer: AssistantMessage) -> None:
-        agent = agent_module()
         call = self.app.call_from_thread
         result = None
         try:
             kwargs: dict[str, Any] = {"session_id": self.session_id, "model": self.model,
                                       "on_event": lambda ev: self._event_from_thread(ev, answer),
                                       "approve": lambda spec, args: self._approve_from_thread(spec, args, answer)}
-            result = agent.run_turn(self.ws, text, **kwargs)
+            result = self.ws.agent.run_turn(text, **kwargs)
             self._flush(answer)
         except Exception as e:
             self._flush(answer)
@@ -241,12 +285,18 @@ class ChatScreen(SlashCommands, CopaScreen):
             self.notify(f"{kind}: {data.get('reason') or data.get('error') or ''}".strip(": "), timeout=4)
 
     def _approve_from_thread(self, spec: Any, arguments: dict[str, Any], answer: AssistantMessage) -> bool:
+        name = _get(spec, "name", "tool")
+        if name in self.always_allowed:
+            return True
         decided = threading.Event()
         box: dict[str, bool] = {}
 
-        def decide(allow: bool) -> None:
-            box["allow"] = allow
+        def decide(choice: str) -> None:  # from the bar, on the UI thread
+            box["allow"] = choice in ("allow", "always")
+            if choice == "always":
+                self.always_allowed.add(name)
             decided.set()
+            self.action_focus_input()  # typing goes to the input again at once
 
         self.app.call_from_thread(self._ask_approval, spec, arguments, answer, decide)
         while not decided.wait(0.1):
@@ -311,12 +361,50 @@ def usage_text(result: Any) -> str:
     return text
 
 
-def no_model_hint(agent: Any) -> str:
+def no_model_hint() -> str:
     """The line `copa ask` prints when no model is configured (its error and hint)."""
-    try:
-        from copa.providers.registry import CONFIGURE_HINT
-    except ImportError:  # pragma: no cover - the providers part is older than this screen
-        CONFIGURE_HINT = "set OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY"
+    from copa.providers import CONFIGURE_HINT
+
     return f"No model is configured: {CONFIGURE_HINT}."
 
 
+def knowledge_summary(ws: Any) -> str:
+    """'12 facts, 3 preferences, 2 open tasks, 4 notes · 5 earlier conversations' from the store's stats."""
+    st = ws.memory.stats()
+    by_kind = st.get("by_kind", {})
+    parts = [f"{by_kind[k]} {name if by_kind[k] != 1 else name[:-1]}" for k, name in (
+        ("fact", "facts"), ("preference", "preferences"), ("note", "notes"), ("event", "events"))
+        if by_kind.get(k)]
+    if st.get("open_tasks"):
+        parts.append(f"{st['open_tasks']} open task{'s' if st['open_tasks'] != 1 else ''}")
+    known = ", ".join(parts) if parts else "nothing yet: tell it about yourself, or /remember TEXT"
+    if st.get("sessions"):
+        known += f" · {st['sessions']} earlier conversation{'s' if st['sessions'] != 1 else ''} (ctrl+o)"
+    return known
+
+
+class Welcome(Static):
+    """The first screen of a conversation: what copa is, what it knows, the model, the keys."""
+
+    def __init__(self) -> None:
+        super().__init__("", classes="welcome")
+        self.known = "…"
+        self.model: str | None = None
+        self.problem = ""
+
+    def on_mount(self) -> None:
+        self.show()
+
+    def show(self) -> None:
+        if self.problem:
+            model = f"[b $error]{escape(self.problem)}[/]\nThen restart copa, or type /model NAME."
+        elif self.model:
+            model = f"[b]{escape(self.model)}[/b] (/model to change)"
+        else:
+            model = "checking the model…"
+        self.update(
+            "[b]copa[/b] is your workstation in the terminal: a chat that remembers what you tell it, "
+            "skills it can run, scheduled reports, and your boards.\n\n"
+            f"[b]What copa knows about you:[/b] {escape(self.known)} (F2 Memory)\n"
+            f"[b]Model:[/b] {model}\n\n"
+            f"{KEYS_THAT_MATTER}")

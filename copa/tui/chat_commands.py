@@ -15,7 +15,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from copa.tui import slash
-from copa.tui.chat_widgets import UserMessage, markdown
+from copa.tui.chat_widgets import ToolBlock, UserMessage, markdown
 from copa.tui.widgets import ConfirmScreen, local_time, one_line
 
 
@@ -38,7 +38,7 @@ class SessionsScreen(ModalScreen[str | None]):
         with Vertical():
             yield Label(" Resume a conversation (enter), esc closes")
             options = [Option(f"{local_time(s.last_at)}  {escape(one_line(s.title or '(untitled)', 50))} "
-                              f"[dim]{s.turns} turns[/dim]", id=s.id) for s in self.sessions]
+                              f"[dim]{s.turns} messages[/dim]", id=s.id) for s in self.sessions]
             yield OptionList(*options, id="session-list")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -74,15 +74,14 @@ class SlashCommands:
         if args:
             self.ws.models.get(args)  # raises a CopaError with the choices when unknown
             self.model = args
-            self.note(f"Using model **{escape(args)}** for this conversation.")
-            if not self.ready:
-                self.check_model()
+            self.ready = True
+            self.note(f"Using model [b]{escape(args)}[/b] for this conversation.")
             self.update_status()
             return
         names = sorted(self.ws.config.table("models"))
         current = self.model or "(none)"
-        listed = ", ".join(f"`{n}`" for n in names) if names else "none in the config"
-        self.note(f"Model: **{escape(current)}**. Configured: {listed}. Use `/model NAME` "
+        listed = ", ".join(f"[b]{escape(n)}[/b]" for n in names) if names else "none in the config"
+        self.note(f"Model: [b]{escape(current)}[/b]. Configured: {listed}. Use /model NAME "
                   "(a configured name or provider:model).")
 
     def cmd_new(self, args: str) -> None:
@@ -91,10 +90,12 @@ class SlashCommands:
     def action_new_session(self) -> None:
         self.session_id = None
         self.turns = 0
+        self.always_allowed.clear()
         log = self.query_one("#chat-log")
         log.remove_children()
-        self.note("New conversation.")
+        self.welcome()
         self.update_status()
+        self.action_focus_input()
 
     def cmd_sessions(self, args: str) -> None:
         self.action_sessions()
@@ -108,8 +109,10 @@ class SlashCommands:
 
     def resume(self, session_id: str | None) -> None:
         if not session_id:
+            self.action_focus_input()
             return
         self.session_id = session_id
+        self.always_allowed.clear()
         log = self.query_one("#chat-log")
         log.remove_children()
         turns = self.ws.memory.turns(session_id, limit=40)
@@ -118,9 +121,20 @@ class SlashCommands:
             if t.role == "user":
                 log.mount(UserMessage(t.text))
             elif t.role == "assistant":
+                turn_id = (t.metadata or {}).get("turn")
+                calls = self.ws.agent.tool_calls(turn_id) if turn_id and (t.metadata or {}).get("tool_calls") else []
+                for c in calls:  # the compact tool-call lines, as they were shown live
+                    block = ToolBlock(c["tool"], c["call_id"])
+                    log.mount(block)
+                    block.set_arguments(c["arguments"] or {})
+                    block.set_result(c["ok"], c["result"], c["error"],
+                                     "denied" if str(c.get("approval", "")).startswith(("refused", "denied"))
+                                     else c["error_type"])
                 log.mount(markdown(t.text, "answer assistant-message"))
-        self.note(f"Resumed a conversation of {len(turns)} turns; new messages continue it.")
+        self.note(f"Resumed a conversation of {self.turns} turn{'s' if self.turns != 1 else ''}; "
+                  "new messages continue it.")
         self.update_status()
+        self.action_focus_input()
 
     def cmd_remember(self, args: str) -> None:
         if not args:
@@ -144,8 +158,8 @@ class SlashCommands:
         if memory is None:
             self.note(f"No memory matches {escape(args)}", error=True)
             return
-        if await self.app.push_screen_wait(ConfirmScreen(
-                f"Forget this memory for good?\n\n{one_line(memory.text, 120)}", yes="Forget")):
+        if await self.app.push_screen_wait(ConfirmScreen("Forget this memory for good?", yes="Forget",
+                                                         detail=memory.text)):
             store.forget(memory.id)
             self.note(f"Forgotten: {escape(one_line(memory.text, 70))}")
 
@@ -159,22 +173,15 @@ class SlashCommands:
         self.query_one("#chat-log").mount(markdown("**Open tasks**\n\n" + "\n".join(lines), "note"))
 
     def cmd_compact(self, args: str) -> None:
-        from copa.tui.chat import agent_module
-
-        agent = agent_module()
-        compact = getattr(agent, "compact", None) if agent else None
-        if compact is None:
-            self.note("Compaction is not available in this build of the agent.", error=True)
-            return
         if not self.session_id:
             self.note("Nothing to compact yet.")
             return
-        self._compact(compact)
+        self._compact()
 
     @work(thread=True, group="chat-compact")
-    def _compact(self, compact: Any) -> None:
+    def _compact(self) -> None:
         try:
-            result = compact(self.ws, self.session_id)
+            result = self.ws.agent.compact(self.session_id)
         except Exception as e:
             self.app.call_from_thread(self.report_error, e)
             return

@@ -10,10 +10,12 @@ from typing import Any
 from rich.markup import escape
 from textual import events, on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Collapsible, Label, ListItem, ListView, Static, TextArea
 
+from copa.termsafe import safe
 from copa.tui.widgets import one_line
 
 
@@ -56,18 +58,20 @@ class ToolBlock(Collapsible):
     def _title_text(self) -> str:
         args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in self.arguments.items())
         mark = {"calling": "…", "ok": "✓", "error": "✗", "denied": "⊘", "waiting": "?"}[self.state]
-        return one_line(f"⚙ {self.tool_name}({args}) {mark}", 70)
+        return one_line(safe(f"⚙ {self.tool_name}({args}) {mark}"), 70)
 
     def set_arguments(self, arguments: dict[str, Any]) -> None:
         self.arguments = dict(arguments or {})
         self.title = self._title_text()
-        self.body.update("[b]arguments[/b]\n" + escape(json.dumps(self.arguments, indent=2, ensure_ascii=False)))
+        shown = safe(json.dumps(self.arguments, indent=2, ensure_ascii=False))
+        self.body.update("[b]arguments[/b]\n" + escape(shown))
 
     def set_result(self, ok: bool, content: Any, error: str | None = None, error_type: str | None = None) -> None:
         self.state = "ok" if ok else ("denied" if error_type == "denied" else "error")
         self.title = self._title_text()
         shown = json.dumps(content, indent=2, ensure_ascii=False, default=str) if ok else f"{error_type}: {error}"
-        self.body.update("[b]arguments[/b]\n" + escape(json.dumps(self.arguments, indent=2, ensure_ascii=False))
+        shown = safe(shown)  # a skill's result is data: no escape sequence reaches the terminal
+        self.body.update("[b]arguments[/b]\n" + escape(safe(json.dumps(self.arguments, indent=2, ensure_ascii=False)))
                          + "\n[b]result[/b]\n" + escape(one_line(shown, 2000) if len(shown) > 2000 else shown))
 
     def set_waiting(self) -> None:
@@ -75,19 +79,36 @@ class ToolBlock(Collapsible):
         self.title = self._title_text()
 
 
-class ApprovalBar(Horizontal):
-    """Inline: 'Allow <tool> (args)?' with Allow / Deny. ``decide(bool)`` is called once."""
+def call_text(arguments: dict[str, Any]) -> str:
+    """The whole call, as it will run: a command-like string argument shown raw, else indented JSON."""
+    if len(arguments) == 1 and isinstance(next(iter(arguments.values())), str):
+        key, value = next(iter(arguments.items()))
+        return f"{key}: {value}"
+    return json.dumps(arguments, indent=2, ensure_ascii=False)
 
-    def __init__(self, name: str, arguments: dict[str, Any], decide: Callable[[bool], None]):
+
+class ApprovalBar(Vertical):
+    """Inline: 'Allow <tool>?' with the whole call (wrapped; scrollable when long) and y allow, n deny,
+    a always (for the rest of this conversation). ``decide("allow"|"deny"|"always")`` is called once."""
+
+    BINDINGS = [Binding("y", "decide('allow')", "Allow"), Binding("n", "decide('deny')", "Deny"),
+                Binding("a", "decide('always')", "Always allow")]
+
+    def __init__(self, name: str, arguments: dict[str, Any], decide: Callable[[str], None]):
         super().__init__(classes="approval")
         self.tool_name, self.arguments, self._decide = name, arguments, decide
-        self.decided: bool | None = None
+        self.decided: str | None = None
 
     def compose(self) -> ComposeResult:
-        args = one_line(json.dumps(self.arguments, ensure_ascii=False), 40)
-        yield Label(f"Allow [b]{escape(self.tool_name)}[/b] {escape(args)}?", classes="approval-question")
-        yield Button("Allow", id="allow", variant="warning", compact=True)
-        yield Button("Deny", id="deny", variant="primary", compact=True)
+        from rich.text import Text
+
+        yield Label(f"Allow [b]{escape(self.tool_name)}[/b] to run with:", classes="approval-question")
+        with VerticalScroll(classes="approval-call"):
+            yield Static(Text(call_text(self.arguments), overflow="fold"))
+        with Horizontal(classes="approval-buttons"):
+            yield Button("Allow (y)", id="allow", variant="warning", compact=True)
+            yield Button("Deny (n)", id="deny", variant="primary", compact=True)
+            yield Button("Always in this chat (a)", id="always", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#deny", Button).focus()
@@ -95,21 +116,21 @@ class ApprovalBar(Horizontal):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.decide(event.button.id == "allow")
+        self.action_decide(event.button.id or "deny")
 
-    def decide(self, allow: bool) -> None:
+    def action_decide(self, choice: str) -> None:
         if self.decided is not None:
             return
-        self.decided = allow
-        self._decide(allow)
+        self.decided = choice
         self.remove()
+        self._decide(choice)
 
 
 class MemoryItem(ListItem):
     def __init__(self, hit: Any):
         self.memory_id = str(_get(hit, "id", ""))
-        self.text = str(_get(hit, "text", ""))
-        kind = _get(hit, "kind", "") or ""
+        self.text = safe(str(_get(hit, "text", "")))
+        kind = safe(_get(hit, "kind", "") or "")
         self.label = Label(f"[dim]{escape(kind)}[/dim] {escape(one_line(self.text, 64))}")
         super().__init__(self.label)
 
@@ -161,6 +182,7 @@ class AssistantMessage(Vertical):
             self.current = Markdown(classes="answer")
             await self.mount(self.current)
             self.stream = Markdown.get_stream(self.current)
+        delta = safe(delta)  # a model's answer is data: shown, never obeyed by the terminal
         self.text += delta
         await self.stream.write(delta)
 
@@ -195,7 +217,17 @@ class ChatInput(TextArea):
         self.inputs: list[str] = []
         self._pos: int | None = None  # index into history while walking it
 
+    def keep(self, text: str) -> None:
+        """A message that could not be sent goes back into the input (unless something new was typed)."""
+        if not self.text.strip():
+            self._show(text)
+
     async def _on_key(self, event: events.Key) -> None:
+        if event.character == "?" and not self.text:  # "? for help" on an empty input, as in many REPLs
+            event.stop()
+            event.prevent_default()
+            self.app.action_help()  # type: ignore[attr-defined]
+            return
         if event.key == "enter":
             event.stop()
             event.prevent_default()
@@ -218,6 +250,12 @@ class ChatInput(TextArea):
             self.post_message(self.Complete())
             return
         row = self.cursor_location[0]
+        menu = self.screen.query("#completions")
+        if event.key == "down" and menu and menu.first().display:  # into the command menu, as into results
+            event.stop()
+            event.prevent_default()
+            menu.first().focus()
+            return
         if event.key == "up" and row == 0 and self.inputs:
             event.stop()
             event.prevent_default()

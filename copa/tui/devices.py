@@ -19,14 +19,10 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, RichLog, Sparkline, Static
 
 from copa.tui.base import CopaScreen
-from copa.tui.widgets import ConfirmScreen, Unavailable
+from copa.tui.widgets import ConfirmScreen
 
 CHANNELS = ("a0", "a1")  # what the live view samples
 HISTORY = 60  # points per sparkline
-
-
-def devices_available(ws: Any) -> bool:
-    return "devices" in dir(type(ws))
 
 
 class PinScreen(ModalScreen[str | None]):
@@ -80,9 +76,6 @@ class DevicesScreen(CopaScreen):
         self._session: Any = None
 
     def compose_body(self) -> ComposeResult:
-        if not devices_available(self.app.ws):  # type: ignore[attr-defined]
-            yield Unavailable("Devices", "This build has no device part (copa.device).")
-            return
         table = DataTable(id="boards", cursor_type="row")
         for col, width in (("board", 12), ("type", 10), ("state", 10), ("port", 24), ("firmware", 8)):
             table.add_column(col, width=width, key=col)
@@ -96,8 +89,7 @@ class DevicesScreen(CopaScreen):
             yield Static("", id="rules")
 
     def on_mount(self) -> None:
-        if devices_available(self.ws):
-            self.load()
+        self.load()
 
     def on_unmount(self) -> None:
         self._stop_watch()
@@ -151,7 +143,7 @@ class DevicesScreen(CopaScreen):
 
     @work(thread=True, exclusive=True, group="devices-watch")
     def start_watch(self, name: str) -> None:
-        from copa.device.protocol import Rule
+        from copa.device import Rule
 
         try:
             s = self.ws.devices.session(name)
@@ -177,7 +169,7 @@ class DevicesScreen(CopaScreen):
             self.app.call_from_thread(self.on_device_event, rev)
 
     def on_device_event(self, rev: Any) -> None:
-        from copa.device.protocol import RuleEvent, SampleEvent
+        from copa.device import RuleEvent, SampleEvent
 
         ev = rev.event
         if isinstance(ev, SampleEvent):
@@ -195,7 +187,7 @@ class DevicesScreen(CopaScreen):
                 s.set_subscription(0, [])
 
     def _show_rules(self, entries: list[Any]) -> None:
-        from copa.device.rules_syntax import format_rule
+        from copa.device import format_rule
 
         state = ("idle", "pending", "active")
         lines = ["[b]Rules on the board[/b]"] + [f"{e.slot}: {escape(format_rule(e.rule))} [dim]"
@@ -212,9 +204,7 @@ class DevicesScreen(CopaScreen):
         if not pin:
             return
         try:
-            from copa.device.tools import _read
-
-            current = await self._in_thread(_read, self.ws.devices, rec.name, pin)
+            current = await self._in_thread(self.ws.devices.read, rec.name, pin)
         except Exception as e:
             self.report_error(e)
             return
@@ -223,9 +213,7 @@ class DevicesScreen(CopaScreen):
                 f"Set {current['channel']} of {rec.name} {'high' if new else 'low'}?", yes="Set")):
             return
         try:
-            from copa.device.tools import _write
-
-            out = await self._in_thread(_write, self.ws.devices, rec.name, pin, new)
+            out = await self._in_thread(self.ws.devices.write, rec.name, pin, new)
         except Exception as e:
             self.report_error(e)
             return

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
-from copa.tui.widgets import ConfirmScreen, local_time, one_line
+from copa.tui.widgets import ConfirmScreen, local_time
 
 if TYPE_CHECKING:
     from copa.memory import Memory
@@ -89,7 +89,7 @@ class MemoryDetailScreen(ModalScreen[str | None]):
             for h in history:
                 mark = "●" if h.id == m.id else ("○" if not h.current else "◆")
                 state = "current" if h.current else f"until {local_time(h.valid_to)}"
-                lines.append(f"{mark} {local_time(h.valid_from)}  {escape(one_line(h.text, 50))}  [dim]{state}[/dim]")
+                lines.append(f"{mark} {local_time(h.valid_from)}  {escape(h.text)}  [dim]{state}[/dim]")
             self.query_one("#history", Static).update("\n".join(lines))
         self.query_one("#pin", Button).disabled = m.kind == "preference"
 
@@ -123,8 +123,8 @@ class MemoryDetailScreen(ModalScreen[str | None]):
     async def action_forget(self) -> None:
         if self.memory is None:
             return
-        ok = await self.app.push_screen_wait(ConfirmScreen(
-            f"Forget this memory for good?\n\n{one_line(self.memory.text, 120)}", yes="Forget"))
+        ok = await self.app.push_screen_wait(ConfirmScreen("Forget this memory for good?", yes="Forget",
+                                                           detail=self.memory.text))
         if ok:
             self.store.forget(self.memory.id)
             self.notify("Forgotten")

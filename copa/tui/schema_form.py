@@ -44,7 +44,7 @@ def enum_values(prop: dict[str, Any]) -> list[Any]:
 class SchemaForm(Vertical):
     DEFAULT_CSS = """
     SchemaForm { height: auto; }
-    SchemaForm Label { margin-top: 1; }
+    SchemaForm Label { margin-top: 1; width: 100%; }
     SchemaForm .field-help { color: $text-muted; margin-top: 0; }
     SchemaForm Input, SchemaForm Select { width: 100%; }
     """

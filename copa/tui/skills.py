@@ -17,11 +17,7 @@ from textual.widgets.option_list import Option
 
 from copa.tui.base import CopaScreen
 from copa.tui.schema_form import SchemaForm
-from copa.tui.widgets import ConfirmScreen, Unavailable
-
-
-def skills_available(ws: Any) -> bool:
-    return "skills" in dir(type(ws))
+from copa.tui.widgets import ConfirmScreen
 
 
 class SkillsScreen(CopaScreen):
@@ -36,9 +32,6 @@ class SkillsScreen(CopaScreen):
         self.last_result: Any = None
 
     def compose_body(self) -> ComposeResult:
-        if not skills_available(self.app.ws):  # type: ignore[attr-defined]
-            yield Unavailable("Skills", "This build has no skills part (copa.skills).")
-            return
         with Horizontal(id="skills-main"):
             yield OptionList(id="skill-list")
             with VerticalScroll(id="skill-detail"):
@@ -48,9 +41,8 @@ class SkillsScreen(CopaScreen):
                 yield Static("", id="skill-result")
 
     def on_mount(self) -> None:
-        if skills_available(self.ws):
-            self.query_one("#run-skill", Button).display = False
-            self.load()
+        self.query_one("#run-skill", Button).display = False
+        self.load()
 
     @work(thread=True, exclusive=True, group="skills-load")
     def load(self) -> None:
@@ -128,8 +120,8 @@ class SkillsScreen(CopaScreen):
             self.report_error(e)
             return
         if info.dangerous and not await self.app.push_screen_wait(ConfirmScreen(
-                f"Run {info.name}? It is marked dangerous.\n\n{json.dumps(args, ensure_ascii=False)[:200]}",
-                yes="Run")):
+                f"Run {info.name}? It is marked dangerous. It will be called with:", yes="Run",
+                detail=arguments_text(args))):
             return
         self.query_one("#skill-result", Static).update(f"[dim]running {escape(info.name)}…[/dim]")
         self.call_skill(info.name, args)
@@ -154,6 +146,14 @@ class SkillsScreen(CopaScreen):
             text = f"[red b]✗ {escape(name)}[/] {escape(str(result.error_type))}: {escape(str(result.error))}"
         self.query_one("#skill-result", Static).update(text)
         self.query_one("#skill-detail", VerticalScroll).scroll_end(animate=False)
+
+
+def arguments_text(args: dict[str, Any]) -> str:
+    """The whole call, as it will run: a command-like string argument is shown raw (no JSON quoting)."""
+    if len(args) == 1 and isinstance(next(iter(args.values())), str):
+        key, value = next(iter(args.items()))
+        return f"{key}: {value}"
+    return json.dumps(args, indent=2, ensure_ascii=False)
 
 
 def describe(info: Any) -> str:

@@ -55,4 +55,5 @@ def help_markdown() -> str:
     rows = "\n".join(f"| `{c}` | {h} |" for c, h in COMMANDS.items())
     return ("| command | what it does |\n|---|---|\n" + rows +
             "\n\nKeys: **enter** sends, **ctrl+j** new line, **up/down** earlier inputs, **tab** completes, "
-            "**F1-F5** screens, **ctrl+p** command palette, **ctrl+t** light/dark, **ctrl+q** quit.")
+            "**esc** stops an answer, **y/n/a** answer a tool approval, **F1-F5** screens, **ctrl+p** command "
+            "palette, **?** or **ctrl+g** all keys, **ctrl+t** light/dark, **ctrl+q** quit.")

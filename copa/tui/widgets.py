@@ -1,5 +1,5 @@
-"""Small widgets every screen shares: the navigation bar, a confirmation dialog, the honest
-"not available yet" panel, and time formatting (local time, as a person reads it)."""
+"""Small widgets every screen shares: the navigation bar, a confirmation dialog, the help screen,
+and time formatting (local time, as a person reads it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -55,42 +55,36 @@ class NavBar(Static):
         self.update("".join(parts))
 
 
-class Unavailable(Static):
-    """Shown in place of a screen whose core part is not installed yet: says so, plainly."""
-
-    DEFAULT_CSS = """
-    Unavailable { padding: 1 2; color: $text-muted; }
-    """
-
-    def __init__(self, what: str, detail: str = "", **kwargs):
-        text = f"[b]{what} is not available yet.[/b]"
-        if detail:
-            text += f"\n\n{detail}"
-        super().__init__(text, **kwargs)
-
-
 class ConfirmScreen(ModalScreen[bool]):
-    """Ask yes or no before something that cannot be undone (forget, toggle a pin)."""
+    """Ask yes or no before something that cannot be undone (forget, toggle a pin, run a dangerous
+    skill). ``detail`` (a command, arguments) is shown whole: wrapped, and scrollable with the keys."""
 
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 60; max-width: 90%; height: auto; border: thick $warning;
-                               background: $surface; padding: 1 2; }
+    ConfirmScreen > Vertical { width: 70; max-width: 95%; height: auto; max-height: 95%; border: thick $warning;
+                               background: $surface; padding: 0 1; }
+    ConfirmScreen #detail { height: auto; max-height: 12; background: $boost; margin-top: 1; }
+    ConfirmScreen #detail Static { width: 100%; }
     ConfirmScreen Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
     ConfirmScreen Button { margin-left: 1; }
     """
 
-    def __init__(self, question: str, yes: str = "Yes", no: str = "No"):
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No", detail: str | None = None):
         super().__init__()
-        self.question, self.yes, self.no = question, yes, no
+        self.question, self.yes, self.no, self.detail = question, yes, no, detail
 
     def compose(self) -> ComposeResult:
+        from rich.text import Text
+
         with Vertical():
             yield Label(self.question, id="question")
+            if self.detail is not None:
+                with VerticalScroll(id="detail"):
+                    yield Static(Text(self.detail, overflow="fold"))
             with Horizontal():
-                yield Button(self.no, id="no")
-                yield Button(self.yes, id="yes", variant="error")
+                yield Button(f"{self.no} (n)", id="no", compact=True)
+                yield Button(f"{self.yes} (y)", id="yes", variant="error", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -101,3 +95,11 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
+
+
+def text_field_focused(app) -> bool:
+    """True while the user is typing (an input or a text area has focus): single-letter shortcuts of
+    lists must not fire then (typing "decaf" in a search must not edit a memory)."""
+    from textual.widgets import Input, TextArea
+
+    return isinstance(app.focused, Input | TextArea)

@@ -21,8 +21,14 @@ never answer). A callable item is called with the request and must return one of
 
 Wire formats: OpenAI chat-completions SSE (``/v1/chat/completions``, tool-call argument deltas,
 ``[DONE]``), Anthropic Messages event stream (``/v1/messages``, ``input_json_delta``), Gemini
-``/v1beta/models/M:streamGenerateContent?alt=sse`` (CRLF-separated events). OpenAI also answers
-``GET /api/tags`` like Ollama. Run it by hand: ``python tests/agent/fake_servers.py openai --text hi``.
+``/v1beta/models/M:streamGenerateContent?alt=sse`` (CRLF-separated events); a request that does not
+ask for a stream (``"stream": false``, Gemini's ``:generateContent``) gets the whole answer as one JSON
+object. ``error_after`` ends a stream with the wire's error event. OpenAI also answers ``GET
+/api/tags`` like Ollama. Run it by hand: ``python tests/agent/fake_servers.py openai --text hi``.
+
+The shapes follow the vendors' API references, and the recorded exchanges in tests/agent/wire/
+(which cite them) are checked against these encoders (tests/agent/test_wire_exchanges.py): where the
+two differ, the documentation wins.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ class Answer:
     malformed_at: int | None = None  # send an unparseable event before event number N
     hang_after: int | None = None  # after N events, stall (connection open) until the server stops
     raw_events: list[str] | None = None  # send these SSE blocks verbatim instead
+    raw_json: dict[str, Any] | None = None  # a plain request gets this body verbatim instead
+    error_after: int | None = None  # after N events, send the wire's error event and end the stream
+    error: tuple[str, str] = ("overloaded_error", "Overloaded")  # (error type, message) for error_after
 
 
 @dataclass
@@ -59,6 +68,7 @@ class Status:
     code: int
     message: str = "scripted failure"
     retry_after: str | None = None
+    body: dict[str, Any] | None = None  # the error body verbatim (default: the wire's shape with ``message``)
 
 
 @dataclass
@@ -89,13 +99,32 @@ def _pieces(s: str, n: int) -> list[str]:
 
 # --- encoders: one list of SSE blocks per answer ---------------------------------------------
 
-def encode_openai(a: Answer, model: str) -> list[str]:
+def _openai_tool_calls(a: Answer) -> list[dict[str, Any]]:
+    return [{"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            for i, (name, args) in enumerate(a.tool_calls)]
+
+
+def _openai_usage(a: Answer) -> dict[str, Any]:
+    return {"prompt_tokens": a.usage[0], "completion_tokens": a.usage[1], "total_tokens": sum(a.usage),
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
+def encode_openai(a: Answer, model: str, include_usage: bool = True) -> list[str]:
+    """chat.completion.chunk objects; with stream_options.include_usage every chunk carries "usage":
+    null and one last chunk with empty choices carries the usage (the API reference's words)."""
     def chunk(delta: dict | None = None, finish: str | None = None, **extra: Any) -> str:
         obj = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-               "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+               "service_tier": "default", "system_fingerprint": "fp_fake",
+               "choices": [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None,
+                                                     "finish_reason": finish}]}
+        if include_usage:
+            obj["usage"] = None
+        obj.update(extra)
         return f"data: {json.dumps(obj)}\n\n"
 
-    out = [chunk({"role": "assistant", "content": ""})]
+    out = [chunk({"role": "assistant", "content": "", "refusal": None})]
     out += [chunk({"content": p}) for p in _pieces(a.text, a.chunk)]
     for i, (name, args) in enumerate(a.tool_calls):
         out.append(chunk({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
@@ -103,10 +132,20 @@ def encode_openai(a: Answer, model: str) -> list[str]:
         out += [chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]})
                 for p in _pieces(json.dumps(args), a.arg_chunk)]
     out.append(chunk({}, a.stop or ("tool_calls" if a.tool_calls else "stop")))
-    out.append(chunk(None, usage={"prompt_tokens": a.usage[0], "completion_tokens": a.usage[1],
-                                  "total_tokens": sum(a.usage)}))
+    if include_usage:
+        out.append(chunk(None, usage=_openai_usage(a)))
     out.append("data: [DONE]\n\n")
     return out
+
+
+def plain_openai(a: Answer, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": a.text or None, "refusal": None, "annotations": []}
+    if a.tool_calls:
+        message["tool_calls"] = _openai_tool_calls(a)
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": a.stop or ("tool_calls" if a.tool_calls else "stop")}],
+            "usage": _openai_usage(a), "service_tier": "default", "system_fingerprint": "fp_fake"}
 
 
 def encode_anthropic(a: Answer, model: str) -> list[str]:
@@ -115,7 +154,9 @@ def encode_anthropic(a: Answer, model: str) -> list[str]:
 
     out = [ev({"type": "message_start", "message": {
         "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": a.usage[0], "output_tokens": 1}}}),
+        "stop_reason": None, "stop_sequence": None, "usage": {
+            "input_tokens": a.usage[0], "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+            "output_tokens": 1}}}),
         ev({"type": "ping"})]
     index = 0
     if a.text:
@@ -139,8 +180,13 @@ def encode_anthropic(a: Answer, model: str) -> list[str]:
     return out
 
 
+def _gemini_usage(a: Answer) -> dict[str, Any]:
+    return {"promptTokenCount": a.usage[0], "candidatesTokenCount": a.usage[1], "totalTokenCount": sum(a.usage),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": a.usage[0]}]}
+
+
 def encode_gemini(a: Answer, model: str) -> list[str]:
-    usage = {"promptTokenCount": a.usage[0], "candidatesTokenCount": a.usage[1], "totalTokenCount": sum(a.usage)}
+    usage = _gemini_usage(a)
     parts: list[list[dict]] = [[{"text": p}] for p in _pieces(a.text, a.chunk)]
     if a.tool_calls:
         parts.append([{"functionCall": {"name": n, "args": args}} for n, args in a.tool_calls])
@@ -150,25 +196,62 @@ def encode_gemini(a: Answer, model: str) -> list[str]:
         cand: dict[str, Any] = {"content": {"role": "model", "parts": p}, "index": 0}
         if i == len(parts) - 1:
             cand["finishReason"] = a.stop or "STOP"
-        out.append(f"data: {json.dumps({'candidates': [cand], 'usageMetadata': usage, 'modelVersion': model})}\r\n\r\n")
+        chunk = {"candidates": [cand], "usageMetadata": usage, "modelVersion": model, "responseId": "fake-response"}
+        out.append(f"data: {json.dumps(chunk)}\r\n\r\n")
     return out
 
 
+def plain_anthropic(a: Answer, model: str) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "text", "text": a.text}] if a.text else []
+    content += [{"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args}
+                for i, (name, args) in enumerate(a.tool_calls, start=len(content))]
+    return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": a.stop or ("tool_use" if a.tool_calls else "end_turn"), "stop_sequence": None,
+            "usage": {"input_tokens": a.usage[0], "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                      "output_tokens": a.usage[1]}}
+
+
+def plain_gemini(a: Answer, model: str) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"text": a.text}] if a.text else []
+    parts += [{"functionCall": {"name": n, "args": args}} for n, args in a.tool_calls]
+    return {"candidates": [{"content": {"role": "model", "parts": parts or [{"text": ""}]},
+                            "finishReason": a.stop or "STOP", "index": 0}],
+            "usageMetadata": _gemini_usage(a), "modelVersion": model, "responseId": "fake-response"}
+
+
+def error_event(wire: str, kind: str, message: str) -> str:
+    """The event each wire ends a stream with when the server fails mid-answer."""
+    if wire == "anthropic":
+        return f"event: error\ndata: {json.dumps({'type': 'error', 'error': {'type': kind, 'message': message}})}\n\n"
+    if wire == "gemini":
+        return f"data: {json.dumps({'error': {'code': 503, 'message': message, 'status': 'UNAVAILABLE'}})}\r\n\r\n"
+    return f"data: {json.dumps({'error': {'message': message, 'type': kind, 'param': None, 'code': None}})}\n\n"
+
+
 ENCODERS = {"openai": encode_openai, "anthropic": encode_anthropic, "gemini": encode_gemini}
+PLAIN = {"openai": plain_openai, "anthropic": plain_anthropic, "gemini": plain_gemini}
 MALFORMED = {"openai": "data: {\"choices\": [{\"delta\": {\"content\": \"oops\"\n\n",
              "anthropic": "event: content_block_delta\ndata: {not json at all\n\n",
              "gemini": "data: {\"candidates\": [\r\n\r\n"}
 
 
+# Error types by HTTP status, as the API references list them.
+ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+                    529: "overloaded_error"}
+GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+
 def error_body(wire: str, code: int, message: str) -> dict[str, Any]:
     if wire == "anthropic":
-        kind = {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error"}.get(code, "api_error")
-        return {"type": "error", "error": {"type": kind, "message": message}}
+        return {"type": "error", "error": {"type": ANTHROPIC_ERRORS.get(code, "api_error"), "message": message},
+                "request_id": "req_fake"}
     if wire == "gemini":
-        return {"error": {"code": code, "message": message, "status": "RESOURCE_EXHAUSTED" if code == 429
-                          else "INTERNAL"}}
-    return {"error": {"message": message, "type": "server_error" if code >= 500 else "invalid_request_error",
-                      "code": None}}
+        return {"error": {"code": code, "message": message, "status": GEMINI_STATUS.get(code, "INTERNAL")}}
+    kind = {401: "invalid_request_error", 429: "rate_limit_exceeded"}.get(
+        code, "server_error" if code >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -288,12 +371,15 @@ def _make_handler(srv: FakeModelServer):
             item = srv._next(req)
             if isinstance(item, Status):
                 headers = {"retry-after": item.retry_after} if item.retry_after is not None else {}
-                self._json(item.code, error_body(srv.wire, item.code, item.message), headers)
+                self._json(item.code, item.body if item.body is not None else
+                           error_body(srv.wire, item.code, item.message), headers)
             elif isinstance(item, Hang):
                 self.close_connection = True
                 srv.stopping.wait(60)
+            elif isinstance(item, Answer) and not self._wants_stream(req):
+                self._json(200, item.raw_json if item.raw_json is not None else PLAIN[srv.wire](item, srv.model))
             elif isinstance(item, Answer):
-                self._stream(item)
+                self._stream(item, req)
             else:
                 raise TypeError(f"unknown script item {item!r}")
 
@@ -311,8 +397,21 @@ def _make_handler(srv: FakeModelServer):
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
-        def _stream(self, a: Answer) -> None:
-            events = a.raw_events if a.raw_events is not None else ENCODERS[srv.wire](a, srv.model)
+        def _wants_stream(self, req: Recorded) -> bool:
+            if srv.wire == "gemini":
+                return ":streamGenerateContent" in req.path
+            return isinstance(req.body, dict) and bool(req.body.get("stream"))
+
+        def _stream(self, a: Answer, req: Recorded) -> None:
+            if a.raw_events is not None:
+                events = list(a.raw_events)
+            elif srv.wire == "openai":
+                include_usage = bool(((req.body or {}).get("stream_options") or {}).get("include_usage"))
+                events = encode_openai(a, srv.model, include_usage=include_usage)
+            else:
+                events = ENCODERS[srv.wire](a, srv.model)
+            if a.error_after is not None:
+                events = events[:a.error_after] + [error_event(srv.wire, *a.error)]
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("cache-control", "no-cache")

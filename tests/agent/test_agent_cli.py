@@ -73,7 +73,8 @@ def test_json_output_and_continue_and_named_session(srv, run_copa):
     out = json.loads(r.stdout)
     assert out["answer"] == "First.\n\nSaved." and out["session_id"] == "dogs" and out["model"] == "fake"
     assert out["tool_calls"][0]["name"] == "remember" and out["tool_calls"][0]["ok"] is True
-    assert set(out["usage"]) == {"input_tokens", "output_tokens"} and out["timing"]["total_ms"] > 0
+    assert out["usage"] == {"input_tokens": 24, "output_tokens": 14, "estimated": False}  # the server said
+    assert out["timing"]["total_ms"] > 0 and out["context"]["window"] == 8192
     r = run_copa("ask", "--continue", "--json", "What is my dog called?", input="")
     out = json.loads(r.stdout)
     assert out["session_id"] == "dogs" and any(m["text"] == "The user's dog is Rex." for m in out["memories_used"])

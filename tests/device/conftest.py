@@ -3,7 +3,7 @@
 ``board`` runs the host build of firmware/ (a Linux process serving the protocol on a pty) with a
 persistent store, behind a stable symlink (like /dev/serial/by-id) so a restarted board is found at
 the same path. ``emulated`` is parametrised over the host build, the AVR image in simavr and the
-STM32 image in QEMU (copa.device.targets); a missing toolchain skips that target with the reason,
+STM32 image in QEMU (devkit.targets); a missing toolchain skips that target with the reason,
 unless COPA_REQUIRE_FIRMWARE=1.
 """
 

@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from copa.device import targets
+from devkit import targets
 
 REQUIRE = os.environ.get("COPA_REQUIRE_FIRMWARE") == "1"
 _built: dict[str, str | None] = {}

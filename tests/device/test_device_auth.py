@@ -6,10 +6,10 @@ import secrets
 import time
 
 import pytest
+from devkit.relay import Relay
 
 from copa.device.codec import cobs_decode
 from copa.device.protocol import Cmd, DeviceError, ProtocolError, Status
-from copa.device.relay import Relay
 from copa.device.session import DeviceSession
 from copa.errors import CopaError
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from copa.device.relay import Relay, fault_campaign
+from devkit.relay import Relay, fault_campaign
 
 N = int(os.environ.get("COPA_FAULT_REQUESTS", "2000"))
 

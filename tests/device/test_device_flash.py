@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from device_helpers import ensure_built
-
-from copa.device import targets
+from devkit import targets
 
 
 def test_flash_virtual_uno_then_pair(run_copa, tmp_path: Path):
@@ -58,10 +57,28 @@ def test_flash_refusals(run_copa, tmp_path: Path):
     assert "no STM32 flasher found" in r.stderr and "apt-get install" in r.stderr
 
 
-def test_flash_command_lines():
-    from copa.device.flash import flash_command
+def test_flash_command_lines(monkeypatch):
+    """The exact command lines of every flasher, whatever is installed on this machine: the tools'
+    lookup is made to find each one (or none), so no line goes unchecked."""
+    from copa.device import flash as fl
+    from copa.errors import CopaError
 
-    if shutil.which("avrdude"):
-        cmd = flash_command("uno", Path("/x/copa-uno.hex"), "/dev/ttyACM0")
-        assert cmd[1:] == ["-c", "arduino", "-p", "m328p", "-P", "/dev/ttyACM0", "-b", "115200", "-D",
-                           "-U", "flash:w:/x/copa-uno.hex:i"]
+    monkeypatch.setattr(fl.shutil, "which", lambda t: f"/usr/bin/{t}")
+    cmd = fl.flash_command("uno", Path("/x/copa-uno.hex"), "/dev/ttyACM0")
+    assert cmd == ["/usr/bin/avrdude", "-c", "arduino", "-p", "m328p", "-P", "/dev/ttyACM0", "-b", "115200", "-D",
+                   "-U", "flash:w:/x/copa-uno.hex:i"]
+    image = Path("/x/stm32/copa-stm32")
+    assert fl.flash_command("bluepill", image, "/dev/ttyUSB0") == [
+        "stm32flash", "-b", "115200", "-w", "/x/stm32/copa-stm32.bin", "-v", "-g", "0x08000000", "/dev/ttyUSB0"]
+    assert fl.flash_command("bluepill", image, None) == [
+        "st-flash", "--reset", "write", "/x/stm32/copa-stm32.bin", "0x08000000"]
+    assert fl.flash_command("bluepill", image, None, tool="openocd") == [
+        "openocd", "-f", "interface/stlink.cfg", "-f", "target/stm32f1x.cfg", "-c",
+        "program /x/stm32/copa-stm32.elf verify reset exit"]
+    with pytest.raises(CopaError, match="needs its serial port"):
+        fl.flash_command("uno", Path("/x/copa-uno.hex"), None)
+    monkeypatch.setattr(fl.shutil, "which", lambda t: None)
+    with pytest.raises(CopaError, match="avrdude is not installed"):
+        fl.flash_command("uno", Path("/x/copa-uno.hex"), "/dev/ttyACM0")
+    with pytest.raises(CopaError, match="no STM32 flasher found"):
+        fl.flash_command("bluepill", image, None)

@@ -169,7 +169,7 @@ def test_socket_and_loop_urls(ws, board):
         t.join(5)
         srv.close()
     # loop:// echoes our own requests back: they are not answers, so HELLO is never answered
-    from copa.device.client import NoAnswer
+    from copa.device import NoAnswer
     from copa.device.session import DeviceSession
 
     s = DeviceSession("loop://", reconnect=False, hello_attempts=2, hello_interval=0.1)

@@ -8,10 +8,10 @@ import os
 import time
 
 import pytest
+from devkit.relay import Relay
 
 from copa.device.codec import cobs_decode
 from copa.device.protocol import Cmd, DeviceError, Rule, SampleEvent, Status
-from copa.device.relay import Relay
 from copa.device.rules_syntax import format_rule, parse_rule
 from copa.device.session import DeviceSession
 

@@ -11,7 +11,7 @@ from copa.device.telemetry import Telemetry
 
 
 def test_downsampling_retention_and_cap(ws):
-    t = Telemetry(ws, interval=10, retention_days=7, max_rows=50)
+    t = Telemetry(ws.db, ws.config, interval=10, retention_days=7, max_rows=50)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(100):  # 100 samples at 1 Hz over two channels -> 10 rows each (10 s buckets)
         t.add_samples("lab", ["a0", "d2"], SampleEvent(i * 1000, (i, i % 2)), t0 + timedelta(seconds=i))
@@ -54,7 +54,7 @@ def test_service_logs_readings_and_remembers_events(ws, board, monkeypatch):
     s.rule_add(parse_rule("a0 > 612 for 100ms -> d7 high, notify; clear < 590"))
     s.close()
 
-    svc = DeviceService(ws)
+    svc = DeviceService(ws.devices)
     svc.start()
     try:
         assert _wait(lambda: "greenhouse" in svc.sessions)
@@ -87,7 +87,7 @@ def test_service_logs_readings_and_remembers_events(ws, board, monkeypatch):
 def test_service_waits_for_an_absent_board(ws, board):
     ws.devices.pair(board.link, "lab")
     board.kill()
-    svc = DeviceService(ws, retry_max=0.3)
+    svc = DeviceService(ws.devices, retry_max=0.3)
     t0 = time.monotonic()
     svc.start()
     assert time.monotonic() - t0 < 0.5  # starting never waits on a cable
@@ -111,7 +111,7 @@ def test_service_follows_the_registry(ws, board, tmp_path, monkeypatch):
     other = Board("host", tmp_path / "second")
     try:
         ws.devices.pair(board.link, "lab")
-        svc = DeviceService(ws, poll=0.2)
+        svc = DeviceService(ws.devices, poll=0.2)
         svc.start()
         try:
             assert _wait(lambda: "lab" in svc.sessions)

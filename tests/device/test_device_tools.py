@@ -43,12 +43,10 @@ def test_tools_status_read_write_rules(ws, board):
 
 
 def test_agent_collects_device_tools(ws, board):
-    from copa.agent.loop import collect_tools
-
-    names = [t.spec.name for t in collect_tools(ws, use_memory=False, session_id="s", turn_id="t", saved=[])]
+    names = [t.spec.name for t in ws.agent.tools(use_memory=False, session_id="s", turn_id="t", saved=[])]
     assert not [n for n in names if n.startswith("device_")]
     ws.devices.pair(board.link, "lab")
-    names = [t.spec.name for t in collect_tools(ws, use_memory=False, session_id="s", turn_id="t", saved=[])]
+    names = [t.spec.name for t in ws.agent.tools(use_memory=False, session_id="s", turn_id="t", saved=[])]
     assert {"device_status", "device_read", "device_write", "device_rules"} <= set(names)
 
 

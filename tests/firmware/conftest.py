@@ -2,7 +2,7 @@
 
 ``board`` is parametrised over the host build (a Linux process on a pty), the real AVR image in
 simavr (firmware/sim harness on a pty) and the real STM32 image in QEMU's stm32vldiscovery
-(``-serial pty``); see copa/device/targets.py. Each test gets a freshly started board with blank
+(``-serial pty``); see tests/devkit/targets.py. Each test gets a freshly started board with blank
 EEPROM/flash.
 
 A missing toolchain or emulator skips that target with the reason, unless
@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from copa.device import targets
+from devkit import targets
 
 REQUIRE = os.environ.get("COPA_REQUIRE_FIRMWARE") == "1"
 _built: dict[str, tuple[str, str] | None] = {}  # target -> None (ok) or (skip|fail, reason)
@@ -56,7 +55,7 @@ class Board:
         self.clients: list = []
 
     def open(self, timeout: float = 10.0):
-        from copa.device.client import Client
+        from devkit.client import Client
 
         c = Client.open(self.path, timeout=timeout)
         self.clients.append(c)

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from devkit.client import Client
 
-from copa.device.client import Client, NoAnswer
+from copa.device import NoAnswer
 from copa.device.codec import cobs_encode
 from copa.device.protocol import (
     AUTHENTICATED,

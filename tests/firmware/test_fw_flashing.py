@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from devkit import targets
 
-from copa.device import targets
-from copa.device.client import NoAnswer
+from copa.device import NoAnswer
 from copa.device.protocol import Board
 
 

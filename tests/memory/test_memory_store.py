@@ -281,3 +281,15 @@ def test_stemmer_matches_the_index_and_survives_its_cache_limit():
     many = [f"word{i}s" for i in range(12)]  # more than the cache holds, mixed with cached ones
     assert st.stems(["running", *many, "cats"]) == ["run", *[f"word{i}" for i in range(12)], "cat"]
     assert st.stem_map({"jumped", "ines"}) == {"jumped": "jump", "ines": "in"}
+
+
+def test_list_by_subject_exact_or_prefix(store):
+    store.add("I live in Lisbon", kind="fact", subject="user.home_city", occurred_at="2024-01-01")
+    store.add("I moved to Porto", kind="fact", subject="user.home_city", occurred_at="2025-01-01")
+    store.add("green tea", kind="preference", subject="user.drink", occurred_at="2025-02-01")
+    store.add("the users group meets on Fridays", kind="note", subject="users_group", occurred_at="2025-03-01")
+    assert [m.text for m in store.list(subject="user.home_city")] == ["I moved to Porto"]
+    assert [m.text for m in store.list(subject="user.")] == ["green tea", "I moved to Porto"]
+    assert [m.text for m in store.list(subject="user*")] == ["the users group meets on Fridays", "green tea",
+                                                              "I moved to Porto"]
+    assert [m.text for m in store.list(subject="user.", include_superseded=True)][-1] == "I live in Lisbon"

@@ -6,11 +6,9 @@ import json
 
 import pytest
 
-pytest.importorskip("copa.agent")
-
-from copa.agent import run_turn  # noqa: E402
-from copa.workstation import Workstation  # noqa: E402
-from tests.agent.fake_servers import Answer, FakeModelServer  # noqa: E402
+from copa.agent import run_turn
+from copa.workstation import Workstation
+from tests.agent.fake_servers import Answer, FakeModelServer
 
 SKILLS = '''
 import os

@@ -30,7 +30,8 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def builtins(project: Path):
     ws = Workstation()
-    reg = Skills(ws, dirs=[("builtin", discovery.builtin_dir())], cwd=str(project), min_interval=0)
+    reg = Skills(ws.config, ws.paths, ws.secrets, memory=ws.memory, dirs=[("builtin", discovery.builtin_dir())],
+                 cwd=str(project), min_interval=0)
     yield reg
     reg.close()
     ws.close()
@@ -255,7 +256,7 @@ def test_memory_permission_cannot_reach_the_secrets_key(write_skill, skill_dir):
             """Tries to read copa's secrets key."""
             return len(open({str(key_file)!r}, "rb").read())
     ''')
-    reg = Skills(ws, dirs=[("user", skill_dir)], min_interval=0)
+    reg = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", skill_dir)], min_interval=0)
     try:
         r = reg.call("peek_key")
         assert not r.ok and r.error_type == "permission", r

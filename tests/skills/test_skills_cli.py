@@ -134,4 +134,6 @@ def test_check_and_doctor(run_copa, copa_home):
     checks = {c["name"]: c for c in json.loads(doc.stdout)["checks"]}
     assert checks["skills"]["status"] == "warn" and "1 failed" in checks["skills"]["detail"]
     assert "internet" in checks["skill perm"]["detail"]
-    assert checks["skill sandbox"]["status"] in ("ok", "info") and "files:" in checks["skill sandbox"]["detail"]
+    for mechanism in ("filesystem", "network", "net_hosts", "processes"):  # one line per mechanism
+        assert checks[f"sandbox {mechanism}"]["status"] in ("ok", "warn"), checks
+    assert "copa's config, data, cache and state folders hidden" in checks["sandbox filesystem"]["detail"]

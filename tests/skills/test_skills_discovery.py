@@ -132,7 +132,7 @@ def test_warm_list_uses_the_cache_and_starts_no_process(write_skill, skill_dir, 
 
     ws = Workstation()
     write_skill("good.py", GOOD, folder=ws.paths.user_skills_dir)
-    first = Skills(ws, dirs=[("user", ws.paths.user_skills_dir)])
+    first = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", ws.paths.user_skills_dir)])
     assert [i.name for i in first.list()] == ["add"]
     first.close()
     assert (ws.paths.cache_dir / "skills-index.json").exists()
@@ -141,7 +141,7 @@ def test_warm_list_uses_the_cache_and_starts_no_process(write_skill, skill_dir, 
         raise AssertionError("a warm list must not inspect again")
 
     monkeypatch.setattr(discovery, "inspect_files", no_process)
-    second = Skills(ws, dirs=[("user", ws.paths.user_skills_dir)])
+    second = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", ws.paths.user_skills_dir)])
     assert [i.name for i in second.list()] == ["add"]
     second.close()
 
@@ -166,11 +166,11 @@ def test_inspector_failures_are_not_cached(write_skill, monkeypatch):
     real = discovery.inspect_files
     monkeypatch.setattr(discovery, "inspect_files", lambda paths, limits: {
         str(p): {"skills": [], "error": "cannot confine the worker: test", "transient": True} for p in paths})
-    first = Skills(ws, dirs=[("user", folder)])
+    first = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", folder)])
     assert first.list()[0].error == "cannot confine the worker: test"
     first.close()
     monkeypatch.setattr(discovery, "inspect_files", real)
-    second = Skills(ws, dirs=[("user", folder)])
+    second = Skills(ws.config, ws.paths, ws.secrets, dirs=[("user", folder)])
     assert [(i.name, i.status) for i in second.list()] == [("add", "ok")]
     second.close()
 
@@ -185,7 +185,7 @@ def test_config_keys_drive_folders_and_limits(write_skill, tmp_path, monkeypatch
     monkeypatch.setenv("COPA_SKILLS_MEMORY_MB", "300")
     monkeypatch.setenv("COPA_SKILLS_TIMEOUT", "7.5")
     ws = Workstation()
-    reg = Skills(ws, cwd=str(project))
+    reg = Skills(ws.config, ws.paths, ws.secrets, cwd=str(project))
     try:
         locs = {i.name: i.location for i in reg.list()}
         assert locs["in_project"] == "project" and locs["in_extra"] == "extra" and locs["read_file"] == "builtin"
@@ -194,7 +194,7 @@ def test_config_keys_drive_folders_and_limits(write_skill, tmp_path, monkeypatch
         reg.close()
     monkeypatch.setenv("COPA_SKILLS_PROJECT", "false")
     ws2 = Workstation()
-    reg2 = Skills(ws2, cwd=str(project))
+    reg2 = Skills(ws2.config, ws2.paths, ws2.secrets, cwd=str(project))
     try:
         assert "in_project" not in {i.name for i in reg2.list()}
     finally:

@@ -15,10 +15,12 @@ MISBEHAVING = '''
 import os, time
 from copa.skills import skill
 
+TOKEN = os.urandom(8).hex()  # one per worker process (PIDs repeat: each worker has its own PID namespace)
+
 @skill
 def ok(x: int = 1) -> dict:
     """Works."""
-    return {"x": x, "pid": os.getpid()}
+    return {"x": x, "pid": os.getpid(), "token": TOKEN}
 
 @skill
 def raises() -> str:
@@ -81,7 +83,13 @@ def _recovers(reg) -> int:
     r = reg.call("ok", {"x": 5})
     assert r.ok, r.error
     assert r.content["x"] == 5
-    return r.content["pid"]
+    return r.content["token"]
+
+
+def _worker_pid(reg) -> int:
+    """The worker's process id as copa sees it."""
+    (w,) = reg.pool._workers
+    return w.proc.pid
 
 
 def test_exception_is_structured_and_worker_survives(bad):
@@ -90,16 +98,17 @@ def test_exception_is_structured_and_worker_survives(bad):
     assert not r.ok and r.error_type == "exception"
     assert "ValueError: bad input here" in r.error and "bad.py:" in r.error
     assert _recovers(bad) == pid  # the same worker kept serving
-    assert pid != os.getpid()
+    assert _worker_pid(bad) != os.getpid()
 
 
 def test_timeout_kills_the_worker_and_the_next_call_works(bad):
-    pid = _recovers(bad)
+    token = _recovers(bad)
+    pid = _worker_pid(bad)
     r = bad.call("hangs")
     assert not r.ok and r.error_type == "timeout" and "1 s" in r.error
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the hung worker is gone
-    assert _recovers(bad) != pid
+    assert _recovers(bad) != token
 
 
 def test_memory_limit(write_skill, skill_dir):
@@ -228,11 +237,12 @@ def local_server():
 NET_SKILL = '''
 import ctypes, socket, struct
 from copa.skills import skill
+from copa.skills.net import connect
 
 @skill{decl}
 def ping(port: int) -> str:
-    """Connects to a local port."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+    """Connects to a local port (through copa's proxy when it declared the host)."""
+    with connect("127.0.0.1", port, timeout=2) as s:
         return s.recv(4).decode()
 
 @skill{decl}
@@ -275,8 +285,10 @@ def test_host_allow_list(write_skill, registry, local_server):
 
         @skill(permissions=["net:localhost"])
         def by_name(port: int) -> str:
-            """Connects by host name."""
-            with socket.create_connection(("localhost", port), timeout=2) as s:
+            """Connects by host name (through copa's proxy, the only way out)."""
+            from copa.skills.net import connect
+
+            with connect("localhost", port, timeout=2) as s:
                 return s.recv(4).decode()
 
         @skill(permissions=["net:api.example.org"])
@@ -324,7 +336,8 @@ def test_idle_workers_are_stopped(write_skill, skill_dir):
     reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
     reg.pool = WorkerPool(Limits(idle_seconds=0.5))
     try:
-        pid = _recovers(reg)
+        _recovers(reg)
+        pid = _worker_pid(reg)
         deadline = time.monotonic() + 10
         while reg.pool.stats()["workers"] and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -345,7 +358,13 @@ def test_fallback_layers_without_kernel_sandbox(write_skill, skill_dir, tmp_path
     secret = tmp_path / "private.txt"
     secret.write_text("top secret")
     reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
+    from copa.skills.runner import Limits
+
     try:
+        # fails closed: the kernel layers are missing and nobody accepted that (not even to import it)
+        (info,) = [i for i in reg.list() if i.source.endswith("bad.py")]
+        assert info.status == "error" and "skills.allow_unenforced filesystem" in info.error, info
+        reg.limits = Limits(allow_unenforced=("filesystem", "processes"))  # the user's explicit opt-out
         _recovers(reg)  # imports and calls work under the audit hook alone
         (w,) = reg.pool._workers
         assert w.sandbox["filesystem"] == "disabled" and w.sandbox["audit_hook"] == "net+exec+open"
@@ -444,13 +463,15 @@ def test_worker_with_spent_cpu_budget_is_replaced_transparently(write_skill, ski
         import os, time
         from copa.skills import skill
 
+        TOKEN = os.urandom(8).hex()
+
         @skill
-        def burn() -> int:
+        def burn() -> str:
             """Uses half a second of CPU."""
             end = time.process_time() + 0.5
             while time.process_time() < end:
                 pass
-            return os.getpid()
+            return TOKEN
     ''')
     reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
     reg.limits = reg.pool.limits = Limits(cpu_seconds=1, cpu_budget=3, timeout=30)

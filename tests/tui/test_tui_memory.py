@@ -8,14 +8,15 @@ import asyncio
 from textual.widgets import DataTable, Select
 
 from copa.tui.app import CopaApp
+from copa.tui.memory import KNOWLEDGE
 from copa.tui.memory_views import EditMemoryScreen, MemoryDetailScreen
 from copa.tui.widgets import ConfirmScreen
-from tests.tui.tui_helpers import screen_text, wait_for
+from tests.tui.tui_helpers import screen_text, type_text, wait_for
 
 
 def rows(app) -> list[str]:
     table = app.screen.query_one("#memories", DataTable)
-    return [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+    return [" ".join(str(table.get_row_at(i)[2]).split()) for i in range(table.row_count)]
 
 
 async def search_for(pilot, text: str) -> None:
@@ -93,5 +94,106 @@ def test_detail_history_edit_pin_and_forget(ws, seeded):
             await pilot.press("y")
             await wait_for(pilot, lambda: ws.memory.get(porto) is None, what="the forgetting")
             await wait_for(pilot, lambda: rows(app) == [], what="the row gone")
+
+    asyncio.run(scenario())
+
+
+def test_knowledge_apart_from_conversation_with_a_toggle(ws, seeded):
+    ws.memory.add_turn("s-1", "user", "decaf or regular this morning?", occurred_at="2025-05-01T08:00:00Z")
+    ws.memory.add_turn("s-1", "assistant", "Decaf: you slept badly.", occurred_at="2025-05-01T08:00:02Z")
+
+    async def scenario():
+        app = CopaApp(ws, mode="memory")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.searches, what="the first listing")
+            assert len(rows(app)) == 4 and not any("decaf" in r.lower() for r in rows(app))  # knowledge only
+            assert "(knowledge)" in screen_text(app)
+            await pilot.press("down")  # from the search into the results
+            assert app.focused.id == "memories"
+            await pilot.press("v")
+            await wait_for(pilot, lambda: rows(app) == ["Decaf: you slept badly.", "decaf or regular this morning?"],
+                           what="the conversation view")
+            assert "(conversation)" in screen_text(app)
+            await pilot.press("v")
+            await wait_for(pilot, lambda: len(rows(app)) == 6, what="everything")
+
+    asyncio.run(scenario())
+
+
+def test_arrows_between_search_and_results_and_letters_never_edit(ws, seeded):
+    porto = seeded["I moved to Porto"]
+
+    async def scenario():
+        app = CopaApp(ws, mode="memory")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.searches, what="the first listing")
+            assert app.focused.id == "search"
+            await pilot.press("down")
+            assert app.focused.id == "memories"
+            await pilot.press("up")  # on the first row: back to the search
+            assert app.focused.id == "search"
+            await pilot.press("down")
+            # the "decaf" bug: letters typed on the list go to the search, never to e/f/p on a memory
+            before = search_count = app.screen.searches
+            for ch in "decaf":
+                await pilot.press(ch)
+            assert app.focused.id == "search" and app.screen.query_one("#search").value == "decaf"
+            assert not isinstance(app.screen, (EditMemoryScreen, MemoryDetailScreen))
+            await wait_for(pilot, lambda: app.screen.searches > search_count, what="the search ran")
+            assert ws.memory.get(porto).text == "I moved to Porto" and before is not None
+            # in the search box e/f/p are letters, and enter opens the top result at once
+            app.screen.query_one("#search").value = ""
+            await search_for(pilot, "porto")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, MemoryDetailScreen), what="the detail (one enter)")
+            assert app.screen.memory_id == porto
+
+    asyncio.run(scenario())
+
+
+def test_subject_prefix_as_of_and_show_replaced_match_the_cli(ws, seeded):
+    async def scenario():
+        app = CopaApp(ws, mode="memory")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.searches, what="the first listing")
+            subject = app.screen.query_one("#subject")
+            subject.focus()
+            await type_text(pilot, "user.")
+            await wait_for(pilot, lambda: sorted(rows(app)) == ["I moved to Porto",
+                                                                "I prefer green tea in the afternoon"],
+                           what="the subject prefix")
+            app.screen.query_one("#replaced").value = True
+            await wait_for(pilot, lambda: "I live in Lisbon" in rows(app), what="the replaced value")
+            assert "replaced" in screen_text(app).split("I live in Lisbon", 1)[1][:200]
+            app.screen.query_one("#replaced").value = False
+            subject.value = ""
+            asof = app.screen.query_one("#as-of")
+            asof.focus()
+            await type_text(pilot, "2024-06-01")
+            await wait_for(pilot, lambda: rows(app) == ["I live in Lisbon"], what="as of mid 2024")
+            await search_for(pilot, "where do I live")
+            cli = [h.text for h in ws.memory.search("where do I live", limit=50, kinds=list(KNOWLEDGE),
+                                                    as_of="2024-06-01")]
+            assert rows(app) == cli and "I live in Lisbon" in cli and "I moved to Porto" not in cli
+
+    asyncio.run(scenario())
+
+
+def test_at_80_columns_memory_text_wraps_and_labels_fit(ws, seeded):
+    long = ("The plumber comes on Thursday between nine and eleven to fix the boiler in the cellar, "
+            "bring the warranty card")
+    ws.memory.add(long, kind="note", occurred_at="2025-06-01T10:00:00Z")
+
+    async def scenario():
+        app = CopaApp(ws, mode="memory")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.searches, what="the first listing")
+            app.screen.query_one("#since", Select).value = "7d"
+            await wait_for(pilot, lambda: "last week" in screen_text(app), what="the label")
+            app.screen.query_one("#since", Select).value = ""
+            await wait_for(pilot, lambda: long in rows(app)[0] if rows(app) else False, what="the long row")
+            text = screen_text(app)
+            assert "The plumber comes on Thursday" in text and "bring the warranty card" in text  # wrapped, whole
+            assert "last week" not in text
 
     asyncio.run(scenario())

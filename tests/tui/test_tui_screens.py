@@ -64,7 +64,7 @@ def test_run_a_skill_from_its_form(ws, user_skills):
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: app.screen.runs == 1, timeout=30, what="the skill's result")
             assert app.screen.last_result.ok and app.screen.last_result.content == "HELLO ANA HELLO ANA"
-            assert "HELLO ANA HELLO ANA" in screen_text(app)
+            await wait_for(pilot, lambda: "HELLO ANA HELLO ANA" in screen_text(app), what="the result on screen")
             # a required field left empty is refused before anything runs
             app.screen.query_one("#arg-name").value = ""
             await pilot.press("ctrl+r")
@@ -106,10 +106,10 @@ def test_run_a_job_now_pause_resume_and_open_its_report(ws):
 
 
 class HostBoard:
-    """The host build of the firmware serving the protocol on a pty (copa.device.targets)."""
+    """The host build of the firmware serving the protocol on a pty (devkit.targets)."""
 
     def __init__(self, tmp_path):
-        from copa.device import targets
+        from devkit import targets
 
         missing = targets.missing_tools("host")
         if missing:

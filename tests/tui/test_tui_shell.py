@@ -32,7 +32,7 @@ def test_function_keys_palette_and_theme(ws):
             await wait_for(pilot, lambda: "Go to Schedules" in screen_text(app), what="the palette entry")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.current_mode == "schedules", what="the palette's switch")
-            assert "r Run now" in screen_text(app)  # the footer shows this screen's keys
+            assert "r Run" in screen_text(app) and "D Daemon" in screen_text(app)  # the footer shows this screen's keys
 
     asyncio.run(scenario())
 

@@ -44,7 +44,8 @@ class SnapshotWorkstation(Workstation):
         if "_skills" not in self.__dict__:
             from copa.skills import Skills
 
-            self.__dict__["_skills"] = Skills(self, dirs=[("user", self._skills_dir)], use_cache=False)
+            self.__dict__["_skills"] = Skills(self.config, self.paths, self.secrets, dirs=[("user", self._skills_dir)],
+                                              use_cache=False)
         return self.__dict__["_skills"]
 
     def close(self) -> None:
@@ -81,6 +82,19 @@ def test_chat_snapshot(snap_compare, fake_model, snap_ws, size):
         await settle(pilot)
         no_blink(pilot.app)
         await pilot.pause(0.1)
+        await pilot.pause(0.2)
+
+    assert snap_compare(CopaApp(snap_ws), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_first_screen_without_a_model_snapshot(snap_compare, snap_ws, size):
+    """What a new user sees first: what copa is, what it knows, how to set up a model, the keys."""
+    async def run_before(pilot):
+        await wait_for(pilot, lambda: pilot.app.screen.ready is False)
+        await wait_for(pilot, lambda: "open task" in str(pilot.app.screen.query_one("Welcome").render()))
+        await settle(pilot)
+        no_blink(pilot.app)
         await pilot.pause(0.2)
 
     assert snap_compare(CopaApp(snap_ws), terminal_size=size, run_before=run_before)

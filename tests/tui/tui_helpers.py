@@ -43,3 +43,13 @@ def no_blink(app) -> None:
     """A blinking cursor makes a screenshot depend on the millisecond it was taken."""
     for widget in app.screen.query("Input, TextArea"):
         widget.cursor_blink = False
+
+
+KEY_NAMES = {" ": "space", "/": "slash", "?": "question_mark", ".": "full_stop", "-": "minus", ":": "colon",
+             "=": "equals_sign", "'": "apostrophe", ",": "comma"}
+
+
+async def type_text(pilot, text: str) -> None:
+    """Type as a person would: one key per character."""
+    for ch in text:
+        await pilot.press(KEY_NAMES.get(ch, ch))

@@ -1,6 +1,6 @@
 """Start copa firmware targets on a pseudo-terminal: the host build, the Uno image in simavr,
 the STM32 image in QEMU. Used by the conformance suite and ``benchmarks/firmware.py``; useful
-by hand too (``python -m copa.device.targets avr`` prints the pty and waits).
+by hand too (``python -m tests.devkit.targets avr`` from the repo root prints the pty and waits).
 
 Everything here is for development machines with the firmware toolchains installed
 (``firmware/apt-packages.txt``); nothing in it is needed to talk to a real board.

@@ -1,4 +1,5 @@
-"""A small synchronous client for copa boards over a serial port.
+"""A small synchronous client for copa boards over a serial port (development and tests: the
+baseline the product's ``DeviceSession`` is measured against).
 
 It speaks docs/protocol.md: HELLO with retry (never a boot banner), request ids with
 pipelining, typed helpers for every command, challenge-response authentication and MACed
@@ -33,6 +34,7 @@ from copa.device.protocol import (
     read_all_rules,
     subscribe_body,
 )
+from copa.device.session import NoAnswer
 from copa.errors import CopaError
 
 
@@ -41,10 +43,6 @@ class SerialLike(Protocol):
 
     def read(self, size: int = 1) -> bytes: ...
     def write(self, data: bytes) -> int | None: ...
-
-
-class NoAnswer(CopaError):
-    """The device did not answer in time."""
 
 
 class Client:

