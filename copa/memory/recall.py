@@ -86,6 +86,7 @@ class RecallOptions:
     dense_min: float = 0.25  # a memory found by meaning alone must be at least this similar (cosine)
     rrf: int = 0  # > 0: reciprocal rank fusion with this k instead of the adaptive weight (measured: worse)
     # Conversations (kind 'episode'): what a session is about says more than one turn's words.
+    session_fill: int = 2  # the turns of this many best sessions join the candidates
     session: float = 1.5  # weight of the session's idf coverage of the question (its matching turns pooled)
     user_turns: float = 0.25  # bonus for the user's own turns (unless the question asks what the assistant said)
     length_norm: float = 0.2  # penalty per doubling of a turn's length over ``length_pivot`` characters
@@ -178,7 +179,7 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         if not pool:
             return []
         _score(pool, q, weights, opts)
-        _conversation_priors(pool, q, weights, opts)
+        _conversation_priors(c, pool, q, weights, opts, kinds)
         if qv is not None:
             _blend_dense(c, store.vectors, qv, pool, opts)
         if opts.neighbour_from and (opts.neighbours or (q.assistant and opts.assistant_next)):
@@ -192,7 +193,8 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         return [_hit(c, r, opts) for r in ranked[:limit]]
 
 
-def _conversation_priors(pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions) -> None:
+def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions,
+                         kinds=None) -> None:
     """Session fusion, role weighting and length normalisation for conversation turns.
 
     A session's coverage is the idf share of the question's words said anywhere in its matching
@@ -210,6 +212,20 @@ def _conversation_priors(pool: dict, q: _Query, weights: dict[str, float], opts:
             sess_keys.setdefault(r["session_id"], set()).update(r["stems"])
     sess_cov = {sid: sum(w for keys, w in qw.items() if any(k in ks for k in keys)) / total
                 for sid, ks in sess_keys.items()}
+    if opts.session_fill and sess_cov and (not kinds or "episode" in kinds):
+        # The best sessions' other turns join: the answer is often a turn of the right session
+        # that shares no word with the question (BM25 over sessions finds it, over turns does not).
+        top = sorted(sess_cov, key=lambda sid: -sess_cov[sid])[:opts.session_fill]
+        extra: dict[int, dict] = {}
+        for row in c.execute(f"SELECT {_SEL} FROM memories m WHERE m.session_id IN ({','.join('?' * len(top))}) "
+                             "AND m.kind = 'episode'", top).fetchall():
+            r = dict(zip(_FIELDS, row, strict=True))
+            if r["pk"] not in pool:
+                r["bm25"], r["why"] = 0.0, "session"
+                extra[r["pk"]] = r
+        if extra:
+            _score(extra, q, weights, opts)
+            pool.update(extra)
     for r in pool.values():
         if r["kind"] != "episode":
             continue
