@@ -86,7 +86,7 @@ class RecallOptions:
     dense_min: float = 0.25  # a memory found by meaning alone must be at least this similar (cosine)
     rrf: int = 0  # > 0: reciprocal rank fusion with this k instead of the adaptive weight (measured: worse)
     # Conversations (kind 'episode'): what a session is about says more than one turn's words.
-    session_fill: int = 2  # the turns of this many best sessions join the candidates
+    session_fill: int = 0  # the turns of this many best sessions join the candidates (measured: +0.4, off)
     session: float = 1.5  # weight of the session's idf coverage of the question (its matching turns pooled)
     user_turns: float = 0.25  # bonus for the user's own turns (unless the question asks what the assistant said)
     length_norm: float = 0.2  # penalty per doubling of a turn's length over ``length_pivot`` characters
