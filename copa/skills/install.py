@@ -55,7 +55,17 @@ def _extract(archive: Path, into: Path) -> None:
         return
     try:
         with tarfile.open(archive) as t:
-            t.extractall(into, filter="data")  # refuses absolute paths, '..', links out, devices
+            members = t.getmembers()
+            root = into.resolve()
+            for m in members:  # our own check: Python < 3.11.4 has no extraction filters
+                target = (into / m.name).resolve()
+                if not (m.isfile() or m.isdir()) or m.name.startswith("/") or (
+                        target != root and not str(target).startswith(str(root) + os.sep)):
+                    raise tarfile.TarError(f"the entry {m.name!r} is not a plain file inside the archive")
+            if hasattr(tarfile, "data_filter"):
+                t.extractall(into, members=members, filter="data")
+            else:
+                t.extractall(into, members=members)  # noqa: S202 - every member was checked above
     except (tarfile.TarError, OSError) as e:
         raise UsageError(f"cannot extract {archive.name}: {e}", hint="is it a .tar.gz, .tgz, .tar or .zip?") from None
 

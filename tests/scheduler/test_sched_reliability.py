@@ -148,7 +148,10 @@ def test_dangerous_tool_calls_in_unattended_runs_are_denied_and_recorded(copa_ho
     with FakeModelServer("openai") as server:
         server.configure("fake")
         assert run_copa("config", "set", "agent.model", "fake").returncode == 0
-        call = ("run_command", {"command": "touch " + str(copa_home / "pwned")})
+        # outside copa's home: no skill (run_command included) may write there (issue 15)
+        work = copa_home.parent / "work"
+        work.mkdir()
+        call = ("run_command", {"command": "touch " + str(work / "pwned")})
         server.add(Answer(tool_calls=[call]), Answer(text="could not"), Answer(tool_calls=[call]),
                    Answer(text="done"))
         assert run_copa("schedule", "add", "p", "--every", "1h", "--prompt", "clean up").returncode == 0
@@ -156,12 +159,12 @@ def test_dangerous_tool_calls_in_unattended_runs_are_denied_and_recorded(copa_ho
         assert r.returncode == 0, r.stderr
         run = json.loads(r.stdout)
         assert run["status"] == "ok" and "denied" in run["notes"] and "run_command" in run["notes"]
-        assert not (copa_home / "pwned").exists()
+        assert not (work / "pwned").exists()
         # created with the approval: the same call runs
         assert run_copa("schedule", "add", "q", "--every", "1h", "--prompt", "clean up",
                         "--allow-dangerous").returncode == 0
         run = json.loads(run_copa("schedule", "run", "q", "--json", timeout=120).stdout)
-        assert "allowed" in run["notes"] and (copa_home / "pwned").exists()
+        assert "allowed" in run["notes"] and (work / "pwned").exists()
     # a skill that became dangerous after its job was added is denied at run time, with the reason
     _nap_skill(copa_home)
     assert run_copa("schedule", "add", "n", "--every", "1h", "--skill", "nap", "--retries", "0").returncode == 0

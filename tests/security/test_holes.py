@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import SECRETS, root_only
+from tests.security.support import SECRETS, root_only
 
 # --- 1. secrets through /proc ------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ call works."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from conftest import new_registry, root_only
+from tests.security.support import new_registry, root_only
 
 ATTACKS = '''
 import ctypes, os, signal, time
@@ -289,4 +290,4 @@ def test_worker_temp_dirs_are_private_to_their_worker(ws, registry, write_skill,
     assert path.startswith(str(ws.paths.cache_dir / "workers") + "/")
     r = registry.call("other", {"path": path})
     assert not r.ok and r.error_type == "permission", r
-    assert open(path).read() == "mine"
+    assert Path(path).read_text() == "mine"
