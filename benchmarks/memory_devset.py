@@ -103,12 +103,7 @@ class BM25Turns:
         self.turns += turns
 
     def search(self, question: str, k: int) -> list[list[Turn]]:
-        toks = list(dict.fromkeys(w.lower() for w in words(question)))
-        if not toks:
-            return []
-        rows = self.db.execute("SELECT rowid FROM f WHERE f MATCH ? ORDER BY rank LIMIT ?",
-                               (" OR ".join(f'"{t}"' for t in toks), k)).fetchall()
-        return [[self.turns[r[0] - 1]] for r in rows]
+        return [[self.turns[rowid - 1]] for rowid in _bm25(self.db, question, k)]
 
 
 class BM25Sessions:
@@ -136,12 +131,16 @@ class BM25Sessions:
                             (self.rowid[s], "\n".join(t.text for t in self.sessions[s])))
 
     def search(self, question: str, k: int) -> list[list[Turn]]:
-        toks = list(dict.fromkeys(w.lower() for w in words(question)))
-        if not toks:
-            return []
-        rows = self.db.execute("SELECT rowid FROM f WHERE f MATCH ? ORDER BY rank LIMIT ?",
-                               (" OR ".join(f'"{t}"' for t in toks), k)).fetchall()
-        return [list(self.sessions[self.by_row[r[0]]]) for r in rows]
+        return [list(self.sessions[self.by_row[rowid]]) for rowid in _bm25(self.db, question, k)]
+
+
+def _bm25(db: sqlite3.Connection, question: str, k: int) -> list[int]:
+    """FTS5 BM25 rowids for the question's words OR-ed (the plain baseline query)."""
+    toks = list(dict.fromkeys(w.lower() for w in words(question)))
+    if not toks:
+        return []
+    return [r[0] for r in db.execute("SELECT rowid FROM f WHERE f MATCH ? ORDER BY rank LIMIT ?",
+                                     (" OR ".join(f'"{t}"' for t in toks), k))]
 
 
 def score(q: Question, hits: list[Hits]) -> dict[str, float]:
