@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,31 +45,35 @@ SCHEMA: dict[str, Key] = {
 # Named sub-tables: "[prefix.NAME]" holding these fields.
 TABLES: dict[str, dict[str, Key]] = {}
 _PART_KEYS_READ = False
+_PART_KEYS_LOCK = threading.Lock()
 
 
 def _read_part_keys() -> None:
     """Add the keys each part (and each plugin) declares through the ``copa_config_keys`` hook: the
     core parts' keys live next to the part (its plugin module), not in this infra module. Done once,
-    at the first lookup, so commands that never read the config never load the plugins."""
+    at the first lookup, so commands that never read the config never load the plugins. Under a
+    lock, and marked done only when complete: a thread must never see half the keys."""
     global _PART_KEYS_READ
     if _PART_KEYS_READ:
         return
-    _PART_KEYS_READ = True
-    from copa.plugins import merged
+    with _PART_KEYS_LOCK:
+        if _PART_KEYS_READ:
+            return
+        from copa.plugins import merged
 
-    try:
-        declared = merged("copa_config_keys", "config key")
-    except BaseException:
-        _PART_KEYS_READ = False
-        raise
-    for name, spec in declared.items():
-        if name.endswith(".NAME"):
-            TABLES[name.removesuffix(".NAME")] = spec
-        elif name in SCHEMA:
-            raise ConfigError(f"config key '{name}' is declared twice (by copa and by a plugin)",
-                              hint="uninstall the plugin (copa plugins list)")
-        else:
-            SCHEMA[name] = spec
+        fixed: dict[str, Key] = {}
+        tables: dict[str, dict[str, Key]] = {}
+        for name, spec in merged("copa_config_keys", "config key").items():
+            if name.endswith(".NAME"):
+                tables[name.removesuffix(".NAME")] = spec
+            elif name in SCHEMA:
+                raise ConfigError(f"config key '{name}' is declared twice (by copa and by a plugin)",
+                                  hint="uninstall the plugin (copa plugins list)")
+            else:
+                fixed[name] = spec
+        SCHEMA.update(fixed)
+        TABLES.update(tables)
+        _PART_KEYS_READ = True
 
 
 def keys() -> tuple[dict[str, Key], dict[str, dict[str, Key]]]:

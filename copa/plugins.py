@@ -13,12 +13,12 @@ config, the database, the doctor) builds the manager once per process.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,9 +152,17 @@ class Plugins:
         return [r for r in reversed(getattr(self.pm.hook, hook)(**kwargs)) if r is not None]
 
 
-@functools.cache
+_manager: Plugins | None = None
+_manager_lock = threading.Lock()
+
+
 def manager() -> Plugins:
-    return Plugins()
+    """The process's plugin manager, built on first use (once, even when threads ask together)."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = Plugins()
+        return _manager
 
 
 def collect(hook: str, **kwargs: Any) -> list[Any]:

@@ -4,6 +4,7 @@ and the agent loop. Kept tiny and dependency-free so every package can import it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,3 +40,26 @@ class Tool(Protocol):
     spec: ToolSpec
 
     def call(self, arguments: dict[str, Any]) -> ToolResult: ...
+
+
+Approve = Callable[[ToolSpec, dict[str, Any]], bool]
+
+
+def decide(spec: ToolSpec, arguments: dict[str, Any], cfg: Any, approve: Approve | None) -> tuple[bool, str]:
+    """copa's approval policy: whether a call may run, and why (recorded in the log). ``approve`` asks
+    a person; None when nobody can be asked (a one-shot command without a terminal, the daemon's
+    MQTT commands), and then a dangerous call runs only if the config allows it outright."""
+    if spec.name in cfg.get("agent.deny_tools"):
+        return False, "denied by agent.deny_tools"
+    if not spec.dangerous:
+        return True, "not dangerous"
+    if spec.name in cfg.get("agent.allow_tools"):
+        return True, "allowed by agent.allow_tools"
+    policy = cfg.get("agent.approval")
+    if policy == "always":
+        return True, "agent.approval = always"
+    if policy == "never":
+        return False, "agent.approval = never"
+    if approve is None:
+        return False, "needs approval and nobody can be asked (use --yes, or agent.allow_tools)"
+    return (True, "approved by the user") if approve(spec, arguments) else (False, "refused by the user")

@@ -25,11 +25,10 @@ from copa.agent.context import assemble
 from copa.errors import ContextOverflowError, ProviderError
 from copa.providers.tokens import PER_MESSAGE, cut_to_tokens, estimate_tokens
 from copa.providers.types import STOP_CANCELLED, ChatRequest, Event, Message, Reply, ToolCall, Usage
-from copa.tools import ToolResult, ToolSpec
+from copa.tools import Approve, ToolResult, decide
 
 log = logging.getLogger("copa.agent")
 OnEvent = Callable[[Event], None]
-Approve = Callable[[ToolSpec, dict[str, Any]], bool]
 MAX_RESULT_CHARS = 12_000
 SMALL_WINDOW = 32_768  # up to this many tokens, copa sends max_tokens = the room it kept for the answer
 
@@ -310,26 +309,6 @@ class Agent:
                 log.warning("memory extraction failed: %s", e)
             timing["extract_ms"] = (time.perf_counter() - t) * 1000
         return result
-
-
-
-
-def decide(spec: ToolSpec, arguments: dict[str, Any], cfg: Any, approve: Approve | None) -> tuple[bool, str]:
-    """Whether a call may run, and why (recorded in the log)."""
-    if spec.name in cfg.get("agent.deny_tools"):
-        return False, "denied by agent.deny_tools"
-    if not spec.dangerous:
-        return True, "not dangerous"
-    if spec.name in cfg.get("agent.allow_tools"):
-        return True, "allowed by agent.allow_tools"
-    policy = cfg.get("agent.approval")
-    if policy == "always":
-        return True, "agent.approval = always"
-    if policy == "never":
-        return False, "agent.approval = never"
-    if approve is None:
-        return False, "needs approval and nobody can be asked (use --yes, or agent.allow_tools)"
-    return (True, "approved by the user") if approve(spec, arguments) else (False, "refused by the user")
 
 
 def _content(result: ToolResult, room: int | None = None) -> str:

@@ -105,7 +105,7 @@ def ask(
     """Ask a question. Exit codes: 0 ok, 2 usage, 3 no model configured, 4 provider failed, 130 interrupted."""
     from copa.cli.output import emit_json, workstation
     from copa.errors import ConfigError, ExitCode, UsageError
-    from copa.providers.registry import CONFIGURE_HINT
+    from copa.providers import CONFIGURE_HINT
 
     if cont and session:
         raise UsageError("--continue and --session cannot be used together", hint="pick one")

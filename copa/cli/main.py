@@ -13,6 +13,7 @@ import sys
 # name -> (module defining `app`, one-line help shown by `copa --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "device": ("copa.cli.device_cmd", "Boards over USB serial: scan, pair, read, write, watch, rules, flash."),
+    "mqtt": ("copa.cli.mqtt_cmd", "The daemon's MQTT bridge: status, and a test of the broker login."),
     "config": ("copa.cli.config_cmd", "Show and change the configuration."),
     "secrets": ("copa.cli.secrets_cmd", "Keep API keys and passwords, encrypted or in the OS keyring."),
     "ask": ("copa.cli.ask_cmd", "Ask a question: the answer streams to stdout, with your memory and tools."),

@@ -20,7 +20,7 @@ def serve_cmd(allow_dangerous: bool = typer.Option(False, "--allow-dangerous",
     try:
         import mcp  # noqa: F401
 
-        from copa.skills.mcp_server import serve_stdio
+        from copa.skills import serve_stdio
     except ImportError:
         raise UsageError("the MCP SDK is not installed", hint="pip install 'copa[mcp]'") from None
     ws = workstation(interactive=False)

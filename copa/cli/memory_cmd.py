@@ -222,7 +222,7 @@ def forget_cmd(id: str = typer.Argument(None, help="A memory id (a unique prefix
 @app.command("export")
 def export_cmd(file: str = typer.Argument(..., help="Where to write (JSON Lines); '-' for stdout.")) -> None:
     """Write every memory and session to FILE as JSON Lines (lossless)."""
-    from copa.memory.transfer import export_jsonl
+    from copa.memory import export_jsonl
 
     n = export_jsonl(_store(), file)
     if file != "-":
@@ -239,7 +239,7 @@ def import_cmd(file: str = typer.Argument(..., help="A JSON Lines file (from exp
                json_out: bool = JSON) -> None:
     """Import memories from FILE, all or nothing: every line is checked first, then all are written in
     one transaction. Importing the same file twice changes nothing."""
-    from copa.memory.transfer import import_jsonl
+    from copa.memory import import_jsonl
 
     show = sys.stderr.isatty() if progress is None else progress
 

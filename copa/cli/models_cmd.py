@@ -42,7 +42,7 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."))
         emit_json({"default": default, "fast": fast, "fallback": fallback, "models": rows})
         return
     if not rows:
-        from copa.providers.registry import CONFIGURE_HINT
+        from copa.providers import CONFIGURE_HINT
 
         print(f"no models: {CONFIGURE_HINT}")
         return
@@ -99,7 +99,7 @@ def test_cmd(name: str = typer.Argument(None, help="The model to test (default: 
              json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Send one small request (no retries, no fallback): time to the first token, tokens/s, the window."""
     from copa.errors import ConfigError
-    from copa.providers.registry import CONFIGURE_HINT
+    from copa.providers import CONFIGURE_HINT
 
     ws = workstation(interactive=False)
     try:

@@ -91,6 +91,7 @@ class Daemon:
             # (a transaction open in one would swallow the other's writes)
             self._devices_ws = Workstation(self.paths)
             self.devices = DeviceService(self._devices_ws.devices)
+            self._start_mqtt(self._devices_ws, self.devices)  # before start(): it sees every board attach
             self.devices.start()
         except Exception:
             log.exception("the device service could not start")
@@ -126,7 +127,29 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda *_: self.engine is not None and self.engine.reload.set())
 
+    def _start_mqtt(self, ws: Workstation, devices: Any) -> None:
+        """The MQTT bridge (issue 19, copa/device/mqtt.py) when mqtt.enabled; never raises."""
+        from copa.errors import CopaError
+
+        self.mqtt = None
+        try:
+            from copa.device.mqtt import bridge_for
+
+            self.mqtt = bridge_for(ws.config, ws.secrets, ws.devices, devices.sessions, self.paths.state_dir)
+        except CopaError as e:
+            log.error("the MQTT bridge cannot start: %s", e)
+        except Exception:
+            log.exception("the MQTT bridge could not start")
+        if self.mqtt is not None:
+            devices.observers.append(self.mqtt)
+            self.mqtt.start()
+
     def _shutdown(self, timeout: float) -> int:
+        if getattr(self, "mqtt", None) is not None:  # issue 19: a clean "offline" before the boards close
+            try:
+                self.mqtt.stop()
+            except Exception:
+                log.exception("stopping the MQTT bridge failed")
         if self.devices is not None:  # issue 8: unsubscribe, close ports, flush readings
             try:
                 self.devices.stop(timeout=2.0)

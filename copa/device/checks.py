@@ -42,3 +42,19 @@ def check_toolchains() -> Check:
         return Check("firmware tools", OK, "all present: " + ", ".join(have))
     return Check("firmware tools", INFO, "missing: " + ", ".join(missing),
                  "only needed to build or flash boards: sudo make system-deps (from a copa clone)")
+
+
+def check_mqtt(config: Any, paths: Any) -> Check:
+    """The daemon's MQTT bridge: off, connected, or why not (a refused login says what to fix)."""
+    from copa.device.mqtt import bridge_status
+
+    st = bridge_status(config, paths.state_dir)
+    if not st["enabled"]:
+        return Check("mqtt", INFO, "bridge off", "copa config set mqtt.enabled true (docs/remote.md)")
+    if st["state"] == "connected":
+        return Check("mqtt", OK, f"connected to {st['broker']}, {len(st['boards'])} board(s), "
+                     f"{st['dropped']['samples']} samples dropped while away")
+    if st["state"] == "not running":
+        return Check("mqtt", WARN, st["error"], "start the daemon: copa daemon (or copa daemon install)")
+    return Check("mqtt", FAIL, st.get("error") or f"not connected to {st['broker']}",
+                 "'copa mqtt test' tries the login; check mqtt.host/port and that the broker runs")

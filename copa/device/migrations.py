@@ -1,4 +1,4 @@
-"""Tables of the serial bridge (registered in copa.db.MIGRATION_MODULES).
+"""Tables of the serial bridge (given to copa.db through the copa_migrations hook of copa/device/plugin.py).
 
 ``devices``: paired boards under the names users chose (never their keys: those live in the secrets
 store). ``device_readings``: downsampled telemetry; its name and columns are agreed with the

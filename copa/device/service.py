@@ -47,6 +47,16 @@ class DeviceService:
         self._watch: dict[str, dict[str, Any]] = {}
         self.sessions: dict[str, DeviceSession] = {}
         self.errors: dict[str, str] = {}
+        #: told of boards as they are attached, re-watched and forgotten (the MQTT bridge):
+        #: ``attach(name, session, channels)``, ``channels_changed(name, channels)``, ``detach(name)``
+        self.observers: list[Any] = []
+
+    def _tell(self, method: str, *args: Any) -> None:
+        for obs in list(self.observers):
+            try:
+                getattr(obs, method)(*args)
+            except Exception:  # an observer must not stop the boards' logging
+                log.exception("device observer %s failed", method)
 
     def start(self) -> None:
         """Start one connector thread per paired board and a registry watcher; returns at once."""
@@ -74,6 +84,7 @@ class DeviceService:
             if s is not None:
                 s.close()
                 log.info("device %s forgotten: port released", name)
+            self._tell("detach", name)
         for name, s in list(self.sessions.items()):
             watch = records[name].watch
             if watch != self._watch.get(name) and s.connected:
@@ -91,6 +102,7 @@ class DeviceService:
             self._watch[name] = watch
             if name in self._recorders:
                 self._recorders[name].channels = labels
+            self._tell("channels_changed", name, labels)
         except Exception as e:
             log.warning("could not subscribe to %s: %s", name, e)
 
@@ -132,6 +144,7 @@ class DeviceService:
         if items:
             self._subscribe(name, s, rec.watch)
         self.sessions[name] = s
+        self._tell("attach", name, s, labels)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -353,6 +353,11 @@ class DeviceSession(BoardCommands):
             except RequestTimeout as e:
                 last = e
                 continue
+            except DeviceUnavailable:  # the port closed under us: a remote server hung up, mid-frame or not
+                why = f" ({self._lost_reason})" if self._lost_reason else ""
+                raise NoAnswer(f"{self.name}: {self.port_path} closed the link before the board answered HELLO{why}",
+                               hint="is a copa board behind it (and, for ser2net, no other client on that port)?"
+                               ) from None
             if f.status == Status.OK:
                 self.hello_info = Hello.parse(f.payload)
                 self.window = WINDOW.get(self.hello_info.board, DEFAULT_WINDOW)  # type: ignore[call-overload]
@@ -440,7 +445,10 @@ class DeviceSession(BoardCommands):
             if not fut.done():
                 fut.set_exception(exc)
 
+    _lost_reason = ""
+
     def _on_lost(self, reason: str) -> None:
+        self._lost_reason = reason
         was = self._connected.is_set()
         self._connected.clear()
         self._drop_port()

@@ -1,4 +1,5 @@
-"""Opening a serial link: real ports, ptys and pyserial URLs (``socket://``, ``loop://``, ``rfc2217://``).
+"""Opening a serial link: real ports, ptys and pyserial URLs (``rfc2217://`` and ``socket://`` for a
+board on another machine, see remote.py; ``loop://`` and the rest as pyserial has them).
 
 pyserial is imported inside :func:`open_port` only (CLI startup must not pay for it). Errors a user
 can cause (no such port, port busy, no permission) become one-line ``CopaError``s with the fix.
@@ -50,6 +51,11 @@ def open_port(port: str, *, baudrate: int = BAUDRATE, exclusive: bool = True,
 def _open_once(port: str, baudrate: int, exclusive: bool) -> Any:
     import serial  # noqa: PLC0415 - heavy-ish, and `copa device --help` must not import it
 
+    if is_url(port):
+        from copa.device.remote import is_remote, open_remote  # noqa: PLC0415
+
+        if is_remote(port):  # rfc2217:// and socket://: see remote.py for what pyserial needs there
+            return open_remote(port, baudrate=baudrate, timeout=READ_TIMEOUT)
     try:
         if is_url(port):
             s = serial.serial_for_url(port, baudrate=baudrate, timeout=READ_TIMEOUT,

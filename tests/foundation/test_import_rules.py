@@ -4,7 +4,9 @@
    type checking;
 2. no ``_private`` name crosses a package line (``from copa.config import _read_file``,
    ``sections._value``): what another package uses is its public API;
-3. infra (the modules directly under copa/) imports no core package, no service and no face.
+3. infra (the modules directly under copa/) imports no core package, no service and no face;
+4. a face imports a core package through its public API only (``from copa.memory import
+   MemoryStore``, not ``from copa.memory.store import ...``).
 
 A case another helper of this wave is still moving is listed in KNOWN with its owner; the test
 fails both on a new violation and on a known one that is gone (so the list only shrinks).
@@ -29,6 +31,25 @@ KNOWN: set[tuple[str, str]] = {
     ("copa/scheduler/reports.py", "copa.workstation"),
     ("copa/scheduler/runner.py", "copa.workstation"),
     ("copa/scheduler/sections.py", "copa.workstation"),
+    # rule 4, issue 16: copa.scheduler exports only its store so far; the faces reach its modules
+    ("copa/cli/report_cmd.py", "copa.scheduler.delivery"),
+    ("copa/cli/schedule_cmd.py", "copa.scheduler.jobs"),
+    ("copa/cli/schedule_cmd.py", "copa.scheduler.store"),
+    ("copa/cli/schedule_cmd.py", "copa.scheduler.triggers"),
+    ("copa/daemon/service.py", "copa.scheduler.engine"),
+    ("copa/daemon/service.py", "copa.scheduler.store"),
+    ("copa/daemon/status.py", "copa.scheduler.store"),
+    ("copa/tui/schedules.py", "copa.scheduler.jobs"),
+    # rule 4, issue 19: copa.device's public API (Devices read/write/pwm, exports) is being settled
+    ("copa/cli/device_cmd.py", "copa.device.flash"),
+    ("copa/cli/device_cmd.py", "copa.device.protocol"),
+    ("copa/cli/device_cmd.py", "copa.device.rules_syntax"),
+    ("copa/cli/device_cmd.py", "copa.device.scan"),
+    ("copa/cli/device_cmd.py", "copa.device.tools"),
+    ("copa/cli/device_cmd.py", "copa.device.transport"),
+    ("copa/daemon/service.py", "copa.device.service"),
+    ("copa/cli/mqtt_cmd.py", "copa.device.mqtt"),
+    ("copa/daemon/service.py", "copa.device.mqtt"),
 }
 
 
@@ -72,6 +93,8 @@ def violations() -> set[tuple[str, str]]:
             if pkg in CORE and (top in FACES or top in SERVICE):
                 found.add((rel, module))
             if pkg in INFRA and (top in CORE or top in FACES or top in SERVICE):
+                found.add((rel, module))
+            if pkg in FACES and top in CORE and module.count(".") > 1:
                 found.add((rel, module))
             if top != pkg:
                 found |= {(rel, f"{module}.{n}") for n in names if _private(n)}
