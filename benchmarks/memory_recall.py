@@ -1,7 +1,10 @@
-"""Recall of the evidence, per question type: plain FTS5 BM25 baselines vs the memory store.
+"""Recall of the evidence: the public dev set first (benchmarks/memory_recall_dev.py), then, with
+``--synthetic``, the generator below as a second suite (never reported alone: it was read while
+designing, so its figures do not carry over to conversations nobody here wrote).
 
-    .venv/bin/python benchmarks/memory_recall.py                # 5 seeds, with ablations
-    .venv/bin/python benchmarks/memory_recall.py --seeds 1 --no-ablations
+    .venv/bin/python benchmarks/memory_recall.py --limit 300          # quick: 300 sampled questions
+    .venv/bin/python benchmarks/memory_recall.py                      # all 1,360 questions
+    .venv/bin/python benchmarks/memory_recall.py --synthetic --seeds 1 --no-ablations
 
 The dataset comes from benchmarks/memory_dataset.py (multi-session conversations over months with
 planted, changing, two-session, date and assistant-said facts among distractors that share their
@@ -121,13 +124,13 @@ def merge(results: list[dict[str, dict[int, float]]]) -> dict[str, dict[int, flo
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def synthetic_main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description="second suite: the generator (benchmarks/memory_dataset.py)")
     ap.add_argument("--seeds", type=int, default=5, help="datasets to average over (seeds 1..N)")
     ap.add_argument("--sessions", type=int, default=120, help="sessions per dataset")
     ap.add_argument("--no-ablations", dest="ablations", action="store_false", help="skip the ablation rows")
     ap.add_argument("--no-dense", dest="dense", action="store_false", help="skip the dense retriever rows")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     systems: dict[str, list] = defaultdict(list)
     dense = args.dense and embeddings.available()
     if args.dense and not dense:
@@ -176,4 +179,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from memory_recall_dev import main
+
+    main(synthetic_main)

@@ -122,6 +122,11 @@ def bench(size: int, batch: int, queries: int, workdir: Path, embeddings: str = 
         done += n
         if done % (batch * 20) == 0:
             print(f"  ... {done:,} ingested ({done / t_store:,.0f}/s)", file=sys.stderr, flush=True)
+    embed_rps = None
+    if store.vectors is not None:  # writing embeds nothing (vectors are made lazily): time the back-fill
+        t0 = time.perf_counter()
+        store.embed_missing()
+        embed_rps = size / (time.perf_counter() - t0)
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size_bytes = path.stat().st_size
 
@@ -154,7 +159,8 @@ def bench(size: int, batch: int, queries: int, workdir: Path, embeddings: str = 
             "base_ingest_rps": size / t_base,
             "p50": statistics.median(lat), "p95": pct(lat, 95), "cpu_p50": statistics.median(cpu),
             "cpu_p95": pct(cpu, 95), "base_p50": statistics.median(lat_base),
-            "base_p95": pct(lat_base, 95), "db_mb": size_bytes / 2**20, "answered": found / len(qs)}
+            "base_p95": pct(lat_base, 95), "db_mb": size_bytes / 2**20, "answered": found / len(qs),
+            "embed_rps": embed_rps}
 
 
 def main() -> None:
@@ -162,8 +168,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated store sizes (default 10000,100000)")
     ap.add_argument("--batch", type=int, default=5000, help="records per add_many() call")
     ap.add_argument("--queries", type=int, default=300, help="search queries timed per size")
-    ap.add_argument("--embeddings", default="off", choices=("off", "static"),
-                    help="with 'static', the dense retriever embeds on ingest and joins every search")
+    ap.add_argument("--embeddings", default="off", choices=("off", "static", "minilm"),
+                    help="the dense retriever: memories are embedded after ingest (its rate is printed), "
+                    "then it joins every search")
     ap.add_argument("--dir", default=None, help="where to build the databases (default: a temp dir, removed)")
     args = ap.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
@@ -182,12 +189,16 @@ def main() -> None:
         print(f"{r['size']:>10,} {r['ingest_rps']:>10,.0f} {r['ingest_cpu_rps']:>8,.0f} {r['base_ingest_rps']:>10,.0f} "
               f"{r['ingest_rps'] / r['base_ingest_rps']:>6.2f} {r['p50']:>7.1f} {r['p95']:>7.1f} "
               f"{r['cpu_p50']:>7.1f} {r['cpu_p95']:>7.1f} "
-              f"{r['base_p50']:>8.1f} {r['base_p95']:>8.1f} {r['db_mb']:>7.1f} {r['answered']:>8.0%}", flush=True)
+              f"{r['base_p50']:>8.1f} {r['base_p95']:>8.1f} {r['db_mb']:>7.1f} {r['answered']:>8.0%}"
+              + (f"  embedded {r['embed_rps']:,.0f}/s" if r["embed_rps"] else ""), flush=True)
     big = results[-1]
-    scope = "" if args.embeddings == "off" else " (set for keyword search; here with the dense retriever)"
-    print(f"targets{scope}: ingest >= 20,000/s: "
-          f"{'met' if all(r['ingest_rps'] >= 20000 for r in results) else 'NOT met'}; "
-          f"search p95 <= 30 ms at {big['size']:,}: {'met' if big['p95'] <= 30 else 'NOT met'}")
+    print(f"targets: ingest >= 20,000/s: {'met' if all(r['ingest_rps'] >= 20000 for r in results) else 'NOT met'}; "
+          f"search p95 <= 30 ms at {big['size']:,} (keyword): {'met' if big['p95'] <= 30 else 'NOT met'}")
+    at100k = [r for r in results if r["size"] == 100_000]
+    if at100k:  # issue 14: 20 ms keyword-only, 50 ms with the dense retriever, at 100k memories
+        limit = 20 if args.embeddings == "off" else 50
+        print(f"target (issue 14): search p95 <= {limit} ms at 100,000 ({args.embeddings}): "
+              f"{'met' if at100k[0]['p95'] <= limit else 'NOT met'} ({at100k[0]['p95']:.1f} ms)")
     if tmp:
         tmp.cleanup()
 

@@ -57,12 +57,19 @@ def search_cmd(query: str = typer.Argument(..., help="A question or keywords."),
                limit: int = typer.Option(10, "--limit", "-n", min=1, max=1000, help="How many results."),
                kind: list[str] = typer.Option(None, "--kind", "-k", help="Only these kinds (repeatable)."),
                as_of: str = typer.Option(None, "--as-of", help="What was true at this time."),
+               asked_at: str = typer.Option(None, "--asked-at", help="When the question is asked: 'last week' "
+                                            "in it counts from here (default: now)."),
                all_: bool = typer.Option(False, "--all", help="Include superseded (old) values."),
                json_out: bool = JSON) -> None:
-    """Recall the memories that best answer QUERY."""
-    hits = _store().search(query, limit=limit, kinds=kind or None, as_of=as_of, include_superseded=all_)
+    """Recall the memories that best answer QUERY.
+
+    With the dense retriever on, memories get their vectors lazily (a search embeds up to 256 new
+    ones first); until then keywords alone find them. --json reports how many still lack one."""
+    store = _store()
+    hits = store.search(query, limit=limit, kinds=kind or None, as_of=as_of, include_superseded=all_,
+                        asked_at=asked_at)
     if json_out:
-        emit_json(hits)
+        emit_json({"hits": hits, "dense": store.vectors is not None, "vectors_missing": store.missing_vectors()})
         return
     if not hits:
         print("no memories match", file=sys.stderr)

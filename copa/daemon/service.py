@@ -66,6 +66,7 @@ class Daemon:
         self._heartbeat()
         self.engine = Scheduler(cfg, self.store, self._run_context, stopping=self.stopping)
         self._start_devices()
+        self._start_embedder()
         n = self.engine.start()
         say(f"copa daemon: running (pid {os.getpid()}), {n} job(s) scheduled")
         poll = max(0.05, float(cfg.get("scheduler.poll_interval")))
@@ -95,6 +96,27 @@ class Daemon:
         except Exception:
             log.exception("the device service could not start")
             self.devices = None
+
+    def _start_embedder(self) -> None:
+        """With the dense retriever on, memories are written without vectors (writing never loads the
+        model); the daemon fills them in the background so searches do not have to."""
+        threading.Thread(target=self._embed_loop, name="copa-embedder", daemon=True).start()
+
+    def _embed_loop(self) -> None:
+        ws = Workstation(self.paths)  # its own connection, like the device service
+        try:
+            every = max(0.1, float(ws.config.get("memory.embed_interval")))
+            while not self.stopping.wait(every):
+                try:
+                    memory = ws.memory
+                    if memory.vectors is None or not memory.missing_vectors():
+                        continue
+                    n = memory.embed_missing()
+                    log.info("embedded %d new memories", n)
+                except Exception:  # a locked database, a missing model: log it, try again later
+                    log.exception("embedding new memories failed")
+        finally:
+            ws.close()
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: Any) -> None:

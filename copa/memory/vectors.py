@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 BATCH = 2_000  # texts embedded per statement while back-filling
+CATCH_UP = 256  # new memories a search embeds before it runs (the rest stay keyword-only until later)
 
 
 class VectorIndex:
@@ -32,6 +33,7 @@ class VectorIndex:
         self._n = 0  # rows in the copy; the buffers below grow by doubling, so appending is cheap
         self._pk_buf = None  # pks of the cached rows, ascending
         self._vec_buf = None  # their vectors (float32), row i belongs to pk i
+        self._removed_checked: int | None = None  # deletion count when catch_up last scanned for gaps
 
     @property
     def embedder(self) -> embeddings.Embedder:
@@ -63,6 +65,30 @@ class VectorIndex:
         cannot have a vector yet: a deleted memory's vector went with it)."""
         rows = c.execute("SELECT pk, text FROM memories WHERE pk > ?", (last_pk,)).fetchall()
         return self.add_rows(c, rows, replace=False)
+
+    def catch_up(self, store, limit: int = CATCH_UP) -> int:
+        """Embed up to ``limit`` memories that lack a vector (one committed batch): what a dense
+        search does first, so new memories join the dense side within a search or two while
+        writing never loads the model. The newest are found with two index lookups; after a vector
+        was removed (an edit, by any process, since this store opened) the whole table is checked
+        once. Older gaps (memories stored with the retriever off) are ``copa memory embed``'s job."""
+        removed = store._read("SELECT removed FROM memory_vectors_state")[0][0]
+        if self._removed_checked is None:
+            self._removed_checked = removed
+        rows = store._read("SELECT pk, text FROM memories WHERE pk > coalesce((SELECT pk FROM memory_vectors "
+                           "WHERE model = ? ORDER BY pk DESC LIMIT 1), 0) ORDER BY pk LIMIT ?", (self.model, limit))
+        if len(rows) < limit and removed != self._removed_checked:
+            have = {pk for pk, _ in rows}
+            more = [r for r in store._read("SELECT m.pk, m.text FROM memories m LEFT JOIN memory_vectors v ON "
+                                           "v.pk = m.pk AND v.model = ? WHERE v.pk IS NULL ORDER BY m.pk LIMIT ?",
+                                           (self.model, limit)) if r[0] not in have]
+            rows += more[:limit - len(rows)]
+            if len(more) + len(have) < limit:
+                self._removed_checked = removed
+        if not rows:
+            return 0
+        with store._write() as c:
+            return self.add_rows(c, rows)
 
     @staticmethod
     def missing(c: sqlite3.Connection, model: str, limit: int) -> list[tuple[int, str]]:

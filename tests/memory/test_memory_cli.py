@@ -26,11 +26,11 @@ def test_add_search_show_history_list(run_copa, copa_home):
     b = _ok(run_copa("memory", "add", "We moved to Porto", "--kind", "fact", "--subject", "user.home_city",
                      "--at", "2024-02-01", "--json"))
     b = json.loads(b.stdout)["id"]
-    hits = json.loads(_ok(run_copa("memory", "search", "Where do I live?", "--json")).stdout)
+    hits = json.loads(_ok(run_copa("memory", "search", "Where do I live?", "--json")).stdout)["hits"]
     assert hits[0]["id"] == b and hits[0]["current"] is True
-    old = json.loads(_ok(run_copa("memory", "search", "Lisbon", "--all", "--json")).stdout)
+    old = json.loads(_ok(run_copa("memory", "search", "Lisbon", "--all", "--json")).stdout)["hits"]
     assert old[0]["id"] == a and old[0]["current"] is False
-    then = json.loads(_ok(run_copa("memory", "search", "live", "--as-of", "2023-06-01", "--json")).stdout)
+    then = json.loads(_ok(run_copa("memory", "search", "live", "--as-of", "2023-06-01", "--json")).stdout)["hits"]
     assert [h["id"] for h in then] == [a]
     shown = json.loads(_ok(run_copa("memory", "show", a[-6:], "--json")).stdout)  # a unique tail
     assert shown["superseded_by"] == b and shown["valid_to"].startswith("2024-02-01")

