@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class RecallOptions:
+    # A question's distinct content words beyond this many are dropped, the most common first: a
+    # pasted document as the query (56,000 characters) took 80 s, most of it finding word neighbours
+    # and scoring thousands of keys per candidate. On the dev set 99 % of questions have <= 64.
+    max_terms: int = 64
     pool: int = 300  # BM25 candidates considered (100 lost date and update recall at 14k turns)
     stop_words: bool = True
     coverage: float = 0.55  # weight of idf coverage against normalised BM25
@@ -93,6 +97,13 @@ class RecallOptions:
     user_turns: float = 0.25  # bonus for the user's own turns (unless the question asks what the assistant said)
     length_norm: float = 0.2  # penalty per doubling of a turn's length over ``length_pivot`` characters
     length_pivot: int = 600
+    # BM25 over whole sessions (memory_sessions_fts, one document per session): each turn of a session
+    # among the ``session_top`` best gains ``session_index`` x that session's BM25 (as a share of the
+    # best session's); the turns of the ``session_draw`` best sessions join the candidates.
+    session_index: float = 1.0
+    session_top: int = 20
+    session_draw: int = 0
+    session_other: float = 1.0  # bm25 weight of the other speakers' column (0: the user's turns only)
     spread: float = 0.0  # MMR-style: each earlier hit from the same session costs this much (measured: a loss)
     context: int = 1  # neighbouring turns a conversation hit carries (1: one each side; 0: none)
     context_max: int = 400  # ... only those at most this long (a long reply costs the prompt's budget)
@@ -162,6 +173,9 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
     asked = to_utc(asked_at, field_name="asked_at") or at or now_utc()
     q = analyse(query or "", asked, opts)
     kinds = [check_kind(k) for k in kinds] if kinds else None
+    if len(q.stems) > opts.max_terms:
+        with store._lock:
+            cap_terms(store.conn, q, opts.max_terms)
     if store.vectors is not None and opts.synonyms and hasattr(store.vectors.embedder, "neighbours"):
         _add_synonyms(store.vectors.embedder, q, opts)  # a static model's vocabulary holds word neighbours
     if store.vectors is not None and opts.dense and (query or "").strip():
@@ -195,6 +209,20 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         return [_hit(c, r, opts) for r in ranked[:limit]]
 
 
+def cap_terms(c, q: _Query, n: int) -> None:
+    """Keep the question's ``n`` most informative content words: the rarest in the store first, then
+    words the store has never seen (they match nothing, but a name may still be a speaker)."""
+    df: dict[str, int] = {}
+    for i in range(0, len(q.stems), 500):
+        chunk = q.stems[i:i + 500]
+        df.update(c.execute(f"SELECT term, doc FROM memories_vocab WHERE term IN ({','.join('?' * len(chunk))})",
+                            chunk).fetchall())
+    keep = set(sorted(q.stems, key=lambda s: (s not in df, df.get(s, 0)))[:n])
+    q.stems = [s for s in q.stems if s in keep]
+    q.alts = {s: a for s, a in q.alts.items() if s in keep}
+    q.names &= keep
+
+
 def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], opts: RecallOptions,
                          kinds=None) -> None:
     """Session fusion, role weighting and length normalisation for conversation turns.
@@ -204,7 +232,7 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
     that holds the answer often shares few words with the question while its session shares many.
     Long assistant turns match many words by sheer length (coverage has no length norm), and in a
     user-assistant history most of what is worth remembering was said by the user."""
-    if not (opts.session or opts.user_turns or opts.length_norm):
+    if not (opts.session or opts.session_index or opts.user_turns or opts.length_norm):
         return
     qw = _match_keys(q, weights, opts)
     total = sum(qw.values()) or 1.0
@@ -214,29 +242,58 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
             sess_keys.setdefault(r["session_id"], set()).update(r["stems"])
     sess_cov = {sid: sum(w for keys, w in qw.items() if any(k in ks for k in keys)) / total
                 for sid, ks in sess_keys.items()}
+    episodes = not kinds or "episode" in kinds
+    sess_bm25 = _session_bm25(c, q, weights, opts) if opts.session_index and episodes else {}
+    if opts.session_draw and sess_bm25:
+        _draw_turns(c, pool, list(sess_bm25)[:opts.session_draw], "session index", q, weights, opts)
     if opts.session_fill and sess_cov and (not kinds or "episode" in kinds):
         # The best sessions' other turns join: the answer is often a turn of the right session
         # that shares no word with the question (BM25 over sessions finds it, over turns does not).
         top = sorted(sess_cov, key=lambda sid: -sess_cov[sid])[:opts.session_fill]
-        extra: dict[int, dict] = {}
-        for row in c.execute(f"SELECT {_SEL} FROM memories m WHERE m.session_id IN ({','.join('?' * len(top))}) "
-                             "AND m.kind = 'episode'", top).fetchall():
-            r = dict(zip(_FIELDS, row, strict=True))
-            if r["pk"] not in pool:
-                r["bm25"], r["why"] = 0.0, "session"
-                extra[r["pk"]] = r
-        if extra:
-            _score(extra, q, weights, opts)
-            pool.update(extra)
+        _draw_turns(c, pool, top, "session", q, weights, opts)
     for r in pool.values():
         if r["kind"] != "episode":
             continue
         bonus = opts.session * sess_cov.get(r["session_id"], 0.0)
+        bonus += opts.session_index * sess_bm25.get(r["session_id"], 0.0)
         if r["role"] == "user" and not q.assistant:
             bonus += opts.user_turns
         if opts.length_norm and len(r["text"]) > opts.length_pivot:
             bonus -= opts.length_norm * math.log2(len(r["text"]) / opts.length_pivot)
         r["own"] = r["score"] = r["score"] + bonus
+
+
+def _session_bm25(c, q: _Query, weights: dict[str, float], opts: RecallOptions) -> dict[str, float]:
+    """The best sessions by BM25 over whole sessions, best first, each as a share of the best's score."""
+    terms = [s for s in q.stems if s in weights]
+    terms += [a for s in terms for a in q.alts.get(s, ()) if a in weights]
+    if not terms:
+        return {}
+    match = " OR ".join(f'"{q.surface[s]}"' for s in dict.fromkeys(terms))
+    rows = c.execute("SELECT d.session_id, bm25(memory_sessions_fts, 1.0, ?) AS r FROM memory_sessions_fts "
+                     "JOIN memory_session_docs d ON d.doc = memory_sessions_fts.rowid "
+                     "WHERE memory_sessions_fts MATCH ? ORDER BY r LIMIT ?",
+                     (opts.session_other, match, opts.session_top)).fetchall()
+    best = -rows[0][1] if rows else 0.0
+    return {sid: -r / best for sid, r in rows} if best > 0 else {}
+
+
+def _draw_turns(c, pool: dict, sessions: list[str], why: str, q: _Query, weights: dict[str, float],
+                opts: RecallOptions) -> None:
+    """The turns of these sessions join the candidates, scored like the others: the answer is often
+    a turn of the right session that shares no word with the question."""
+    if not sessions:
+        return
+    extra: dict[int, dict] = {}
+    for row in c.execute(f"SELECT {_SEL} FROM memories m WHERE m.session_id IN ({','.join('?' * len(sessions))}) "
+                         "AND m.kind = 'episode'", sessions).fetchall():
+        r = dict(zip(_FIELDS, row, strict=True))
+        if r["pk"] not in pool:
+            r["bm25"], r["why"] = 0.0, why
+            extra[r["pk"]] = r
+    if extra:
+        _score(extra, q, weights, opts)
+        pool.update(extra)
 
 
 def _spread_sessions(ranked: list[dict], limit: int, cost: float) -> list[dict]:

@@ -3,7 +3,9 @@
 ``memories`` holds every kind of memory; ``memories_fts`` is an external-content FTS5 index over its
 text and subject (porter stemming, diacritics folded): updates and deletes reach it through triggers,
 inserts are indexed by the store once per transaction (see migration 002). ``memory_sessions``
-summarises conversations so listing them stays cheap at any size.
+summarises conversations so listing them stays cheap at any size. ``memory_sessions_fts`` (007) is a
+second FTS5 index with one document per conversation session (its user turns and its other turns in
+two columns), for BM25 over whole sessions at recall time.
 """
 
 from __future__ import annotations
@@ -162,6 +164,49 @@ def _m006_unchain_episodes(db: Any) -> None:
             db.execute("UPDATE memories SET valid_to = NULL, superseded_by = NULL WHERE id = ?", (rows[-1][0],))
 
 
+# One FTS5 document per conversation session: what the user said and what the others said, in two
+# columns so recall can weigh them (bm25 column weights) without a second index. ``memory_session_docs``
+# gives each session a stable integer rowid (memory_sessions has a TEXT key, whose implicit rowid a
+# VACUUM may renumber). Rebuilt per touched session: by the store's write path for inserts (as turns
+# are, once per transaction) and by triggers for deletes and edits.
+_SESSION_DOC_DELETE = ("DELETE FROM memory_sessions_fts WHERE rowid = "
+                       "(SELECT doc FROM memory_session_docs WHERE session_id = {sid})")
+_SESSION_DOC_INSERT = (
+    "INSERT INTO memory_sessions_fts(rowid, user, other) SELECT d.doc, "
+    "coalesce((SELECT group_concat(text, char(10)) FROM memories WHERE session_id = d.session_id "
+    "AND +kind = 'episode' AND role = 'user'), ''), "
+    "coalesce((SELECT group_concat(text, char(10)) FROM memories WHERE session_id = d.session_id "
+    "AND +kind = 'episode' AND role IS NOT 'user'), '') "
+    "FROM memory_session_docs d WHERE d.session_id = {sid}")
+SESSION_DOC_SQL = [
+    "INSERT OR IGNORE INTO memory_session_docs(session_id) VALUES (?1)",
+    _SESSION_DOC_DELETE.format(sid="?1"),
+    _SESSION_DOC_INSERT.format(sid="?1"),
+]
+
+
+def _session_doc_trigger(name: str, event: str, when: str, sid: str) -> str:
+    return (f"CREATE TRIGGER {name} AFTER {event} ON memories WHEN {when} BEGIN "
+            f"INSERT OR IGNORE INTO memory_session_docs(session_id) VALUES ({sid}); "
+            f"{_SESSION_DOC_DELETE.format(sid=sid)}; {_SESSION_DOC_INSERT.format(sid=sid)}; END")
+
+
+def _m007_session_index(db: Any) -> None:
+    db.execute("CREATE TABLE memory_session_docs (doc INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE)")
+    db.execute("CREATE VIRTUAL TABLE memory_sessions_fts USING fts5(user, other, "
+               "tokenize='porter unicode61 remove_diacritics 2')")
+    episode = "{0}.kind = 'episode' AND {0}.session_id IS NOT NULL"
+    db.execute(_session_doc_trigger("memory_session_docs_ad", "DELETE", episode.format("old"), "old.session_id"))
+    changed = "UPDATE OF text, kind, role, session_id"
+    db.execute(_session_doc_trigger("memory_session_docs_au_old", changed, episode.format("old"), "old.session_id"))
+    db.execute(_session_doc_trigger("memory_session_docs_au_new", changed, episode.format("new") +
+                                    " AND NOT (old.kind = 'episode' AND old.session_id IS new.session_id)",
+                                    "new.session_id"))
+    db.execute("INSERT OR IGNORE INTO memory_session_docs(session_id) SELECT DISTINCT session_id FROM memories "
+               "WHERE session_id IS NOT NULL AND +kind = 'episode'")
+    db.execute(_SESSION_DOC_INSERT.format(sid="d.session_id").replace(" WHERE d.session_id = d.session_id", ""))
+
+
 MIGRATIONS = [
     ("memory_001_init", _m001_init),
     ("memory_002_bulk_fts", _m002_bulk_fts),
@@ -169,5 +214,6 @@ MIGRATIONS = [
     ("memory_004_vectors", _m004_vectors),
     ("memory_005_vectors_shape", _m005_vectors_shape),
     ("memory_006_unchain_episodes", _m006_unchain_episodes),
+    ("memory_007_session_index", _m007_session_index),
 ]
 NAMES = [name for name, _ in MIGRATIONS]

@@ -303,6 +303,15 @@ class MemoryStore(ActivityMixin, ForgetMixin):
                 "title = CASE WHEN title = '' THEN excluded.title ELSE title END, "
                 "started_at = min(started_at, excluded.started_at), last_at = max(last_at, excluded.last_at)",
                 [(sid, *a) for sid, a in agg.items()])
+            MemoryStore._index_sessions(c, agg)
+
+    @staticmethod
+    def _index_sessions(c: sqlite3.Connection, session_ids: Iterable[str]) -> None:
+        """Rebuild the session-level FTS documents of these sessions (schema.SESSION_DOC_SQL): once
+        per write transaction and touched session, as turns are indexed once per transaction."""
+        for sid in session_ids:
+            for sql in schema.SESSION_DOC_SQL:
+                c.execute(sql, (sid,))
 
     def _insert(self, c: sqlite3.Connection, p: dict[str, Any]) -> str:
         if p["norm"] is not None:

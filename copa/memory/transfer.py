@@ -272,3 +272,4 @@ def _write_batch(store: MemoryStore, c: Any, pending: list[dict], sessions: list
             "ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, last_at = excluded.last_at, "
             "turns = excluded.turns, title = CASE WHEN title = '' THEN excluded.title ELSE title END",
             (sid,))
+    store._index_sessions(c, touched)

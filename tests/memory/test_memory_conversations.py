@@ -10,11 +10,12 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from copa.memory import MemoryStore, embeddings
-from copa.memory.recall import DEFAULT, search
+from copa.memory.recall import DEFAULT, analyse, cap_terms, search
 from copa.memory.transfer import import_jsonl
 
 LONG_REPLY = ("Great question! Here is a comprehensive overview of everything you might want to consider "
@@ -203,3 +204,57 @@ def test_add_and_help_never_load_the_embedding_model(tmp_path, spec, args):
     if args[0] == "memory":
         assert "copa.memory.store" in result["modules"]  # it did store the note
     assert not [m for m in result["modules"] if m.split(".")[0] in HEAVY]
+
+
+def test_a_very_long_query_keeps_only_its_most_informative_words(tmp_path):
+    common = [f"word{i}" for i in range(3000)]  # said everywhere: thousands of distinct, common words
+    with MemoryStore(tmp_path / "m.db") as s:
+        s.add_many([{"text": " ".join(common) + f" note {i}", "kind": "note"} for i in range(20)])
+        target = s.add("The zeppelin museum in Friedrichshafen opens at nine", kind="note")
+        query = " ".join(common) + " when does the zeppelin museum in Friedrichshafen open"
+        q = analyse(query, datetime.now(UTC))
+        assert len(q.stems) > 3000
+        cap_terms(s.conn, q, 64)
+        assert len(q.stems) == 64
+        assert {"zeppelin", "museum", "friedrichshafen"} <= set(q.stems)  # the rare words are kept
+        hits = search(s, query, limit=3)
+        assert hits[0].id == target
+
+
+def _session_docs(s) -> dict[str, tuple[str, str]]:
+    return {sid: (user, other) for sid, user, other in s.conn.execute(
+        "SELECT d.session_id, f.user, f.other FROM memory_sessions_fts f "
+        "JOIN memory_session_docs d ON d.doc = f.rowid")}
+
+
+def test_the_session_index_follows_every_write(tmp_path):
+    with MemoryStore(tmp_path / "m.db") as s:
+        ids = _turns(s, "trip", [("user", "We fly to Reykjavik in May."), ("assistant", "Pack a warm coat.")])
+        _turns(s, "trip", [("user", "The hotel is near the harbour.")])  # a later write appends
+        user, other = _session_docs(s)["trip"]
+        assert "Reykjavik" in user and "harbour" in user and other == "Pack a warm coat."
+        s.update(ids[0], text="We fly to Akureyri in May.")  # an edit (trigger)
+        assert "Akureyri" in _session_docs(s)["trip"][0] and "Reykjavik" not in _session_docs(s)["trip"][0]
+        s.forget(ids[1])  # forgetting takes the turn out of its session's document
+        assert _session_docs(s)["trip"][1] == ""
+        exported = tmp_path / "out.jsonl"
+        exported.write_text("\n".join(json.dumps(m) for m in (
+            {"id": "x1", "text": "Sourdough needs a long proof.", "kind": "episode", "session_id": "bread",
+             "role": "user", "occurred_at": "2025-01-01T09:00:00+00:00"},)) + "\n")
+        import_jsonl(s, exported)  # an import reaches the index too
+        assert _session_docs(s)["bread"] == ("Sourdough needs a long proof.", "")
+
+
+def test_bm25_over_sessions_lifts_a_turn_of_the_session_about_the_question(tmp_path):
+    question = "what did we decide about the garden shed roof and the gutters?"
+    with MemoryStore(tmp_path / "m.db") as s:
+        target = _turns(s, "shed", [("user", "The garden shed needs a new roof before winter."),
+                                    ("user", "Gutters too, they overflow when it rains."),
+                                    ("user", "We decided on green felt, it is the cheapest.")])[2]
+        _turns(s, "misc", [("user", "We decided to paint the hallway green."),
+                           ("user", "Decided: green curtains for the hallway.")], day="2025-03-02")
+        alone = replace(DEFAULT, session=0.0)  # the session index alone, without coverage fusion
+        with_index = [h.id for h in search(s, question, limit=5, opts=alone)]
+        without = [h.id for h in search(s, question, limit=5, opts=replace(alone, session_index=0.0))]
+        assert with_index.index(target) == 2  # the session about the shed: all three of its turns first
+        assert without.index(target) == 4  # otherwise "decided ... green" ties with the hallway's turns

@@ -80,6 +80,11 @@ def test_old_database_upgrades_to_todays_shape_and_keeps_every_row(fixture, tmp_
     applied = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
     conn.close()
     assert set(schema.NAMES) <= applied
+    conn = sqlite3.connect(path)  # memory_007 indexed the session the old database already held
+    docs = conn.execute("SELECT d.session_id, f.user, f.other FROM memory_sessions_fts f "
+                        "JOIN memory_session_docs d ON d.doc = f.rowid").fetchall()
+    conn.close()
+    assert docs == [("s1", "hello there", "General Kenobi")]
     with MemoryStore(path) as store:  # and the upgraded store works: search, forget (triggers), write
         assert [h.id for h in store.search("where do I live? Lisbon", limit=1)] == ["m1"]
         store.forget("m1")
