@@ -102,7 +102,7 @@ class RecallOptions:
     # best session's); the turns of the ``session_draw`` best sessions join the candidates.
     session_index: float = 1.0
     session_top: int = 20
-    session_draw: int = 0
+    session_draw: int = 3
     session_other: float = 1.0  # bm25 weight of the other speakers' column (0: the user's turns only)
     spread: float = 0.0  # MMR-style: each earlier hit from the same session costs this much (measured: a loss)
     context: int = 1  # neighbouring turns a conversation hit carries (1: one each side; 0: none)

@@ -49,10 +49,13 @@ def test_the_users_own_turn_beats_a_long_assistant_turn_with_the_same_words(tmp_
         _turns(s, "s1", [("user", "Give me a list of marathon training plans for running shoes."),
                          ("assistant", LONG_REPLY)])
         mine = _turns(s, "s2", [("user", "My running shoes for marathon training are the Pegasus 40.")])[0]
-        hits = search(s, "which running shoes do I use for marathon training?", limit=3)
+        assert search(s, "which running shoes do I use for marathon training?", limit=3)[0].role == "user"
+        # role weighting alone (the session index lifts every turn of s1, the long reply's session)
+        roles = replace(DEFAULT, session_index=0.0, session_draw=0)
+        hits = search(s, "which running shoes do I use for marathon training?", limit=3, opts=roles)
         assert hits[0].id == mine
         flat = search(s, "which running shoes do I use for marathon training?", limit=3,
-                      opts=replace(DEFAULT, user_turns=0.0, length_norm=0.0, session=0.0))
+                      opts=replace(roles, user_turns=0.0, length_norm=0.0, session=0.0))
         assert flat[0].id != mine  # without role weighting the long reply's many matches win
         # ... but a question about what the assistant said still finds the assistant's turn
         said = search(s, "what did you recommend about running shoes and nutrition?", limit=2)
@@ -68,7 +71,8 @@ def test_session_fusion_lifts_a_turn_whose_session_is_about_the_question(tmp_pat
         other = _turns(s, "misc", [("user", "My budget is tight this month, no island holiday.")], day="2025-03-02")
         fused = [h.id for h in search(s, question + " budget island", limit=10)]
         assert fused.index(target[2]) < fused.index(other[0])
-        plain = [h.id for h in search(s, question + " budget island", limit=10, opts=replace(DEFAULT, session=0.0))]
+        flat = replace(DEFAULT, session=0.0, session_index=0.0, session_draw=0)
+        plain = [h.id for h in search(s, question + " budget island", limit=10, opts=flat)]
         assert plain.index(target[2]) > plain.index(other[0])  # same own words: only the session tells
 
 
@@ -258,3 +262,14 @@ def test_bm25_over_sessions_lifts_a_turn_of_the_session_about_the_question(tmp_p
         without = [h.id for h in search(s, question, limit=5, opts=replace(alone, session_index=0.0))]
         assert with_index.index(target) == 2  # the session about the shed: all three of its turns first
         assert without.index(target) == 4  # otherwise "decided ... green" ties with the hallway's turns
+
+
+def test_the_best_sessions_turns_join_the_candidates_even_without_a_shared_word(tmp_path):
+    with MemoryStore(tmp_path / "m.db") as s:
+        leak, felt = _turns(s, "shed", [("user", "The garden shed roof leaks again."),
+                                        ("user", "I ordered green felt from the hardware shop.")])
+        _turns(s, "misc", [("user", "The kitchen roof was fixed last year.")], day="2025-03-02")
+        drawn = [h.id for h in search(s, "what about the garden shed roof?", limit=5)]
+        assert drawn[0] == leak and felt in drawn
+        assert felt not in [h.id for h in search(s, "what about the garden shed roof?", limit=5,
+                                                 opts=replace(DEFAULT, session_draw=0))]
