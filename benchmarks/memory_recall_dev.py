@@ -44,7 +44,11 @@ DENSE_ABLATIONS: dict[str, dict] = {
 }
 ABLATIONS: dict[str, dict] = {
     "no context turns": {"context": 0},
-    "no session fusion": {"session": 0.0, "session_fill": 0},
+    "no session fusion": {"session": 0.0, "session_fill": 0, "session_index": 0.0, "session_draw": 0},
+    "no session coverage fusion": {"session": 0.0},
+    "no session index": {"session_index": 0.0, "session_draw": 0},
+    "session index: no drawn turns": {"session_draw": 0},
+    "session index: user turns only": {"session_other": 0.0},
     "+ session fill 2": {"session_fill": 2},
     "no role weighting": {"user_turns": 0.0, "length_norm": 0.0},
     "no length norm": {"length_norm": 0.0},
@@ -284,7 +288,8 @@ def _dense_alone(store, text):
             for pk in order if pk in rows]
 
 
-LANDED = {"context": 1, "context_max": 100_000, "session": 0.0, "session_fill": 0, "user_turns": 0.0,
+LANDED = {"context": 1, "context_max": 100_000, "session": 0.0, "session_fill": 0, "session_index": 0.0,
+          "session_draw": 0, "user_turns": 0.0,
           "length_norm": 0.0,
           "stale_episodes": False}
 
