@@ -117,3 +117,20 @@ def test_the_rules_see_a_violation(tmp_path):
                                 ("copa/tui/y.py", "copa.daemon.status")}
     finally:
         ROOT, INFRA = saved
+
+
+def test_no_public_name_is_also_a_submodule_name():
+    """``from copa.device import flash`` once gave the submodule, not the function: importing
+    ``copa.device.flash`` (anyone may, first) binds ``flash`` on the package to the module, and a lazy
+    export of that name is never asked for again. So a package never exports a name a submodule has."""
+    import importlib
+    import pkgutil
+
+    clashes = []
+    for info in pkgutil.iter_modules([str(ROOT)]):
+        if not info.ispkg:
+            continue
+        pkg = importlib.import_module(f"copa.{info.name}")
+        submodules = {s.name for s in pkgutil.iter_modules(pkg.__path__)}
+        clashes += [f"copa.{info.name}.{n}" for n in set(getattr(pkg, "__all__", ())) & submodules]
+    assert not clashes, "exported names that are also submodules: " + ", ".join(sorted(clashes))
