@@ -101,6 +101,13 @@ OTHER_ENV_VARS = {
     "COPA_FIRMWARE_DIR": "the firmware/ folder for 'copa device flash'",
     "COPA_REQUIRE_FIRMWARE": "tests: fail instead of skipping when a firmware toolchain is missing",
     "COPA_FAULT_REQUESTS": "tests: how many requests the device fault test sends",
+    "COPA_NO_PLUGINS": "1 = load no third-party plugin (copa's own parts still register)",
+    "COPA_SKILL_PROXY": "set by copa for skill workers: the address of copa's net:HOST proxy",
+    "COPA_PKG": "set by copa for skill workers: the package a folder skill belongs to",
+    "COPA_REQUIRE_REAL_MODEL": "tests: fail instead of skipping when the llama.cpp server is missing",
+    "COPA_LLAMA_VENV": "tests: the llama.cpp server's venv (default: the cache's copa-test-tools)",
+    "COPA_FUZZ_EXAMPLES": "tests: how many examples the CLI fuzz test draws (make fuzz)",
+    "COPA_FUZZ_RANDOM": "tests: 1 = fresh random fuzz examples instead of the fixed sample",
 }
 
 

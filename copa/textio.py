@@ -5,7 +5,7 @@ copa's text is UTF-8 everywhere. What comes in is sorted by who can fix it:
 * **What you give copa** (command-line arguments, piped stdin, files you import, the config file):
   undecodable bytes are *refused* with a one-line error naming where (argument N, line, byte offset)
   and how to convert the input (``iconv -f latin1 -t utf-8``). Nothing is half-stored.
-* **What copa receives from elsewhere** (HTTP bodies, serial strings from a board, a skill's output):
+* **What copa receives from elsewhere** (HTTP bodies, a network serial server's words, a skill's output):
   decoded with U+FFFD (``�``) in place of each undecodable byte, so the rest is kept and the
   replacement is visible; the data is never refused for an encoding slip that is not yours to fix.
 * Lone surrogates (Python's ``surrogateescape`` stand-ins for undecodable bytes, or ``\\ud800``

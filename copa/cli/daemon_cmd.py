@@ -41,10 +41,10 @@ def _local(text: str | None) -> str:
 @app.command("status")
 def status_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Is the daemon running, since when, its last heartbeat, the next runs and runs in progress."""
-    from copa.daemon.status import status
+    from copa.scheduler import daemon_status as status
 
     with workstation() as ws:
-        st = status(ws)
+        st = status(ws.paths, ws.db)
     if json_out:
         emit_json(st)
         return
@@ -76,9 +76,9 @@ def stop_cmd(timeout: float = typer.Option(30.0, "--timeout", help="Seconds to w
     import signal
     import time
 
-    from copa.daemon.lock import holder
     from copa.errors import CopaError, ExitCode
     from copa.paths import Paths
+    from copa.scheduler import lock_holder as holder
 
     lock = Paths.from_env().daemon_lock_file
     info = holder(lock)

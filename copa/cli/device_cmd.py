@@ -265,7 +265,7 @@ def flash(board: str = typer.Option(..., "--board", "-b", help="uno or bluepill"
           tool: str = typer.Option(None, "--tool", help="bluepill: stm32flash, st-flash or openocd.")) -> None:
     """Build firmware/ and flash it (avrdude, stm32flash, st-flash or openocd)."""
     from copa.device import board_spec
-    from copa.device import flash as do_flash
+    from copa.device import flash_board as do_flash
 
     spec = board_spec(board)
     image = do_flash(spec.name, port, lambda line: print(line, flush=True), do_build=not no_build, tool=tool)

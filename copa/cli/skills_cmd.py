@@ -220,7 +220,8 @@ def install_cmd(source: str = typer.Argument(..., help="A .py file, a skill fold
     """Install a skill into your skills folder, recording its source and the SHA-256 of each file.
 
     If a file of it changes later, copa stops offering it to the agent until 'copa skills trust NAME'."""
-    from copa.skills import install, lint
+    from copa.skills import install_skill as install
+    from copa.skills import lint_skills as lint
 
     ws = workstation(interactive=False)
     target, described = install(source, ws.paths.user_skills_dir, name=name, force=force)
@@ -258,7 +259,7 @@ def check_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
     """Lint every skill: import errors, schemas, permissions, descriptions, and risky patterns
     (encoded payloads run with exec or a shell, instructions to fetch and run code, /proc or / read
     wholesale)."""
-    from copa.skills import lint
+    from copa.skills import lint_skills as lint
 
     ws = workstation(interactive=False)
     problems = lint(ws.skills.list())

@@ -7,6 +7,6 @@ from copa.plugins import hookimpl
 
 @hookimpl
 def copa_doctor_checks() -> list:
-    from copa.daemon.status import check_daemon
+    from copa.scheduler import check_daemon
 
     return [check_daemon]

@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from copa.daemon.lock import DaemonLock
 from copa.paths import Paths
-from copa.scheduler import JobStore, Scheduler
+from copa.scheduler import DaemonLock, JobStore, Scheduler
 from copa.timeutil import iso
 from copa.workstation import Workstation
 

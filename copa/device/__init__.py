@@ -13,7 +13,7 @@ machinery):
   subscription delivers (``SampleEvent``, ``RuleEvent``), ``format_rule`` and ``parse_rule`` (a rule
   as `copa device rules` prints and reads it).
 - finding and flashing boards: ``list_ports``, ``probe_port`` (HELLO on one port), ``board_spec``,
-  ``flash``.
+  ``flash_board``.
 - the parts the daemon runs: ``DeviceService`` (paired boards kept connected and logging) and the
   MQTT bridge (``mqtt_bridge_for``, ``mqtt_bridge_status``, ``probe_broker``).
 
@@ -28,7 +28,8 @@ from copa.exports import lazy
 
 if TYPE_CHECKING:
     from copa.device.devices import Devices
-    from copa.device.flash import board_spec, flash
+    from copa.device.flash import board_spec
+    from copa.device.flash import flash as flash_board
     from copa.device.mqtt import bridge_for as mqtt_bridge_for
     from copa.device.mqtt import bridge_status as mqtt_bridge_status
     from copa.device.mqtt import probe as probe_broker
@@ -61,7 +62,8 @@ _EXPORTS = {
     "list_ports": "copa.device.scan",
     "probe_port": "copa.device.scan:probe",
     "board_spec": "copa.device.flash",
-    "flash": "copa.device.flash",
+    # not "flash": that is the submodule's name, which importing it binds on the package
+    "flash_board": "copa.device.flash:flash",
     "DeviceService": "copa.device.service",
     "mqtt_bridge_for": "copa.device.mqtt:bridge_for",
     "mqtt_bridge_status": "copa.device.mqtt:bridge_status",
@@ -70,7 +72,7 @@ _EXPORTS = {
 
 __all__ = ["DeviceError", "DeviceRecord", "DeviceService", "DeviceSession", "DeviceUnavailable", "Devices",
            "NoAnswer", "PortBusy", "ProtocolError", "RequestTimeout", "Rule", "RuleEvent", "SampleEvent",
-           "board_spec", "flash", "format_rule", "list_ports", "mqtt_bridge_for", "mqtt_bridge_status",
+           "board_spec", "flash_board", "format_rule", "list_ports", "mqtt_bridge_for", "mqtt_bridge_status",
            "parse_channel", "parse_rule", "probe_broker", "probe_port"]
 
 

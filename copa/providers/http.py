@@ -190,11 +190,12 @@ def post_json(client: Any, url: str, *, headers: dict[str, str], body: dict[str,
     response = client.post(url, headers=headers, json=body)
     if response.status_code >= 400:
         raise status_failure(response.status_code, response.headers, response.content, who, key_name)
-    try:
-        return response.json()
-    except ValueError:
-        raise AttemptFailed(f"{who} answered with something that is not JSON: {response.text[:200]!r}",
-                            retryable=True, hint="check the base_url: is it the model server's API?") from None
+    text = external_json_text(response.content)
+    obj = loads_or_none(text)
+    if obj is None and text.strip() != "null":
+        raise AttemptFailed(f"{who} answered with something that is not JSON: {text[:200]!r}",
+                            retryable=True, hint="check the base_url: is it the model server's API?")
+    return obj
 
 
 def event_error(who: str, err: Any, retryable_types: set[str]) -> AttemptFailed:
@@ -217,8 +218,22 @@ def event_error(who: str, err: Any, retryable_types: set[str]) -> AttemptFailed:
                          "see 'copa models test' and the log file ('copa config path')")
 
 
+def external_json_text(body: bytes) -> str:
+    """A JSON body as text, by the text policy for what copa receives (docs/cli.md, "Text and
+    encodings"): a byte that is not UTF-8 becomes U+FFFD instead of failing the whole answer
+    (``json.loads`` of the bytes would raise). A UTF-16/32 body (or a BOM) is still recognised."""
+    return body.decode(json.detect_encoding(body), "replace")
+
+
 def loads_or_none(data: str) -> Any:
+    """JSON from a model server, or None when it is not JSON. A ``\\ud800``-style escape (a lone
+    surrogate) becomes U+FFFD here, so the answer shown, stored and sent on is the same text."""
     try:
-        return json.loads(data)
+        obj = json.loads(data)
     except ValueError:
         return None
+    if "\\ud" in data or "\\uD" in data:  # cheap test first: such escapes are rare
+        from copa.textio import scrub_deep
+
+        obj = scrub_deep(obj)
+    return obj

@@ -254,7 +254,9 @@ class Models:
 
         url = spec.base_url.removesuffix("/v1") + "/api/tags"
         try:
-            tags = self.client.get(url, timeout=5).json().get("models") or []
+            from copa.providers.http import external_json_text, loads_or_none
+
+            tags = loads_or_none(external_json_text(self.client.get(url, timeout=5).content)).get("models") or []
         except Exception as e:
             raise AttemptFailed(f"cannot list Ollama's models at {url} ({type(e).__name__})", retryable=True,
                                 hint="is Ollama running? ('ollama serve')") from None

@@ -64,13 +64,15 @@ def from_models(obj: Any, model: str) -> int | None:
 
 def probe(client: Any, base_url: str, model: str) -> int | None:
     """Ask a local OpenAI-compatible server for its window; None when it does not say."""
+    from copa.providers.http import external_json_text, loads_or_none
+
     base = base_url.rstrip("/")
     root = base.removesuffix("/v1")
     for url, read in ((root + "/props", from_props), (base + "/models", lambda o: from_models(o, model))):
         try:
             response = client.get(url, timeout=PROBE_TIMEOUT)
             if response.status_code == 200:
-                window = read(response.json())
+                window = read(loads_or_none(external_json_text(response.content)))  # U+FFFD policy
                 if window:
                     log.info("%s says its context window is %d tokens", url, window)
                     return window

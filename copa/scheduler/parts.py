@@ -16,3 +16,5 @@ class Parts(Protocol):
     secrets: Any  # copa.secrets store
     memory: Any  # copa.memory.MemoryStore (reports: tasks, learned; stored reports)
     skills: Any  # copa.skills registry (skill jobs, calendar and skill sections)
+    models: Any  # copa.providers.Models (a report summary's fast model)
+    agent: Any  # copa.agent.Agent (prompt jobs, report summaries)

@@ -225,11 +225,7 @@ def _add_summary(ws: Parts, body: str) -> str:
 
 def _summarize(ws: Parts, body: str, model: str) -> str:
     try:
-        from copa.agent import available_model, run_turn
-    except ImportError:
-        return ""
-    try:
-        if available_model(ws) is None:
+        if ws.agent.available_model() is None:
             return ""
     except Exception:
         return ""
@@ -240,9 +236,9 @@ def _summarize(ws: Parts, body: str, model: str) -> str:
             model = None
     for choice in dict.fromkeys((model, None)):  # the chosen model, else whatever the agent would use
         try:
-            result = run_turn(ws, SUMMARY_PROMPT + body, model=choice, use_memory=False,
-                              system="You summarize reports briefly and factually.",
-                              approve=lambda *_: False)
+            result = ws.agent.run_turn(SUMMARY_PROMPT + body, model=choice, use_memory=False,
+                                       system="You summarize reports briefly and factually.",
+                                       approve=lambda *_: False)
             text = " ".join((result.text or "").split())
             if text:
                 return text

@@ -141,9 +141,7 @@ def _skill(ws: Parts, name: str, args: dict, *, allow_dangerous: bool = False) -
 def _prompt(ws: Parts, prompt: str, *, allow_dangerous: bool = False) -> tuple[str, str | None]:
     """One agent turn; (answer, notes). Unattended: a dangerous tool call never waits for an approval.
     It is denied, and recorded in the run's notes, unless the job was created with --allow-dangerous."""
-    from copa.agent import available_model, run_turn
-
-    if available_model(ws) is None:
+    if ws.agent.available_model() is None:
         raise JobFailed("no model is configured, and a --prompt job needs one (set OPENAI_API_KEY or another "
                         "provider key, or run 'copa models add')")
     decided: list[str] = []
@@ -152,7 +150,7 @@ def _prompt(ws: Parts, prompt: str, *, allow_dangerous: bool = False) -> tuple[s
         decided.append(spec.name)
         return allow_dangerous
 
-    result = run_turn(ws, prompt, approve=approve)
+    result = ws.agent.run_turn(prompt, approve=approve)
     notes = None
     if decided:
         how = "allowed (the job was created with --allow-dangerous)" if allow_dangerous else \

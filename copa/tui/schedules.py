@@ -50,9 +50,9 @@ def overdue(job: Any, now: datetime | None = None) -> bool:
 
 def daemon_status(ws: Any) -> dict[str, Any]:
     """What `copa daemon status` reports (running, pid, heartbeat)."""
-    from copa.daemon.status import status
+    from copa.scheduler import daemon_status as status
 
-    return status(ws)
+    return status(ws.paths, ws.db)
 
 
 def start_daemon(ws: Any) -> int:

@@ -57,8 +57,8 @@ class Answer:
     drop_after: int | None = None  # close the connection after this many events (no proper end)
     malformed_at: int | None = None  # send an unparseable event before event number N
     hang_after: int | None = None  # after N events, stall (connection open) until the server stops
-    raw_events: list[str] | None = None  # send these SSE blocks verbatim instead
-    raw_json: dict[str, Any] | None = None  # a plain request gets this body verbatim instead
+    raw_events: list[str | bytes] | None = None  # send these SSE blocks verbatim instead (bytes: as they are)
+    raw_json: dict[str, Any] | bytes | None = None  # a plain request gets this body verbatim instead
     error_after: int | None = None  # after N events, send the wire's error event and end the stream
     error: tuple[str, str] = ("overloaded_error", "Overloaded")  # (error type, message) for error_after
 
@@ -384,7 +384,7 @@ def _make_handler(srv: FakeModelServer):
                 raise TypeError(f"unknown script item {item!r}")
 
         def _json(self, code: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(obj).encode()
+            data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()  # bytes: sent as they are
             self.send_response(code)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
@@ -432,7 +432,7 @@ def _make_handler(srv: FakeModelServer):
                         return
                     if a.delay and i:
                         time.sleep(a.delay)
-                    self._chunk(block.encode())
+                    self._chunk(block if isinstance(block, bytes) else block.encode())
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):

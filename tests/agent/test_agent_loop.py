@@ -7,7 +7,6 @@ import sqlite3
 
 import pytest
 
-from copa.agent import available_model, run_turn
 from copa.agent.writeback import EXTRACT_PROMPT, SUMMARY_PROMPT
 from copa.errors import ProviderError
 from copa.tools import ToolResult, ToolSpec
@@ -46,16 +45,16 @@ def tool_log(ws) -> list[tuple]:
 
 def test_no_model_configured_says_how(monkeypatch):
     w = Workstation()
-    assert available_model(w) is None
+    assert w.agent.available_model() is None
     with pytest.raises(ProviderError) as e:
-        run_turn(w, "hi")
+        w.agent.run_turn("hi")
     assert "no model is configured" in str(e.value) and "copa models add" in str(e.value)
 
 
 def test_user_message_is_stored_first_even_when_the_model_fails(srv, ws):
     srv.add(Status(500, "down"))
     with pytest.raises(ProviderError):
-        run_turn(ws, "please remember the milk", session_id="s1")
+        ws.agent.run_turn("please remember the milk", session_id="s1")
     turns = ws.memory.turns("s1")
     assert [(t.role, t.text) for t in turns] == [("user", "please remember the milk")]
 
@@ -67,7 +66,7 @@ def test_context_has_preferences_tasks_and_recalled_memories(srv, ws):
     ws.memory.add("Unrelated: the router password is on the fridge.", kind="note")
     srv.add(Answer("Ana lives in Porto."))
     events = []
-    r = run_turn(ws, "Where does my sister Ana live?", session_id="s1", on_event=events.append)
+    r = ws.agent.run_turn("Where does my sister Ana live?", session_id="s1", on_event=events.append)
     system = system_of(srv.requests[0])
     assert "The user prefers metric units." in system and f"[{pref}]" in system
     assert "Renew the passport (open, due 2030-01-0" in system
@@ -85,8 +84,8 @@ def test_context_has_preferences_tasks_and_recalled_memories(srv, ws):
 
 def test_recent_turns_of_the_session_are_replayed(srv, ws):
     srv.add(Answer("Nice to meet you, Rui."), Answer("Your name is Rui."))
-    run_turn(ws, "My name is Rui.", session_id="s1")
-    run_turn(ws, "What is my name?", session_id="s1")
+    ws.agent.run_turn("My name is Rui.", session_id="s1")
+    ws.agent.run_turn("What is my name?", session_id="s1")
     msgs = srv.requests[1].body["messages"]
     assert [(m["role"], m["content"]) for m in msgs[1:]] == [
         ("user", "My name is Rui."), ("assistant", "Nice to meet you, Rui."), ("user", "What is my name?")]
@@ -99,14 +98,14 @@ def test_remember_tool_round_trip_logged_and_superseding(srv, ws):
             Answer(tool_calls=[("remember", {"text": "The user lives in Lyon.", "subject": "user.home_city"})]),
             Answer("Got it: Lyon."),
             Answer("You live in Lyon."))
-    r1 = run_turn(ws, "I live in Paris.", session_id="a")
+    r1 = ws.agent.run_turn("I live in Paris.", session_id="a")
     assert r1.tool_calls[0]["name"] == "remember" and r1.tool_calls[0]["ok"] and r1.saved
     # the tool result went back to the model in the second request of the turn
     tool_msg = srv.requests[1].body["messages"][-1]
     assert tool_msg["role"] == "tool" and json.loads(tool_msg["content"])["ok"] is True
-    r2 = run_turn(ws, "I moved to Lyon.", session_id="b")
+    r2 = ws.agent.run_turn("I moved to Lyon.", session_id="b")
     assert r2.tool_calls[0]["result"]["replaces"] == "The user lives in Paris."
-    run_turn(ws, "Which city do I live in?", session_id="c")
+    ws.agent.run_turn("Which city do I live in?", session_id="c")
     system = system_of(srv.requests[4])
     assert "The user lives in Lyon." in system and "The user lives in Paris." not in system
     assert [m.text for m in ws.memory.history("user.home_city")] == ["The user lives in Paris.",
@@ -158,7 +157,7 @@ def test_dangerous_tools_need_approval(srv, monkeypatch, policy, approve, ran, h
     tool = DangerTool()
     w = WSWithSkills(tool)
     srv.add(Answer(tool_calls=[("wipe_disk", {})]), Answer("done"))
-    r = run_turn(w, "wipe it", session_id="s", approve=approve)
+    r = w.agent.run_turn("wipe it", session_id="s", approve=approve)
     assert tool.calls == (1 if ran else 0)
     assert r.tool_calls[0]["ok"] is ran and how in r.tool_calls[0]["approval"]
     if not ran:
@@ -175,7 +174,7 @@ def test_tool_step_limit_unknown_tools_and_bad_arguments(srv, ws, monkeypatch):
         'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n', "data: [DONE]\n\n"])
     srv.add(Answer(tool_calls=[("no_such_tool", {})]), bad_args,
             Answer(tool_calls=[("recall", {"query": "x"})]), Answer("giving up"))
-    r = run_turn(w, "loop forever", session_id="s")
+    r = w.agent.run_turn("loop forever", session_id="s")
     assert [c["ok"] for c in r.tool_calls] == [False, False, False]
     assert "unknown tool 'no_such_tool'" in r.tool_calls[0]["error"]
     assert "not valid JSON" in r.tool_calls[1]["error"]
@@ -185,7 +184,7 @@ def test_tool_step_limit_unknown_tools_and_bad_arguments(srv, ws, monkeypatch):
 
 def test_broken_stream_keeps_partial_answer_marked_interrupted(srv, ws):
     srv.add(Answer("The answer starts well but", chunk=4, drop_after=4))
-    r = run_turn(ws, "tell me", session_id="s")
+    r = ws.agent.run_turn("tell me", session_id="s")
     assert r.interrupted and r.stop_reason == "broken" and r.text and "The answer starts well but".startswith(r.text)
     stored = ws.memory.turns("s")[-1]
     assert stored.text == r.text and stored.metadata["interrupted"] is True
@@ -194,7 +193,7 @@ def test_broken_stream_keeps_partial_answer_marked_interrupted(srv, ws):
 def test_no_memory_mode_reads_and_writes_nothing(srv, ws):
     ws.memory.add("The user prefers tea.", kind="preference")
     srv.add(Answer("ok"))
-    r = run_turn(ws, "drink?", session_id="s", use_memory=False)
+    r = ws.agent.run_turn("drink?", session_id="s", use_memory=False)
     body = srv.requests[0].body
     assert "prefers tea" not in srv.requests[0].text()
     assert not {t["function"]["name"] for t in body.get("tools", [])} & {"remember", "recall", "forget"}
@@ -214,7 +213,7 @@ def test_compaction_summarises_older_turns_into_a_memory(srv, monkeypatch):
         return Answer("fine")
 
     srv.responder = responder
-    r = run_turn(w, "and now?", session_id="long", model="tiny")
+    r = w.agent.run_turn("and now?", session_id="long", model="tiny")
     summary_req = [q for q in srv.requests if SUMMARY_PROMPT in system_of(q)]
     assert len(summary_req) == 1 and "turn 0:" in summary_req[0].text()
     final = srv.requests[-1]
@@ -237,7 +236,7 @@ def test_post_turn_extraction_saves_memories_with_subjects(srv, monkeypatch):
         return Answer("Lyon is lovely.")
 
     srv.responder = responder
-    r = run_turn(w, "I just moved to Lyon!", session_id="s")
+    r = w.agent.run_turn("I just moved to Lyon!", session_id="s")
     assert r.text == "Lyon is lovely." and len(r.saved) == 1
     assert [m.text for m in w.memory.history("user.home_city")] == ["The user lives in Lyon."]
     w.close()
@@ -251,7 +250,7 @@ def test_a_face_cancels_by_raising_keyboardinterrupt_from_on_event(srv, ws):
         if e.type == "tool_result":
             raise KeyboardInterrupt
 
-    r = run_turn(ws, "go", session_id="s", on_event=on_event)
+    r = ws.agent.run_turn("go", session_id="s", on_event=on_event)
     assert r.cancelled and r.interrupted and r.text == "abc" and len(r.tool_calls) == 1
     assert len(srv.requests) == 1
     assert ws.memory.turns("s")[-1].metadata["interrupted"] is True
@@ -266,9 +265,9 @@ def test_tool_round_trip_through_the_loop_on_other_wires(wire, monkeypatch):
                                                           "subject": "user.instrument"})], arg_chunk=3),
               Answer("Noted: cello."), Answer("You play the cello."))
         w = Workstation()
-        r1 = run_turn(w, "I play the cello.", session_id="a")
+        r1 = w.agent.run_turn("I play the cello.", session_id="a")
         assert r1.text == "Saving.\n\nNoted: cello." and r1.tool_calls[0]["ok"]
-        r2 = run_turn(w, "Which instrument do I play?", session_id="b")
+        r2 = w.agent.run_turn("Which instrument do I play?", session_id="b")
         assert r2.text == "You play the cello."
         body = s.requests[2].text()
         assert "The user plays the cello." in body
@@ -283,19 +282,18 @@ def test_tool_round_trip_through_the_loop_on_other_wires(wire, monkeypatch):
 
 def test_skills_tools_are_offered_but_not_the_memory_skills(srv, ws):
     srv.add(Answer("ok"), Answer("ok"))
-    run_turn(ws, "hi", session_id="s")
+    ws.agent.run_turn("hi", session_id="s")
     names = {t["function"]["name"] for t in srv.requests[0].body["tools"]}
     assert {"remember", "recall", "forget", "task_update"} <= names
     skills = {t.spec.name for t in ws.skills.as_tools()}
     assert (skills - names) == {n for n in skills if n.startswith("memory_")}
-    run_turn(ws, "hi", session_id="s2", use_memory=False)
+    ws.agent.run_turn("hi", session_id="s2", use_memory=False)
     names = {t["function"]["name"] for t in srv.requests[1].body.get("tools", [])}
     assert not any(n.startswith("memory_") or n in ("remember", "recall") for n in names)
 
 
 def test_compact_now_folds_all_but_the_recent_turns(srv, monkeypatch):
     """/compact: the older turns become the summary the model is shown; the last turns stay verbatim."""
-    from copa.agent import compact
 
     monkeypatch.setenv("COPA_AGENT_RETRIES", "0")
     w = Workstation()
@@ -308,30 +306,29 @@ def test_compact_now_folds_all_but_the_recent_turns(srv, monkeypatch):
         return Answer("fine")
 
     srv.responder = responder
-    assert "6 earlier turns" in compact(w, "chat")
+    assert "6 earlier turns" in w.agent.compact("chat")
     summary_req = [q for q in srv.requests if SUMMARY_PROMPT in system_of(q)]
     assert len(summary_req) == 1 and "turn 5:" in summary_req[0].text() and "turn 6:" not in summary_req[0].text()
-    run_turn(w, "what next?", session_id="chat", model="fake")
+    w.agent.run_turn("what next?", session_id="chat", model="fake")
     final = srv.requests[-1]
     assert "Goal: plan the garden" in system_of(final)
     assert "turn 0:" not in final.text() and "turn 9:" in final.text()
     # a second /compact folds only what came since the first (turns 6-7), never a turn twice
-    assert "2 earlier turns" in compact(w, "chat")
+    assert "2 earlier turns" in w.agent.compact("chat")
     assert "turn 5:" not in srv.requests[-1].text() and "turn 7:" in srv.requests[-1].text()
     summaries = w.memory.history("conversation.chat.summary")
     assert len(summaries) == 1  # the fake model repeated itself: the summary is corroborated, not duplicated...
     assert summaries[0].metadata["turns"] == 8  # ...and it now covers turns 0-7
-    run_turn(w, "and?", session_id="chat", model="fake")
+    w.agent.run_turn("and?", session_id="chat", model="fake")
     assert "turn 7:" not in srv.requests[-1].text() and "turn 8:" in srv.requests[-1].text()
     assert len(w.memory.turns("chat")) == 14  # the full turns stay in the store
     w.close()
 
 
 def test_compact_with_nothing_to_fold(srv):
-    from copa.agent import compact
 
     w = Workstation()
     w.memory.add_turn("short", "user", "hello")
-    assert compact(w, "short") == "Nothing to compact yet."
+    assert w.agent.compact("short") == "Nothing to compact yet."
     assert srv.requests == []
     w.close()

@@ -100,6 +100,10 @@ class Relay:
         """Send raw bytes to the board as if copa had sent them."""
         self._write_all(self._board, data)
 
+    def inject_to_host(self, data: bytes) -> None:
+        """Send raw bytes to copa as if the board had sent them (chatter, a forged frame)."""
+        self._write_all(self._master, data)
+
     def frames_sent(self) -> list[bytes]:
         """Captured host-to-board frames, each with its 0x00 delimiter."""
         return [bytes(f) + b"\x00" for f in bytes(self.captured).split(b"\x00") if f]

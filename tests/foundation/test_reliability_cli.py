@@ -227,3 +227,50 @@ def test_odd_bytes_on_stdin_and_in_values_never_crash(copa_home, payload):
     r = copa_bytes("memory", "add", payload.replace(b"\0", b""), stdin=payload)  # argv cannot hold NUL
     assert r.returncode in (0, 2), r.stderr
     assert b"Traceback" not in r.stderr and b"internal error" not in r.stderr
+
+
+# --- text from elsewhere: a model server whose answer holds bytes that are not UTF-8 ----------------
+
+_BAD_ANSWER = "cafQ1Q au lait Q2Q crQ3Qme"  # markers, swapped for raw bytes / an escape on the wire
+_BAD_BYTES = ((b"Q1Q", b"\xe9"), (b"Q2Q", b"\xff"), (b"Q3Q", b"\\udce8"))  # Latin-1, never UTF-8, a lone surrogate
+_SHOWN = "caf\ufffd au lait \ufffd cr\ufffdme"
+
+
+def _spoil(data: bytes) -> bytes:
+    for marker, raw in _BAD_BYTES:
+        data = data.replace(marker, raw)
+    return data
+
+
+@pytest.mark.parametrize(("wire", "stream", "as_json"), [
+    ("openai", True, False), ("openai", True, True), ("openai", False, False), ("openai", False, True),
+    ("anthropic", True, False), ("anthropic", False, True), ("gemini", True, True), ("gemini", False, False)])
+def test_a_model_answer_with_bytes_that_are_not_utf8_is_shown_with_u_fffd(copa_home, wire, stream, as_json):
+    """The policy for what copa receives: U+FFFD per bad byte (and per lone-surrogate escape), the
+    rest kept; the answer is printed, stored and valid JSON; exit 0, no retry, no traceback."""
+    from tests.agent.fake_servers import ENCODERS, PLAIN, Answer, FakeModelServer
+
+    with FakeModelServer(wire) as srv:
+        srv.configure("fake")
+        plain = json.dumps(PLAIN[wire](Answer(_BAD_ANSWER), srv.model)).encode()
+        blocks = [_spoil(b.encode()) for b in ENCODERS[wire](Answer(_BAD_ANSWER, chunk=100), srv.model)]
+        assert any(b"\xe9" in b for b in blocks + [plain])  # the wire really carries the bad bytes
+        srv.add(Answer(raw_events=blocks, raw_json=_spoil(plain)))
+        session = f"enc-{wire}-{int(stream)}{int(as_json)}"
+        args = ["ask", "--session", session, *([] if stream else ["--no-stream"]), *(["--json"] if as_json else []),
+                "say it"]
+        r = copa_bytes(*args)
+        assert len(srv.requests) == 1  # answered at the first attempt: nothing was refused or retried
+    err = r.stderr.decode("utf-8")
+    assert r.returncode == 0, err
+    assert "Traceback" not in err and "internal error" not in err
+    out = r.stdout.decode("utf-8")  # strict: what copa prints is UTF-8
+    assert (json.loads(out)["answer"] if as_json else out) == (_SHOWN if as_json else _SHOWN + "\n")
+    con = _db(copa_home)
+    try:
+        stored = con.execute("SELECT text FROM memories WHERE session_id = ? AND role = 'assistant'",
+                             (session,)).fetchall()
+        assert stored == [(_SHOWN,)]
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        con.close()

@@ -193,7 +193,7 @@ def test_missed_runs_after_downtime_run_once_and_at_jobs_fire_once(copa_home, ru
     assert datetime.now(UTC) < nxt <= datetime.now(UTC) + timedelta(hours=1)
 
     # doctor sees it through the lock; `copa daemon stop` stops it and doctor then warns (jobs, no daemon)
-    from copa.daemon.status import check_daemon
+    from copa.scheduler import check_daemon
     from copa.workstation import Workstation
 
     with Workstation() as ws:

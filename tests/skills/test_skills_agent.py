@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from copa.agent import run_turn
 from copa.workstation import Workstation
 from tests.agent.fake_servers import Answer, FakeModelServer
 
@@ -57,7 +56,7 @@ def test_agent_calls_skills_in_workers(ws):
     w, srv = ws
     srv.add(Answer(tool_calls=[("word_count", {"text": "one two three"}), ("crashes", {})]),
             Answer("Three words; the other tool crashed."))
-    r = run_turn(w, "How many words in 'one two three'?", session_id="s")
+    r = w.agent.run_turn("How many words in 'one two three'?", session_id="s")
     offered = {t["function"]["name"] for t in srv.requests[0].body["tools"]}
     assert {"word_count", "crashes", "read_file", "current_time"} <= offered
     calls = {c["name"]: c for c in r.tool_calls}
@@ -74,6 +73,6 @@ def test_dangerous_skill_waits_for_approval(ws):
     w, srv = ws
     srv.add(Answer(tool_calls=[("wipe", {"path": "/important"})]), Answer("I was not allowed."))
     asked = []
-    r = run_turn(w, "wipe it", session_id="d", approve=lambda spec, args: asked.append((spec.name, args)) or False)
+    r = w.agent.run_turn("wipe it", session_id="d", approve=lambda spec, args: asked.append((spec.name, args)) or False)
     assert asked == [("wipe", {"path": "/important"})]
     assert r.tool_calls[0]["ok"] is False

@@ -243,13 +243,12 @@ def test_model_command_prints_no_raw_markdown(fake_model, ws):
 
 
 def test_a_resumed_session_counts_turns_and_keeps_its_tool_calls(fake_model, ws, seeded):
-    from copa.agent import run_turn
 
     fake_model.add(Answer("Hi."), Answer(tool_calls=[("recall", {"query": "home"})]), Answer("You live in Porto."),
                    Answer("Bye."))
-    sid = run_turn(ws, "hello").session_id
-    run_turn(ws, "where do I live?", session_id=sid)
-    run_turn(ws, "thanks", session_id=sid)
+    sid = ws.agent.run_turn("hello").session_id
+    ws.agent.run_turn("where do I live?", session_id=sid)
+    ws.agent.run_turn("thanks", session_id=sid)
 
     async def scenario():
         app = CopaApp(ws)

@@ -137,13 +137,13 @@ def test_the_report_scrolls_with_keys(ws):
 @pytest.fixture
 def stop_daemon(ws):
     yield
-    from copa.daemon.status import status
+    from copa.scheduler import daemon_status as status
 
-    st = status(ws)
+    st = status(ws.paths, ws.db)
     if st["running"] and st["pid"]:
         os.kill(int(st["pid"]), signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while status(ws)["running"] and time.monotonic() < deadline:
+        while status(ws.paths, ws.db)["running"] and time.monotonic() < deadline:
             time.sleep(0.1)
 
 

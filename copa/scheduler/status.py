@@ -1,23 +1,22 @@
-"""What `copa daemon status` and `copa doctor` say about the daemon."""
+"""What `copa daemon status`, the TUI's Schedules screen and `copa doctor` say about the daemon: read
+from its lock and its heartbeat, so any face can ask without importing the daemon face."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from copa.checks import INFO, OK, WARN, Check
-from copa.daemon.lock import holder, read_info
-from copa.scheduler import JobStore, pid_alive
+from copa.scheduler.lock import holder, read_info
+from copa.scheduler.store import JobStore, pid_alive
 from copa.timeutil import iso, parse_iso
-
-if TYPE_CHECKING:
-    from copa.workstation import Workstation
 
 STALE_HEARTBEAT = 60.0  # seconds: the daemon writes one every 10
 
 
-def status(ws: Workstation, next_limit: int = 5) -> dict[str, Any]:
-    return _status(ws.paths, lambda: ws.db, next_limit)
+def daemon_status(paths: Any, db: Any, next_limit: int = 5) -> dict[str, Any]:
+    """``paths``: copa's folders (the lock file, the database file); ``db``: the database."""
+    return _status(paths, lambda: db, next_limit)
 
 
 def _status(paths: Any, db: Any, next_limit: int) -> dict[str, Any]:

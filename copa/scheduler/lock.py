@@ -1,4 +1,4 @@
-"""One daemon per COPA_HOME: an exclusive flock on ``state/daemon.lock``.
+"""One daemon (one scheduler engine) per COPA_HOME: an exclusive flock on ``state/daemon.lock``.
 
 The file holds JSON ``{"pid": ..., "started": ...}`` (what ``copa doctor`` and ``daemon status``
 read), but the *lock* is what says a daemon runs: the kernel drops it when the process dies, even on
