@@ -98,4 +98,5 @@ class ForgetMixin:
         old page images until it is checkpointed and truncated."""
         with self._lock:
             self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
+            self._conn.execute("INSERT INTO memory_sessions_fts(memory_sessions_fts) VALUES ('optimize')")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
