@@ -214,7 +214,7 @@ def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_
     t1 = time.perf_counter()
     shown = {u["id"] for u in used} | exclude
     query = _recall_query(message)
-    hits = mem.search(query, limit=recall_limit + 6) if query.strip() else []
+    hits = mem.search(query, limit=recall_limit + 6, exclude_session=session_id) if query.strip() else []
     ctx.timing["recall_ms"] = (time.perf_counter() - t1) * 1000
     facts, episodes = [], []
     for h in hits:

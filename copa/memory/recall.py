@@ -169,10 +169,13 @@ def analyse(query: str, now: datetime, opts: RecallOptions = DEFAULT) -> _Query:
 
 
 def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of=None,
-           include_superseded: bool = False, opts: RecallOptions = DEFAULT, asked_at=None) -> list[Hit]:
+           include_superseded: bool = False, opts: RecallOptions = DEFAULT, asked_at=None,
+           exclude_session: str | None = None) -> list[Hit]:
     """``as_of``: answer with what was valid then. ``asked_at``: when the question is asked, which
     relative dates in it ('last week', 'two months ago') count from (default: ``as_of``, else now);
-    a replayed history is scored as it happened without hiding later corrections."""
+    a replayed history is scored as it happened without hiding later corrections.
+    ``exclude_session``: leave out that conversation's turns (the agent shows its own session as
+    history; the session index ranks that session first, so its turns would fill every slot)."""
     limit = max(1, int(limit))
     at = to_utc(as_of, field_name="as_of")
     asked = to_utc(asked_at, field_name="asked_at") or at or now_utc()
@@ -206,6 +209,9 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         if opts.neighbour_from and (opts.neighbours or (q.assistant and opts.assistant_next)):
             _lend_to_neighbours(c, pool, q, kinds, opts)
         visible = _resolve_validity(c, pool, at, include_superseded, opts)
+        if exclude_session:
+            visible = {pk: r for pk, r in visible.items()
+                       if not (r["kind"] == "episode" and r["session_id"] == exclude_session)}
         ranked = sorted(visible.values(), key=lambda r: (-r["score"], -r["pk"]))
         if opts.diversify:
             ranked = _diversify(ranked, q, limit)

@@ -492,10 +492,11 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
     def search(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
                as_of: datetime | str | None = None, include_superseded: bool = False,
-               asked_at: datetime | str | None = None) -> list[Hit]:
+               asked_at: datetime | str | None = None, exclude_session: str | None = None) -> list[Hit]:
         """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py).
-        ``asked_at``: when the question is asked (relative dates in it count from then; default now)."""
+        ``asked_at``: when the question is asked (relative dates in it count from then; default now).
+        ``exclude_session``: leave out the turns of that conversation (the agent's own)."""
         from copa.memory.recall import search
 
         return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,
-                      asked_at=asked_at)
+                      asked_at=asked_at, exclude_session=exclude_session)

@@ -273,3 +273,22 @@ def test_the_best_sessions_turns_join_the_candidates_even_without_a_shared_word(
         assert drawn[0] == leak and felt in drawn
         assert felt not in [h.id for h in search(s, "what about the garden shed roof?", limit=5,
                                                  opts=replace(DEFAULT, session_draw=0))]
+
+
+def test_the_agents_own_session_can_be_left_out_of_recall(tmp_path):
+    """The agent shows its current session as history; recall must not spend its slots on those turns
+    (the session index ranks that session first), so the fact from elsewhere is still found."""
+    from copa.memory import MemoryStore
+
+    store = MemoryStore(tmp_path / "m.db")
+    try:
+        for i in range(30):
+            store.add_turn("now", "user", f"the worker log shows an error again, attempt {i}")
+        store.add("The worker log rotation runs every Tuesday at 03:00", kind="fact")
+        with_own = store.search("what went wrong with the worker log error", limit=5)
+        assert all(h.session_id == "now" for h in with_own)  # the case this guards against
+        hits = store.search("what went wrong with the worker log error", limit=5, exclude_session="now")
+        assert hits and all(h.session_id != "now" for h in hits)
+        assert any("rotation" in h.text for h in hits)
+    finally:
+        store.close()
