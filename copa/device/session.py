@@ -55,6 +55,7 @@ IDEMPOTENT = frozenset({
 })
 COUNTER_BLOCK = 256  # host counters are reserved (persisted) this many at a time
 QUARANTINE_MIN = 0.15  # seconds a timed-out request's id stays unused (a late answer must not match)
+REMOTE_HANGUP_GRACE = 3.0  # seconds a network serial server that hangs up before HELLO is asked again
 AUTH_OVERHEAD = AUTH_TRAILER  # a signed body grows by counter + MAC; COBS adds ~1 byte per 254
 #: request bytes allowed in flight per board (its UART receive ring: 128 B on the Uno, 256 B on the
 #: STM32 port); more overruns the ring and loses frames. Unknown boards get the smallest.
@@ -139,13 +140,26 @@ class DeviceSession(BoardCommands):
         return self._connected.is_set()
 
     def connect(self) -> Hello:
-        """Open the port, HELLO (with retries) and authenticate; raises on failure."""
-        self._open_and_start(self.port_path)
-        try:
-            h = self._handshake()
-        except BaseException:
-            self._drop_port()
-            raise
+        """Open the port, HELLO (with retries) and authenticate; raises on failure.
+
+        A network serial server that hangs up before HELLO is asked again for up to
+        ``REMOTE_HANGUP_GRACE`` seconds: ser2net serves one client per port and frees the port a
+        moment after the previous client closed (pairing, then using a board at once, met that)."""
+        deadline = time.monotonic() + (REMOTE_HANGUP_GRACE if "://" in self.port_path else 0.0)
+        while True:
+            self._hung_up = False
+            self._open_and_start(self.port_path)
+            try:
+                h = self._handshake()
+                break
+            except NoAnswer:
+                self._drop_port()
+                if not self._hung_up or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+            except BaseException:
+                self._drop_port()
+                raise
         self._notify("connected", {"port": self.port_path, "device_id": h.device_id.hex()})
         return h
 
@@ -354,6 +368,7 @@ class DeviceSession(BoardCommands):
                 last = e
                 continue
             except DeviceUnavailable:  # the port closed under us: a remote server hung up, mid-frame or not
+                self._hung_up = True
                 why = f" ({self._lost_reason})" if self._lost_reason else ""
                 raise NoAnswer(f"{self.name}: {self.port_path} closed the link before the board answered HELLO{why}",
                                hint="is a copa board behind it (and, for ser2net, no other client on that port)?"
@@ -446,6 +461,7 @@ class DeviceSession(BoardCommands):
                 fut.set_exception(exc)
 
     _lost_reason = ""
+    _hung_up = False  # the last HELLO ended because the port closed under us (a remote server hung up)
 
     def _on_lost(self, reason: str) -> None:
         self._lost_reason = reason
