@@ -58,8 +58,9 @@ class RecallOptions:
     fetch_budget: int = 3_000
     dates: bool = True
     # 0.35 before issue 14: the conversation priors outweighed it (the generator's date questions fell
-    # from 1.00 to 0.58 at @10); 1.0 restores them and cost 0.2 points on a dev-set sample.
-    date_bonus: float = 1.0
+    # from 1.00 to 0.58 at @10); 1.0 restored them, and 2.0 again once the session's meaning joined
+    # the priors (a date the question names is its strongest cue; -0.2 r@10 on the dev set).
+    date_bonus: float = 2.0
     # Generic lending to neighbours measured as a loss (it lifts chatter next to strong matches above
     # a second piece of evidence), so only the assistant cue below lends by default.
     neighbours: float = 0.0  # share of a turn's score lent to the next turn (half to the one before)
@@ -82,7 +83,7 @@ class RecallOptions:
     # Flat since issue 14: on conversations nobody here wrote (the dev set) the adaptive weight below
     # left meaning out (the conversation priors lift keyword scores past the pivot); a flat 1.5 was
     # +5 points at r@10 for both models, 2.5 and rank fusion less (docs/memory.md).
-    dense: float = 1.5
+    dense: float = 1.0
     dense_pool: int = 50
     catch_up: int = 256  # new memories a dense search embeds first (vectors are made lazily, never on write)
     dense_pivot: float = 100.0  # the adaptive weight of the synthetic suite was dense 0.2, pivot 1.5
@@ -109,6 +110,11 @@ class RecallOptions:
     # session matching one word would otherwise lift its turns by the full weight above a fact that
     # answers (0: unscaled, measured +1.0 r@10 on the dev set but that regression).
     session_index_cov: float = 1.0
+    session_cov_doc: bool = False  # ... coverage read from the session's whole document, not its candidate turns
+    # Each conversation's mean cosine to the question (min-max over the candidates' sessions; a fact
+    # is a session of one) lent to its turns, _session_meaning: +2.1 r@10 and +1.3 all answer
+    # sessions on the dev set, with the turn's own cosine weighted 1.0 instead of 1.5 (docs/memory.md).
+    session_dense: float = 1.0
     spread: float = 0.0  # MMR-style: each earlier hit from the same session costs this much (measured: a loss)
     context: int = 1  # neighbouring turns a conversation hit carries (1: one each side; 0: none)
     context_max: int = 400  # ... only those at most this long (a long reply costs the prompt's budget)
@@ -206,6 +212,8 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         _conversation_priors(c, pool, q, weights, opts, kinds)
         if qv is not None:
             _blend_dense(c, store.vectors, qv, pool, opts)
+            if opts.session_dense:
+                _session_meaning(c, store.vectors, qv, pool, opts)
         if opts.neighbour_from and (opts.neighbours or (q.assistant and opts.assistant_next)):
             _lend_to_neighbours(c, pool, q, kinds, opts)
         visible = _resolve_validity(c, pool, at, include_superseded, opts)
@@ -255,6 +263,7 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
                 for sid, ks in sess_keys.items()}
     episodes = not kinds or "episode" in kinds
     sess_bm25 = _session_bm25(c, q, weights, opts) if opts.session_index and episodes else {}
+    doc_cov = _session_doc_coverage(c, list(sess_bm25), qw) if opts.session_cov_doc and sess_bm25 else {}
     if opts.session_draw and sess_bm25:
         _draw_turns(c, pool, list(sess_bm25)[:opts.session_draw], "session index", q, weights, opts)
     if opts.session_fill and sess_cov and (not kinds or "episode" in kinds):
@@ -268,7 +277,8 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
         bonus = opts.session * sess_cov.get(r["session_id"], 0.0)
         share = sess_bm25.get(r["session_id"], 0.0)
         if opts.session_index_cov:
-            share *= sess_cov.get(r["session_id"], 0.0) ** opts.session_index_cov
+            cov = doc_cov.get(r["session_id"], sess_cov.get(r["session_id"], 0.0))
+            share *= cov ** opts.session_index_cov
         bonus += opts.session_index * share
         if r["role"] == "user" and not q.assistant:
             bonus += opts.user_turns
@@ -290,6 +300,17 @@ def _session_bm25(c, q: _Query, weights: dict[str, float], opts: RecallOptions) 
                      (opts.session_other, match, opts.session_top)).fetchall()
     best = -rows[0][1] if rows else 0.0
     return {sid: -r / best for sid, r in rows} if best > 0 else {}
+
+
+def _session_doc_coverage(c, sessions: list[str], qw: dict[tuple[str, ...], float]) -> dict[str, float]:
+    """Each session's idf share of the question's words, read from its whole session document."""
+    rows = c.execute("SELECT d.session_id, f.user || char(10) || f.other FROM memory_session_docs d "
+                     "JOIN memory_sessions_fts f ON f.rowid = d.doc "
+                     f"WHERE d.session_id IN ({','.join('?' * len(sessions))})", sessions).fetchall()
+    total = sum(qw.values()) or 1.0
+    keys = _doc_keys([t for _, t in rows], qw)
+    return {sid: sum(w for ks, w in qw.items() if any(k in ds for k in ks)) / total
+            for (sid, _), ds in zip(rows, keys, strict=True)}
 
 
 def _draw_turns(c, pool: dict, sessions: list[str], why: str, q: _Query, weights: dict[str, float],
@@ -462,6 +483,39 @@ def _blend_dense(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
     for pk, sim in vectors.similarity_of(c, qv, list(pool)).items():
         r = pool[pk]
         r["own"] = r["score"] = r["score"] + w * sim
+
+
+def _session_meaning(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
+    """Each candidate's conversation, as a whole, compared with the question by meaning: the mean
+    cosine of all its turns (the cosine to the session's centroid), scaled between the least and the
+    most similar candidate, lent to each of its turns. A memory outside a conversation (a fact, a
+    note) is a session of one and takes its own cosine, so a fact that answers is not outranked by a
+    chat that is merely on topic. The question's words rarely appear in the turn that answers it;
+    what the whole conversation was about says more than one turn's words (BM25 over whole sessions
+    beats BM25 over turns for the same reason), and meaning catches what keywords miss."""
+    sessions = list({r["session_id"] for r in pool.values() if r["kind"] == "episode" and r["session_id"]})
+    members: dict[int, str] = {}
+    for i in range(0, len(sessions), 500):
+        chunk = sessions[i:i + 500]
+        members.update(c.execute(f"SELECT pk, session_id FROM memories WHERE session_id IN "
+                                 f"({','.join('?' * len(chunk))}) AND +kind = 'episode'", chunk).fetchall())
+    alone = [pk for pk, r in pool.items() if not (r["kind"] == "episode" and r["session_id"])]
+    sims = vectors.similarity_of(c, qv, list(members) + alone)
+    sums: dict[Any, list[float]] = {}
+    for pk, sim in sims.items():
+        acc = sums.setdefault(members.get(pk, ("alone", pk)), [0.0, 0])
+        acc[0] += sim
+        acc[1] += 1
+    mean = {key: t / n for key, (t, n) in sums.items()}
+    if len(mean) < 2:
+        return
+    lo, hi = min(mean.values()), max(mean.values())
+    if hi <= lo:
+        return
+    for pk, r in pool.items():
+        key = r["session_id"] if r["kind"] == "episode" and r["session_id"] else ("alone", pk)
+        if key in mean:
+            r["own"] = r["score"] = r["score"] + opts.session_dense * (mean[key] - lo) / (hi - lo)
 
 
 def _fuse_ranks(pool: dict, sims: dict[int, float], k: int) -> None:

@@ -255,3 +255,51 @@ def test_minilm_runs_without_torch_and_knows_paraphrases():
     batch_of_one = emb.embed(["Where do I live now?"])[0]
     assert float(batch_of_one @ v[1]) > 0.9999  # padding in a batch does not change a text's vector
     assert "torch" not in sys.modules and "sentence_transformers" not in sys.modules
+
+
+def _chat(store, sid, month, turns):
+    store.add_many([{"text": t, "kind": "episode", "session_id": sid, "role": role,
+                     "occurred_at": f"2025-{month:02d}-01T09:{i:02d}:00Z"} for i, (role, t) in enumerate(turns)])
+
+
+def _session_meaning_store(path):
+    store = MemoryStore(path, embeddings="static")
+    _chat(store, "pets", 1, [("user", "We adopted a kitten in the spring, she is tiny and grey."),
+                             ("assistant", "Congratulations! Kittens need their vaccinations and a scratching post."),
+                             ("user", "She sleeps on the sofa and purrs all day."),
+                             ("user", "Every evening she chases the red laser dot.")])
+    _chat(store, "cars", 2, [("user", "My car needs new tyres before winter."),
+                             ("assistant", "Winter tyres grip better below seven degrees."),
+                             ("user", "Every evening I chase the sunset on long drives.")])
+    _chat(store, "work", 3, [("user", "The quarterly report is due on Friday."),
+                             ("assistant", "Shall I draft an outline?"),
+                             ("user", "Every evening I answer emails for an hour.")])
+    return store
+
+
+def test_a_conversation_about_the_question_lifts_its_turn_said_in_other_words(tmp_path):
+    """'cat' and 'games' are in no turn: the three 'every evening' turns tie on words, and the one
+    from the conversation about a kitten wins because that conversation as a whole is about it."""
+    from dataclasses import replace
+
+    from copa.memory.recall import DEFAULT, search
+
+    question = "What games does my cat like in the evening?"
+    with _session_meaning_store(tmp_path / "m.db") as store:
+        assert store.search(question, limit=1)[0].text == "Every evening she chases the red laser dot."
+        # the lift is the session's meaning: without it a turn of another conversation leads
+        off = search(store, question, limit=1, opts=replace(DEFAULT, session_dense=0.0))
+        assert off[0].session_id != "pets"
+
+
+def test_a_fact_that_answers_stays_above_a_conversation_on_the_topic(tmp_path):
+    """A fact is a conversation of one for the session's meaning: a chat that is merely about the
+    cabin does not outrank the fact that answers."""
+    with _session_meaning_store(tmp_path / "m.db") as store:
+        fact = store.add("The wifi password at the cabin is pinecone42", kind="fact")
+        _chat(store, "cabin", 4, [("user", "We spent the weekend at the cabin, the lake was frozen."),
+                                  ("assistant", "That sounds lovely, did you skate on it?"),
+                                  ("user", "Yes, and the password for the sauna booking was lost again.")])
+        hits = store.search("What is the wifi password at the cabin?", limit=3)
+        assert hits[0].id == fact
+        assert {h.session_id for h in hits[1:]} == {"cabin"}
