@@ -104,6 +104,7 @@ class RecallOptions:
     session_index: float = 1.0
     session_top: int = 20
     session_draw: int = 3
+    session_budget: int = 6_000  # posting-list entries (turns) the session query may read, rarest words first
     session_other: float = 1.0  # bm25 weight of the other speakers' column (0: the user's turns only)
     # ... times the session's coverage of the question (idf share of its words said in the session's
     # candidate turns) to this power: the share of the best session's BM25 is relative, so a lone
@@ -293,7 +294,15 @@ def _session_bm25(c, q: _Query, weights: dict[str, float], opts: RecallOptions) 
     terms += [a for s in terms for a in q.alts.get(s, ()) if a in weights]
     if not terms:
         return {}
-    match = " OR ".join(f'"{q.surface[s]}"' for s in dict.fromkeys(terms))
+    # The rarest words within the candidates' posting budget, as for turns: a word said in most
+    # sessions ranks nothing, and BM25 over its posting list is what a query costs at a million memories.
+    use, total = [], 0.0
+    for s in sorted(dict.fromkeys(terms), key=lambda s: weights[f"__df__{s}"]):
+        if use and total + weights[f"__df__{s}"] > opts.session_budget:
+            break
+        use.append(s)
+        total += weights[f"__df__{s}"]
+    match = " OR ".join(f'"{q.surface[s]}"' for s in use)
     rows = c.execute("SELECT d.session_id, bm25(memory_sessions_fts, 1.0, ?) AS r FROM memory_sessions_fts "
                      "JOIN memory_session_docs d ON d.doc = memory_sessions_fts.rowid "
                      "WHERE memory_sessions_fts MATCH ? ORDER BY r LIMIT ?",
