@@ -19,7 +19,7 @@ import json, sys
 from copa.cli.main import main
 rc = main({args!r})
 with open({out!r}, "w") as f:
-    json.dump({{"rc": rc, "modules": sorted(sys.modules)}}, f)
+    json.dump({{"rc": rc, "modules": sorted(m for m, mod in sys.modules.items() if mod is not None)}}, f)
 """
 
 
