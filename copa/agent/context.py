@@ -69,6 +69,9 @@ def _used(m: Any, section: str) -> dict[str, Any]:
             "date": _date(m.occurred_at), **({"score": round(m.score, 3)} if hasattr(m, "score") else {})}
 
 
+MAX_EPISODES = 5  # recalled turns of earlier conversations shown (their share of the budget caps them too)
+
+
 def _take(lines: list[tuple[str, Any]], budget: int) -> tuple[list[str], list[Any], int]:
     """As many lines as fit in ``budget`` tokens, in order."""
     out, items, used = [], [], 0
@@ -80,6 +83,20 @@ def _take(lines: list[tuple[str, Any]], budget: int) -> tuple[list[str], list[An
         items.append(item)
         used += cost
     return out, items, used
+
+
+def _episode_lines(h: Any, shown: set[str]) -> str:
+    """A recalled turn with the short turns around it (``Hit.context``): the answer to what was asked
+    is often the reply next to the turn that matched, and recall is measured with them (the dev set's
+    budget figure counts a hit's context turns as returned). ``shown``: turn ids already in the
+    prompt (left out here; this one's are added)."""
+    lines = [f"- [{_date(h.occurred_at)}] {h.role or 'user'}: {h.text[:400]}"]
+    shown.add(h.id)
+    for cid, text in zip(h.context_ids or [], h.context or [], strict=False):
+        if cid and cid not in shown:
+            lines.append(f"    (same conversation) {text[:400]}")
+            shown.add(cid)
+    return "\n".join(lines)
 
 
 def session_source(session_id: str) -> str:
@@ -217,12 +234,13 @@ def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_
     hits = mem.search(query, limit=recall_limit + 6, exclude_session=session_id) if query.strip() else []
     ctx.timing["recall_ms"] = (time.perf_counter() - t1) * 1000
     facts, episodes = [], []
+    turns_shown: set[str] = set()  # a turn is shown once, as a hit or as the context of one
     for h in hits:
         if h.id in shown or (h.kind == "episode" and h.session_id == session_id):
             continue
         if h.kind == "episode":
-            if len(episodes) < 3:
-                episodes.append((f"- [{_date(h.occurred_at)}] {h.role or 'user'}: {h.text[:400]}", h))
+            if len(episodes) < MAX_EPISODES and h.id not in turns_shown:
+                episodes.append((_episode_lines(h, turns_shown), h))
         elif len(facts) < recall_limit and not (h.subject or "").startswith(f"conversation.{session_id}."):
             subj = f" ({h.subject})" if h.subject else ""
             facts.append((f"- [{h.id}] {h.kind}{subj}, {_date(h.occurred_at)}: {h.text[:600]}", h))
@@ -233,7 +251,8 @@ def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_
         left -= n
         ctx.spent["recall"] = n
     episodes = _drop_outdated_episodes(mem, episodes, [h for _, h in facts])
-    lines, items, n = _take(episodes, int(budget * 0.08))
+    # Earlier conversations get their own share plus what the facts left of theirs.
+    lines, items, n = _take(episodes, int(budget * 0.08) + max(0, int(budget * 0.25) - ctx.spent.get("recall", 0)))
     if lines:
         sections.append("From earlier conversations (may be out of date; the memories above take precedence):\n"
                         + "\n".join(lines))
