@@ -113,7 +113,7 @@ class RecallOptions:
     session_index_cov: float = 1.0
     session_cov_doc: bool = False  # ... coverage read from the session's whole document, not its candidate turns
     # Each conversation's mean cosine to the question (min-max over the candidates' sessions; a fact
-    # is a session of one) lent to its turns, _session_meaning: +2.1 r@10 and +1.3 all answer
+    # is a session of one) lent to its turns, _session_meaning: +2.2 r@10 and +1.9 all answer
     # sessions on the dev set, with the turn's own cosine weighted 1.0 instead of 1.5 (docs/memory.md).
     session_dense: float = 1.0
     spread: float = 0.0  # MMR-style: each earlier hit from the same session costs this much (measured: a loss)
