@@ -137,7 +137,7 @@ class SocketPort(protocol_socket.Serial):
         self._greeted = False
         super().open()  # its reset_input_buffer() would swallow a greeting that came at once
         _keepalive(self._socket)
-        self._first = True
+        self._first, self._head = True, b""
         if self._greeted:
             self.close()
             raise serial.SerialException("telnet server")
@@ -169,9 +169,13 @@ class SocketPort(protocol_socket.Serial):
     def read(self, size: int = 1) -> bytes:
         data = super().read(size)
         if data and self._first:
-            self._first = False
-            if _is_telnet(data):
-                raise serial.SerialException(remote_error(self.portstr, Exception("telnet server")).message)
+            # Decide on the first two bytes, which may come in two reads: a lone IAC first (ser2net
+            # answering late, under load) used to end the check, and the telnet port was used raw.
+            self._head = getattr(self, "_head", b"") + data
+            if len(self._head) >= 2 or self._head[0] != _IAC:
+                self._first = False
+                if _is_telnet(self._head):
+                    raise serial.SerialException(remote_error(self.portstr, Exception("telnet server")).message)
         return data
 
 
