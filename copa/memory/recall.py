@@ -272,16 +272,20 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
         # that shares no word with the question (BM25 over sessions finds it, over turns does not).
         top = sorted(sess_cov, key=lambda sid: -sess_cov[sid])[:opts.session_fill]
         _draw_turns(c, pool, top, "session", q, weights, opts)
+    best_bm25 = max((r["bm25"] for r in pool.values()), default=0.0) or 1.0
     for r in pool.values():
-        if r["kind"] != "episode":
-            continue
-        bonus = opts.session * sess_cov.get(r["session_id"], 0.0)
-        share = sess_bm25.get(r["session_id"], 0.0)
-        if opts.session_index_cov:
-            cov = doc_cov.get(r["session_id"], sess_cov.get(r["session_id"], 0.0))
-            share *= cov ** opts.session_index_cov
-        bonus += opts.session_index * share
-        if r["role"] == "user" and not q.assistant:
+        if r["kind"] == "episode":
+            cov = sess_cov.get(r["session_id"], 0.0)
+            share = sess_bm25.get(r["session_id"], 0.0)
+            if opts.session_index_cov:
+                share *= doc_cov.get(r["session_id"], cov) ** opts.session_index_cov
+            user = r["role"] == "user"
+        else:  # a fact, a note, a task: a session of one, said (or saved) by the user
+            cov = sum(w for keys, w in qw.items() if any(k in r.get("stems", ()) for k in keys)) / total
+            share = (r["bm25"] / best_bm25) * cov ** opts.session_index_cov if sess_bm25 else 0.0
+            user = True
+        bonus = opts.session * cov + opts.session_index * share
+        if user and not q.assistant:
             bonus += opts.user_turns
         if opts.length_norm and len(r["text"]) > opts.length_pivot:
             bonus -= opts.length_norm * math.log2(len(r["text"]) / opts.length_pivot)

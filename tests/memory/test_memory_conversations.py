@@ -292,3 +292,19 @@ def test_the_agents_own_session_can_be_left_out_of_recall(tmp_path):
         assert any("rotation" in h.text for h in hits)
     finally:
         store.close()
+
+
+def test_a_saved_fact_is_not_outranked_by_chat_turns_for_their_sessions_sake(tmp_path):
+    """Keywords only: the conversation priors (session coverage, the session index, the user's own
+    turn) lift chat turns; a saved fact is a session of one and gets the same, so the fact holding
+    every word of the question stays first above a turn with one of them in an on-topic chat."""
+    with MemoryStore(tmp_path / "m.db") as store:
+        fact = store.add("The wifi password at the cabin is pinecone42", kind="fact")
+        store.add_many([{"text": t, "kind": "episode", "session_id": "cabin", "role": role,
+                         "occurred_at": f"2025-04-01T09:0{i}:00Z"} for i, (role, t) in enumerate([
+                             ("user", "We spent the weekend at the cabin, the lake was frozen."),
+                             ("assistant", "That sounds lovely, did you skate on it?"),
+                             ("user", "Yes, and the password for the sauna booking was lost again.")])])
+        hits = store.search("What is the wifi password at the cabin?", limit=3)
+        assert hits[0].id == fact
+        assert [h.session_id for h in hits[1:]] == ["cabin", "cabin"]  # the chat still follows
