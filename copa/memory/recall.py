@@ -107,10 +107,10 @@ class RecallOptions:
     session_budget: int = 6_000  # posting-list entries (turns) the session query may read, rarest words first
     session_other: float = 1.0  # bm25 weight of the other speakers' column (0: the user's turns only)
     # ... times the session's coverage of the question (idf share of its words said in the session's
-    # candidate turns) to this power: the share of the best session's BM25 is relative, so a lone
-    # session matching one word would otherwise lift its turns by the full weight above a fact that
-    # answers (0: unscaled, measured +1.0 r@10 on the dev set but that regression).
-    session_index_cov: float = 1.0
+    # candidate turns) to this power. It was 1.0 while facts got no share: a lone session matching one
+    # word then outranked a fact that answers. Since a fact is a session of one (_conversation_priors)
+    # that cannot happen, and unscaled is +1.0 r@10 and +1.4 sessions keyword-only on the dev set.
+    session_index_cov: float = 0.0
     session_cov_doc: bool = False  # ... coverage read from the session's whole document, not its candidate turns
     # Each conversation's mean cosine to the question (min-max over the candidates' sessions; a fact
     # is a session of one) lent to its turns, _session_meaning: +2.2 r@10 and +1.9 all answer
