@@ -111,7 +111,6 @@ class RecallOptions:
     # word then outranked a fact that answers. Since a fact is a session of one (_conversation_priors)
     # that cannot happen, and unscaled is +1.0 r@10 and +1.4 sessions keyword-only on the dev set.
     session_index_cov: float = 0.0
-    session_cov_doc: bool = False  # ... coverage read from the session's whole document, not its candidate turns
     # Each conversation's mean cosine to the question (min-max over the candidates' sessions; a fact
     # is a session of one) lent to its turns, _session_meaning: +2.2 r@10 and +1.9 all answer
     # sessions on the dev set, with the turn's own cosine weighted 1.0 instead of 1.5 (docs/memory.md).
@@ -264,7 +263,6 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
                 for sid, ks in sess_keys.items()}
     episodes = not kinds or "episode" in kinds
     sess_bm25 = _session_bm25(c, q, weights, opts) if opts.session_index and episodes else {}
-    doc_cov = _session_doc_coverage(c, list(sess_bm25), qw) if opts.session_cov_doc and sess_bm25 else {}
     if opts.session_draw and sess_bm25:
         _draw_turns(c, pool, list(sess_bm25)[:opts.session_draw], "session index", q, weights, opts)
     if opts.session_fill and sess_cov and (not kinds or "episode" in kinds):
@@ -278,7 +276,7 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
             cov = sess_cov.get(r["session_id"], 0.0)
             share = sess_bm25.get(r["session_id"], 0.0)
             if opts.session_index_cov:
-                share *= doc_cov.get(r["session_id"], cov) ** opts.session_index_cov
+                share *= cov ** opts.session_index_cov
             user = r["role"] == "user"
         else:  # a fact, a note, a task: a session of one, said (or saved) by the user
             cov = sum(w for keys, w in qw.items() if any(k in r.get("stems", ()) for k in keys)) / total
@@ -300,12 +298,7 @@ def _session_bm25(c, q: _Query, weights: dict[str, float], opts: RecallOptions) 
         return {}
     # The rarest words within the candidates' posting budget, as for turns: a word said in most
     # sessions ranks nothing, and BM25 over its posting list is what a query costs at a million memories.
-    use, total = [], 0.0
-    for s in sorted(dict.fromkeys(terms), key=lambda s: weights[f"__df__{s}"]):
-        if use and total + weights[f"__df__{s}"] > opts.session_budget:
-            break
-        use.append(s)
-        total += weights[f"__df__{s}"]
+    use, _ = _rarest_within(terms, weights, opts.session_budget)
     match = " OR ".join(f'"{q.surface[s]}"' for s in use)
     rows = c.execute("SELECT d.session_id, bm25(memory_sessions_fts, 1.0, ?) AS r FROM memory_sessions_fts "
                      "JOIN memory_session_docs d ON d.doc = memory_sessions_fts.rowid "
@@ -313,17 +306,6 @@ def _session_bm25(c, q: _Query, weights: dict[str, float], opts: RecallOptions) 
                      (opts.session_other, match, opts.session_top)).fetchall()
     best = -rows[0][1] if rows else 0.0
     return {sid: -r / best for sid, r in rows} if best > 0 else {}
-
-
-def _session_doc_coverage(c, sessions: list[str], qw: dict[tuple[str, ...], float]) -> dict[str, float]:
-    """Each session's idf share of the question's words, read from its whole session document."""
-    rows = c.execute("SELECT d.session_id, f.user || char(10) || f.other FROM memory_session_docs d "
-                     "JOIN memory_sessions_fts f ON f.rowid = d.doc "
-                     f"WHERE d.session_id IN ({','.join('?' * len(sessions))})", sessions).fetchall()
-    total = sum(qw.values()) or 1.0
-    keys = _doc_keys([t for _, t in rows], qw)
-    return {sid: sum(w for ks, w in qw.items() if any(k in ds for k in ks)) / total
-            for (sid, _), ds in zip(rows, keys, strict=True)}
 
 
 def _draw_turns(c, pool: dict, sessions: list[str], why: str, q: _Query, weights: dict[str, float],
@@ -414,6 +396,18 @@ def _idf(c, stems: list[str]) -> dict[str, float]:
         {"__n__": float(n), **{f"__df__{s}": float(df.get(s, 0)) for s in stems}}
 
 
+def _rarest_within(terms, weights: dict[str, float], budget: int) -> tuple[list[str], float]:
+    """The rarest of ``terms`` (at least one) whose posting lists add up to at most ``budget``
+    entries, and how many entries they add up to (document frequencies from ``_idf``)."""
+    use, total = [], 0.0
+    for s in sorted(dict.fromkeys(terms), key=lambda s: weights[f"__df__{s}"]):
+        if use and total + weights[f"__df__{s}"] > budget:
+            break
+        use.append(s)
+        total += weights[f"__df__{s}"]
+    return use, total
+
+
 def _kind_clause(kinds: list[str] | None) -> tuple[str, list[str]]:
     if not kinds:
         return "", []
@@ -426,17 +420,9 @@ def _fetch_keywords(c, q: _Query, weights: dict[str, float], pool: dict, kinds, 
     known = [s for s in q.stems if s in weights]
     if not known:
         return
-    def df(s: str) -> float:
-        return weights[f"__df__{s}"]
-
-    terms = sorted(set(known) | {a for s in known for a in q.alts.get(s, ()) if a in weights} |
-                   {a for syns in q.synonyms.values() for a in syns if a in weights}, key=df)
-    use, total = [], 0.0
-    for s in terms:
-        if total + df(s) > opts.fetch_budget and use:
-            break
-        use.append(s)
-        total += df(s)
+    terms = set(known) | {a for s in known for a in q.alts.get(s, ()) if a in weights} | \
+        {a for syns in q.synonyms.values() for a in syns if a in weights}
+    use, total = _rarest_within(terms, weights, opts.fetch_budget)
     match = " OR ".join(f'"{q.surface[s]}"' for s in use)
     kc, kp = _kind_clause(kinds)
     order = "ORDER BY r"
