@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -34,6 +34,11 @@ def registered_migrations() -> list[Migration]:
 BUSY_TIMEOUT_MS = 30_000
 
 
+class Connection(sqlite3.Connection):
+    """A plain sqlite3 connection that can be weakly referenced (the workstation tracks its
+    per-thread connections weakly, so a connection goes with its thread)."""
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with the house settings: WAL, a busy timeout, foreign keys, secure delete."""
     from copa.textio import guard_sqlite
@@ -42,7 +47,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
+                           check_same_thread=False, factory=Connection)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if str(path) != ":memory:":
         _enable_wal(conn)
@@ -92,6 +97,38 @@ def open_database(path: Path | str, modules: list[str] | None = None) -> sqlite_
     db = load_sqlite_utils().Database(connect(path))
     migrate(db, registered_migrations() if modules is None else modules)
     return db
+
+
+def open_connection(path: Path | str) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database at ``path`` with every registered
+    migration, as a plain connection: sqlite_utils is imported only when a migration is pending
+    (it costs ~50 ms, which one-shot commands on the hot path such as ``copa ask`` do not pay)."""
+    conn = connect(path)
+    try:
+        wanted = registered_migrations()
+        if pending(conn, wanted):
+            migrate(load_sqlite_utils().Database(conn), wanted)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def pending(conn: sqlite3.Connection, migrations: list[Migration]) -> list[str]:
+    """The names among ``migrations`` not applied yet (read only; no table is created)."""
+    try:
+        done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    except sqlite3.OperationalError:  # a new database: no _migrations table yet
+        done = set()
+    return [name for name, _ in migrations if name not in done]
+
+
+def rows(conn: sqlite3.Connection, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+    """The rows of a query as dicts (the row factory is set on this cursor only: a shared
+    connection's other users keep their tuples)."""
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    return [dict(r) for r in cur.execute(sql, args)]
 
 
 def migrate(db: sqlite_utils.Database, migrations: list[Migration] | list[str]) -> list[str]:

@@ -9,6 +9,7 @@ opened until it is asked for, so a command pays only for what it uses.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable
@@ -53,7 +54,7 @@ class Workstation:
         self._db_open_lock = threading.Lock()
         self._db_migrated = False
         # weak: a thread's connection goes (and closes) with its thread; close() closes the rest
-        self._db_connections: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
+        self._db_connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
 
     @cached_property
     def config(self) -> Config:
@@ -66,36 +67,48 @@ class Workstation:
         return SecretStore(self.paths, self.config.get("secrets.backend"), prompt=self.interactive)
 
     @property
-    def db(self) -> sqlite_utils.Database:
-        """The database, one connection per thread.
+    def conn(self) -> sqlite3.Connection:
+        """The database as a plain sqlite3 connection, one per thread.
 
         Faces share a workstation across threads (device sessions, telemetry, TUI workers, the
         daemon's jobs). A sqlite3 connection carries its transaction and savepoint state, so two
         threads interleaving statements on one connection corrupt each other's transactions
         ("no such savepoint"); WAL and the busy timeout make separate connections cheap and safe.
         """
-        conn = getattr(self._db_local, "db", None)
+        local = self._db_local
+        conn = getattr(local, "conn", None)
         if conn is None:
-            conn = self._open_db()
-            self._db_local.db = conn
+            conn = local.conn = self._open_conn()
         return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The calling thread's connection (``conn``) wrapped by sqlite-utils, for the parts that
+        build tables with it. Its import costs ~50 ms: the hot path of one-shot commands uses ``conn``."""
+        local = self._db_local
+        db = getattr(local, "db", None)
+        if db is None:
+            from copa.db import load_sqlite_utils
+
+            db = local.db = load_sqlite_utils().Database(self.conn)
+        return db
 
     @cached_property
     def _db_local(self) -> threading.local:
         return threading.local()
 
-    def _open_db(self) -> sqlite_utils.Database:
-        from copa.db import connect, load_sqlite_utils, open_database
+    def _open_conn(self) -> sqlite3.Connection:
+        from copa.db import connect, open_connection
 
         with self._db_open_lock:
             if not self._db_migrated:  # the first connection migrates
                 self.paths.ensure()
-                db = open_database(self.paths.db_file)
+                conn = open_connection(self.paths.db_file)
                 self._db_migrated = True
             else:
-                db = load_sqlite_utils().Database(connect(self.paths.db_file))
-            self._db_connections.add(db)
-        return db
+                conn = connect(self.paths.db_file)
+            self._db_connections.add(conn)
+        return conn
 
     @cached_property
     def models(self) -> Models:
@@ -133,7 +146,7 @@ class Workstation:
         from copa.device.devices import Devices
 
         # the database through a deferral: each use gets the calling thread's connection
-        return Devices(_Deferred(lambda: self.db), _Deferred(lambda: self.secrets), _Deferred(lambda: self.memory),
+        return Devices(_Deferred(lambda: self.conn), _Deferred(lambda: self.secrets), _Deferred(lambda: self.memory),
                        self.config)
 
     def close(self) -> None:
@@ -146,8 +159,8 @@ class Workstation:
             connections = list(self._db_connections)
             self._db_connections = weakref.WeakSet()
             self._db_migrated = False
-        for db in connections:
-            db.conn.close()
+        for conn in connections:
+            conn.close()
         self.__dict__.pop("_db_local", None)
 
     def __enter__(self) -> Workstation:

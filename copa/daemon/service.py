@@ -55,7 +55,7 @@ class Daemon:
     def _serve(self, ws: Workstation, lock: DaemonLock) -> int:
         self._install_signals()  # first: a SIGTERM during start-up still ends in a clean shutdown
         cfg = ws.config
-        self.store = JobStore(ws.db.conn)
+        self.store = JobStore(ws.conn)
         stale = self.store.mark_stale_interrupted()
         if stale:
             log.warning("marked %d run(s) interrupted: their process had stopped mid-run", stale)

@@ -14,13 +14,13 @@ if TYPE_CHECKING:
 
 
 class Devices:
-    """Boards: the registry, shared sessions, tools and telemetry, over ``db`` (the database; its
-    connection may be per thread), ``secrets`` (pairing keys), ``memory`` (board events worth
-    remembering) and ``config`` (device.*)."""
+    """Boards: the registry, shared sessions, tools and telemetry, over ``conn`` (a plain sqlite3
+    connection to the database, possibly a per-thread deferral), ``secrets`` (pairing keys),
+    ``memory`` (board events worth remembering) and ``config`` (device.*)."""
 
-    def __init__(self, db: Any, secrets: Any, memory: Any, config: Any):
-        self.db, self.secrets, self.memory, self.config = db, secrets, memory, config
-        self.registry = DeviceRegistry(db, secrets, config)
+    def __init__(self, conn: Any, secrets: Any, memory: Any, config: Any):
+        self.conn, self.secrets, self.memory, self.config = conn, secrets, memory, config
+        self.registry = DeviceRegistry(conn, secrets, config)
         self._sessions: dict[str, DeviceSession] = {}
         self._lock = threading.Lock()
         self._telemetry: Telemetry | None = None
@@ -107,7 +107,7 @@ class Devices:
         if self._telemetry is None:
             from copa.device.telemetry import Telemetry
 
-            self._telemetry = Telemetry(self.db, self.config)
+            self._telemetry = Telemetry(self.conn, self.config)
         return self._telemetry
 
     def as_tools(self) -> list:

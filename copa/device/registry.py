@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from copa.db import rows
 from copa.device.protocol import Board, DeviceError, Hello, Status
 from copa.errors import CopaError, NotFoundError, UsageError
 
@@ -87,27 +88,27 @@ def usb_serial_of(port: str) -> str | None:
 
 
 class DeviceRegistry:
-    """Paired boards: rows in ``devices`` (``db``: the database, whose connection may be per
-    thread), their keys in ``secrets``, timeouts from ``config``."""
+    """Paired boards: rows in ``devices`` (``conn``: a plain sqlite3 connection to the database,
+    possibly a per-thread deferral), their keys in ``secrets``, timeouts from ``config``."""
 
-    def __init__(self, db: Any, secrets: Any, config: Any):
-        self.db, self.secrets, self.config = db, secrets, config
+    def __init__(self, conn: Any, secrets: Any, config: Any):
+        self.conn, self.secrets, self.config = conn, secrets, config
 
     def list(self) -> list[DeviceRecord]:
-        return [self._record(r) for r in self.db.query("SELECT * FROM devices ORDER BY name")]
+        return [self._record(r) for r in rows(self.conn, "SELECT * FROM devices ORDER BY name")]
 
     def names(self) -> list[str]:
-        return [r["name"] for r in self.db.query("SELECT name FROM devices ORDER BY name")]
+        return [r["name"] for r in rows(self.conn, "SELECT name FROM devices ORDER BY name")]
 
     def get(self, name: str) -> DeviceRecord:
-        rows = list(self.db.query("SELECT * FROM devices WHERE name = ?", [name]))
-        if not rows:
+        found = rows(self.conn, "SELECT * FROM devices WHERE name = ?", [name])
+        if not found:
             known = self.names()
             raise NotFoundError(
                 f"no paired board named {name!r}",
                 hint=("known boards: " + ", ".join(known)) if known
                 else "pair one first: copa device pair PORT --name NAME")
-        return self._record(rows[0])
+        return self._record(found[0])
 
     @staticmethod
     def _record(r: dict[str, Any]) -> DeviceRecord:
@@ -131,19 +132,19 @@ class DeviceRegistry:
             fields["firmware"] = f"{hello.firmware[0]}.{hello.firmware[1]}"
             fields["info"] = json.dumps(hello_info(hello))
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self.db.execute(f"UPDATE devices SET {sets} WHERE name = ?", [*fields.values(), name])
+        self.conn.execute(f"UPDATE devices SET {sets} WHERE name = ?", [*fields.values(), name])
 
     def set_watch(self, name: str, watch: dict[str, Any]) -> None:
         self.get(name)
-        self.db.execute("UPDATE devices SET watch = ? WHERE name = ?", [json.dumps(watch), name])
+        self.conn.execute("UPDATE devices SET watch = ? WHERE name = ?", [json.dumps(watch), name])
 
     def _counter_store(self, name: str):
         def load() -> int:
-            rows = list(self.db.query("SELECT counter FROM devices WHERE name = ?", [name]))
-            return int(rows[0]["counter"]) if rows else 0
+            found = rows(self.conn, "SELECT counter FROM devices WHERE name = ?", [name])
+            return int(found[0]["counter"]) if found else 0
 
         def save(value: int) -> None:
-            self.db.execute("UPDATE devices SET counter = MAX(counter, ?) WHERE name = ?", [value, name])
+            self.conn.execute("UPDATE devices SET counter = MAX(counter, ?) WHERE name = ?", [value, name])
 
         return load, save
 
@@ -205,7 +206,7 @@ class DeviceRegistry:
         try:
             h = s.connect()
             dev = h.device_id.hex()
-            clash = list(self.db.query("SELECT name FROM devices WHERE device_id = ?", [dev]))
+            clash = rows(self.conn, "SELECT name FROM devices WHERE device_id = ?", [dev])
             if clash:
                 raise UsageError(f"this board is already paired as {clash[0]['name']!r}",
                                  hint=f"use that name, or 'copa device forget {clash[0]['name']}' first")
@@ -232,7 +233,9 @@ class DeviceRegistry:
                                usb_serial=None if "://" in port else usb_serial_of(port),
                                firmware=f"{h.firmware[0]}.{h.firmware[1]}",
                                counter=s.auth.counter + 256 if s.auth else 0, info=hello_info(h))
-            self.db["devices"].insert({**rec.as_dict(), "watch": "{}", "info": json.dumps(rec.info)})
+            row = {**rec.as_dict(), "watch": "{}", "info": json.dumps(rec.info)}
+            self.conn.execute(f"INSERT INTO devices ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                              list(row.values()))
             return rec
         finally:
             s.close()
@@ -240,7 +243,7 @@ class DeviceRegistry:
     def forget(self, name: str) -> DeviceRecord:
         rec = self.get(name)
         self.secrets.delete(secret_name(rec.device_id))
-        self.db.execute("DELETE FROM devices WHERE name = ?", [name])
+        self.conn.execute("DELETE FROM devices WHERE name = ?", [name])
         return rec
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from copa.db import rows as query_rows
 from copa.device.protocol import Rule, RuleEvent, SampleEvent
 
 if TYPE_CHECKING:
@@ -37,9 +38,9 @@ class _Bucket:
 class Telemetry:
     """Downsamples readings of any number of boards into ``device_readings``. Thread-safe."""
 
-    def __init__(self, db: Any, config: Any, *, interval: float | None = None,
+    def __init__(self, conn: Any, config: Any, *, interval: float | None = None,
                  retention_days: int | None = None, max_rows: int | None = None):
-        self.db = db  # the database (its connection may be per thread)
+        self.conn = conn  # a plain sqlite3 connection to the database (may be a per-thread deferral)
         cfg = config
         self.interval = float(interval if interval is not None else cfg.get("device.telemetry_interval"))
         self.retention = timedelta(days=retention_days if retention_days is not None
@@ -80,8 +81,7 @@ class Telemetry:
     def _write(self, rows: list[tuple[str, str, str, float]]) -> None:
         if not rows:
             return
-        db = self.db
-        db.conn.executemany("INSERT INTO device_readings (device, channel, at, value) VALUES (?, ?, ?, ?)", rows)
+        self.conn.executemany("INSERT INTO device_readings (device, channel, at, value) VALUES (?, ?, ?, ?)", rows)
         self._written += len(rows)
         if self._written >= 200:
             self._written = 0
@@ -89,7 +89,7 @@ class Telemetry:
 
     def prune(self, now: datetime | None = None) -> int:
         """Apply retention and the row cap; returns rows deleted."""
-        conn = self.db.conn
+        conn = self.conn
         cutoff = ((now or datetime.now(UTC)) - self.retention).isoformat()
         n = conn.execute("DELETE FROM device_readings WHERE at < ?", [cutoff]).rowcount
         total = conn.execute("SELECT COUNT(*) FROM device_readings").fetchone()[0]
@@ -111,7 +111,7 @@ class Telemetry:
             args.append(since.isoformat())
         sql += " ORDER BY at DESC LIMIT ?"
         args.append(limit)
-        return list(self.db.query(sql, args))
+        return query_rows(self.conn, sql, args)
 
 
 def remember_event(memory: Any, device: str, text: str, at: datetime,

@@ -202,12 +202,13 @@ class Models:
         if self._client is None:
             import httpx
 
+            from copa import __version__
+            from copa.providers.transport import make_client
+
             cfg = self.config
             connect, read = cfg.get("agent.connect_timeout"), cfg.get("agent.read_timeout")
-            from copa import __version__
-
-            self._client = httpx.Client(timeout=httpx.Timeout(read, connect=connect),
-                                        headers={"user-agent": f"copa/{__version__}"})
+            self._client = make_client(timeout=httpx.Timeout(read, connect=connect),
+                                       headers={"user-agent": f"copa/{__version__}"})
         return self._client
 
     def close(self) -> None:

@@ -135,7 +135,7 @@ def deliver_all(ws: Parts, specs: list[str], title: str, body: str, *, run_id: i
 
 
 def _record(ws: Parts, r: DeliveryResult, run_id: int | None, report_id: str | None) -> DeliveryResult:
-    ws.db.conn.execute(
+    ws.conn.execute(
         "INSERT INTO sched_deliveries (run_id, report_id, target, kind, status, attempts, error, at)"
         " VALUES (?,?,?,?,?,?,?,?)",
         (run_id, report_id, r.target, r.kind, "ok" if r.ok else "failed", r.attempts, r.error,

@@ -246,7 +246,7 @@ class Scheduler:
             log.exception("job %s crashed in the daemon", job_id)
 
     def _fire(self, ws: Any, job_id: int, slots: list[datetime], replay: bool) -> None:
-        store = JobStore(ws.db.conn)
+        store = JobStore(ws.conn)
         job = store.get_by_id(job_id)
         if job is None or job.paused or (job.done and not replay) or not slots:
             return

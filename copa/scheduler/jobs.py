@@ -17,7 +17,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def store(ws: Parts) -> JobStore:
-    return JobStore(ws.db.conn)
+    return JobStore(ws.conn)
 
 
 def parse_args(pairs: list[str]) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def zone(ws: Parts) -> Any:
 
 
 def last_report_at(ws: Parts, name: str) -> datetime | None:
-    row = ws.db.conn.execute("SELECT MAX(created_at) FROM sched_reports WHERE name = ?", (name,)).fetchone()
+    row = ws.conn.execute("SELECT MAX(created_at) FROM sched_reports WHERE name = ?", (name,)).fetchone()
     return parse_iso(row[0]) if row and row[0] else None
 
 
@@ -268,7 +268,7 @@ def create(ws: Parts, name: str, *, run_id: int | None = None, now: datetime | N
                                 occurred_at=now, metadata={"report_id": rid, "path": str(path), "title": title})
         except Exception as e:  # the report exists on disk and in its table either way
             log.warning("could not store report %s as a memory: %s", rid, e)
-    ws.db.conn.execute(
+    ws.conn.execute(
         "INSERT INTO sched_reports (id, name, title, created_at, path, body, memory_id, run_id)"
         " VALUES (?,?,?,?,?,?,?,?)", (rid, name, title, iso(now), str(path), body, memory_id, run_id))
     return Report(rid, name, title, now, body, str(path), memory_id, run_id)
@@ -280,11 +280,11 @@ def _row(r: Any) -> Report:
 
 def get(ws: Parts, report_id: str) -> Report:
     cols = "id, name, title, created_at, path, body, memory_id, run_id"
-    r = ws.db.conn.execute(f"SELECT {cols} FROM sched_reports WHERE id = ?", (report_id,)).fetchone()
+    r = ws.conn.execute(f"SELECT {cols} FROM sched_reports WHERE id = ?", (report_id,)).fetchone()
     if r is None and report_id == "last":
-        r = ws.db.conn.execute(f"SELECT {cols} FROM sched_reports ORDER BY created_at DESC LIMIT 1").fetchone()
+        r = ws.conn.execute(f"SELECT {cols} FROM sched_reports ORDER BY created_at DESC LIMIT 1").fetchone()
     if r is None:  # a unique prefix is enough
-        rows = ws.db.conn.execute(f"SELECT {cols} FROM sched_reports WHERE id LIKE ? LIMIT 2",
+        rows = ws.conn.execute(f"SELECT {cols} FROM sched_reports WHERE id LIKE ? LIMIT 2",
                                   (report_id + "%",)).fetchall()
         if len(rows) == 1:
             r = rows[0]
@@ -296,10 +296,10 @@ def get(ws: Parts, report_id: str) -> Report:
 def recent(ws: Parts, name: str | None = None, limit: int = 20) -> list[Report]:
     cols = "id, name, title, created_at, path, body, memory_id, run_id"
     if name:
-        rows = ws.db.conn.execute(f"SELECT {cols} FROM sched_reports WHERE name = ? ORDER BY created_at DESC "
+        rows = ws.conn.execute(f"SELECT {cols} FROM sched_reports WHERE name = ? ORDER BY created_at DESC "
                                   "LIMIT ?", (name, limit)).fetchall()
     else:
-        rows = ws.db.conn.execute(f"SELECT {cols} FROM sched_reports ORDER BY created_at DESC LIMIT ?",
+        rows = ws.conn.execute(f"SELECT {cols} FROM sched_reports ORDER BY created_at DESC LIMIT ?",
                                   (limit,)).fetchall()
     return [_row(r) for r in rows]
 

@@ -46,7 +46,7 @@ def execute(ws: Parts, job: Job, *, origin: str, scheduled_for: datetime | None 
             on_start: Callable[[int], None] | None = None, on_finish: Callable[[int], None] | None = None) -> Run:
     """Run ``job`` with retries; returns the last attempt's run. ``slot`` (the fire time's key) makes
     the run exactly-once: :class:`~copa.scheduler.store.SlotTaken` if it was served already."""
-    store = JobStore(ws.db.conn)
+    store = JobStore(ws.conn)
     retries = job.retries if job.retries is not None else int(ws.config.get("scheduler.retries"))
     delay = float(ws.config.get("scheduler.retry_delay"))
     attempt = 0

@@ -107,7 +107,7 @@ def learned(ctx: Context, days: str = "1", **_: str) -> str:
 
 
 def _table_exists(ws: Parts, name: str) -> bool:
-    return ws.db.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
+    return ws.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() \
         is not None
 
 
@@ -126,10 +126,10 @@ def sparkline(values: list[float], width: int = 16) -> str:
 
 def telemetry(ctx: Context, hours: str = "24", **_: str) -> str:
     if not _table_exists(ctx.ws, "device_readings") or \
-            ctx.ws.db.conn.execute("SELECT 1 FROM device_readings LIMIT 1").fetchone() is None:
+            ctx.ws.conn.execute("SELECT 1 FROM device_readings LIMIT 1").fetchone() is None:
         return "No devices."
     since = (ctx.now - timedelta(hours=float(hours))).astimezone(UTC).isoformat()
-    rows = ctx.ws.db.conn.execute(
+    rows = ctx.ws.conn.execute(
         "SELECT device, channel, at, value FROM device_readings WHERE at >= ? AND value IS NOT NULL "
         "ORDER BY device, channel, at", (since,)).fetchall()
     if not rows:
@@ -161,7 +161,7 @@ def health(ctx: Context, **_: str) -> str:
 
 def runs(ctx: Context, days: str = "7", **_: str) -> str:
     since = (ctx.now - timedelta(days=float(days))).astimezone(UTC).isoformat()
-    rows = ctx.ws.db.conn.execute(
+    rows = ctx.ws.conn.execute(
         "SELECT job_name, status, COUNT(*), MAX(started_at) FROM sched_runs WHERE started_at >= ? "
         "GROUP BY job_name, status ORDER BY job_name", (since,)).fetchall()
     if not rows:

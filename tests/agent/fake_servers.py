@@ -349,6 +349,9 @@ class FakeModelServer:
 def _make_handler(srv: FakeModelServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Send each small write at once, as real model servers do: with Nagle on, a streamed chunk waits
+        # for the client's delayed ACK (~40 ms on loopback), time that is neither copa's nor a model's.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:  # keep test output clean
             pass

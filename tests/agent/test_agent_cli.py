@@ -38,6 +38,27 @@ def test_help_does_not_import_httpx():
     assert "IMPORTED []" in out.stdout and "--continue" in out.stdout and "--tool-mode" in out.stdout
 
 
+def test_an_answer_over_plain_http_needs_no_sqlite_utils_and_no_certificates(srv, run_copa):
+    """The hot path of a one-shot question: the board registry reads the database through a plain
+    connection (sqlite-utils costs ~50 ms to import; only a pending migration needs it, as in the
+    first command of a new home) and a plain-http server needs no CA bundle (~16 ms)."""
+    srv.add(Answer("First."))
+    srv.add(Answer("Sure."))
+    assert run_copa("ask", "--no-memory", "hello").returncode == 0  # the first command migrates
+    code = ("import ssl, sys\n"
+            "bundles = []\n"
+            "real = ssl.SSLContext.load_verify_locations\n"
+            "ssl.SSLContext.load_verify_locations = lambda self, *a, **k: (bundles.append(1), real(self, *a, **k))[1]\n"
+            "from copa.cli.main import main\n"
+            "assert main(['ask', '--no-memory', 'hi']) == 0\n"
+            "print('\\nIMPORTED', [m for m in ('sqlite_utils', 'numpy') if sys.modules.get(m)], 'BUNDLES', len(bundles))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COPA_MEMORY_EMBEDDINGS": "off"})
+    assert out.returncode == 0, out.stderr
+    assert "Sure." in out.stdout and "IMPORTED [] BUNDLES 0" in out.stdout
+    assert srv.requests[-1].body["messages"][-1]["content"] == "hi"
+
+
 def test_no_model_configured_one_line_says_how(run_copa):
     r = run_copa("ask", "hello", input="")
     assert r.returncode == 3 and r.stdout == ""

@@ -11,7 +11,7 @@ from copa.device.telemetry import Telemetry
 
 
 def test_downsampling_retention_and_cap(ws):
-    t = Telemetry(ws.db, ws.config, interval=10, retention_days=7, max_rows=50)
+    t = Telemetry(ws.conn, ws.config, interval=10, retention_days=7, max_rows=50)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(100):  # 100 samples at 1 Hz over two channels -> 10 rows each (10 s buckets)
         t.add_samples("lab", ["a0", "d2"], SampleEvent(i * 1000, (i, i % 2)), t0 + timedelta(seconds=i))

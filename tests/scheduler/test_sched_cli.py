@@ -167,7 +167,7 @@ def test_one_instance_at_a_time_across_processes(run_copa, copa_home):
 
     assert run_copa("schedule", "add", "solo", "--every", "1h", "--report", "weekly-review").returncode == 0
     with Workstation() as ws:
-        store = JobStore(ws.db.conn)
+        store = JobStore(ws.conn)
         run_id = store.begin_run(store.get("solo"), origin="manual")  # a live run, in this (test) process
         r = run_copa("schedule", "run", "solo")
         assert r.returncode == 2 and f"already running (run {run_id}, pid {os.getpid()})" in r.stderr
@@ -175,6 +175,6 @@ def test_one_instance_at_a_time_across_processes(run_copa, copa_home):
     assert run_copa("schedule", "run", "solo").returncode == 0
     # a run left 'running' by a process that is gone does not block, and is shown for what it is
     with Workstation() as ws:
-        ws.db.conn.execute("UPDATE sched_runs SET status = 'running', pid = 999999999 WHERE id = ?", (run_id,))
+        ws.conn.execute("UPDATE sched_runs SET status = 'running', pid = 999999999 WHERE id = ?", (run_id,))
     assert "running? (process gone)" in run_copa("schedule", "history", "solo").stdout
     assert run_copa("schedule", "run", "solo").returncode == 0

@@ -97,7 +97,7 @@ def test_each_slot_is_served_exactly_once_across_processes(copa_home, run_copa, 
         "from copa.scheduler.store import AlreadyRunning, JobStore, SlotTaken, slot_key\n"
         "when = datetime.fromisoformat(sys.argv[1])\n"
         "with Workstation() as ws:\n"
-        "    job = JobStore(ws.db.conn).get('once')\n"
+        "    job = JobStore(ws.conn).get('once')\n"
         "    try:\n"
         "        print(runner.execute(ws, job, origin='schedule', scheduled_for=when, slot=slot_key(when)).status)\n"
         "    except SlotTaken:\n        print('taken')\n"
@@ -243,7 +243,7 @@ def test_an_old_scheduler_database_is_upgraded(copa_home):
     from copa.workstation import Workstation
 
     with Workstation() as ws:
-        store = JobStore(ws.db.conn)
+        store = JobStore(ws.conn)
         job = store.get("old")
         assert job.misfire_policy is None and job.max_lateness is None and job.allow_dangerous is False
         assert [r.slot for r in store.runs("old")] == [None, None]

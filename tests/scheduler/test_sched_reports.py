@@ -32,11 +32,11 @@ def test_telemetry_section_summarises_each_sensor(ws):
     now = datetime.now(UTC)
     ctx = sections.Context(ws, "t", now, None, UTC)
     assert sections.telemetry(ctx) == "No devices."
-    ws.db.conn.execute("CREATE TABLE IF NOT EXISTS device_readings (device TEXT, channel TEXT, at TEXT, value REAL)")
+    ws.conn.execute("CREATE TABLE IF NOT EXISTS device_readings (device TEXT, channel TEXT, at TEXT, value REAL)")
     rows = [("lab", "temp", (now - timedelta(minutes=60 - i)).isoformat(), 20.0 + i) for i in range(10)]
     rows += [("lab", "hum", (now - timedelta(minutes=5)).isoformat(), 40.0),
              ("lab", "hum", (now - timedelta(hours=30)).isoformat(), 99.0)]  # outside the 24 h window
-    ws.db.conn.executemany("INSERT INTO device_readings VALUES (?,?,?,?)", rows)
+    ws.conn.executemany("INSERT INTO device_readings VALUES (?,?,?,?)", rows)
     out = sections.telemetry(ctx, hours="24")
     temp = next(line for line in out.splitlines() if "| temp |" in line)
     cells = [c.strip() for c in temp.strip("|").split("|")]

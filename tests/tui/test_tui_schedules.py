@@ -23,7 +23,7 @@ from tests.tui.tui_helpers import screen_text, type_text, wait_for
 
 def test_no_daemon_banner_and_overdue_jobs(ws):
     job = add_job(ws, "hourly", every="1h", tz="UTC", prompt="anything new?")
-    JobStore(ws.db.conn).set_next_run(job.id, datetime.now(UTC) - timedelta(hours=2))  # it should have run
+    JobStore(ws.conn).set_next_run(job.id, datetime.now(UTC) - timedelta(hours=2))  # it should have run
 
     async def scenario():
         app = CopaApp(ws, mode="schedules")
