@@ -143,10 +143,11 @@ def _bm25(db: sqlite3.Connection, question: str, k: int) -> list[int]:
                                      (" OR ".join(f'"{t}"' for t in toks), k))]
 
 
-def score(q: Question, hits: list[Hits]) -> dict[str, float]:
+def score(q: Question, hits: list[Hits], session_ranking: list[str] | None = None) -> dict[str, float]:
     """``hits``: ranked, each the (turn id, session id, characters) it returns, its own turn first.
     Turn ranks count a hit's own turn only (a context turn is not a ranked result); a session hit
-    ranks all its turns."""
+    ranks all its turns. ``session_ranking``: the system's own ranking of sessions, when it has one
+    (copa's search_sessions); otherwise sessions rank in the order the hits first name them."""
     ranked: list[str] = []
     sessions: list[str] = []
     for h in hits:
@@ -171,6 +172,8 @@ def score(q: Question, hits: list[Hits]) -> dict[str, float]:
         if stop:
             break
     out["budget"] = sum(e in inside for e in ev) / len(ev)
+    if session_ranking is not None:
+        sessions = session_ranking
     out["sess@10"] = float(all(s in sessions[:10] for s in q.sessions))
     return out
 

@@ -30,6 +30,7 @@ from memory_devset import BM25Sessions, BM25Turns, Hits, aggregate, load, score 
 
 from copa.memory import MemoryStore, embeddings  # noqa: E402
 from copa.memory.recall import DEFAULT, search  # noqa: E402
+from copa.memory.sessions import search_sessions  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "memory-dev"
 CACHE = Path.home() / ".cache" / "copa-bench"
@@ -204,15 +205,19 @@ def main(synthetic=None) -> None:
                 for name, (key, opts) in systems.items():
                     st = stores[key]
                     t0 = time.perf_counter()
+                    ranking = None
                     if opts == "dense-alone":
                         hits = _dense_alone(st, q.text)
                     else:
                         hits = search(st, q.text, limit=50, opts=opts, asked_at=q.at)
+                        # the product's session ranking (copa memory search --sessions), from these hits
+                        ranking = [s.session_id for s in search_sessions(st, q.text, limit=10, opts=opts,
+                                                                         asked_at=q.at, turn_hits=hits)]
                     took[name] += time.perf_counter() - t0
                     got = copa_hits(hits)
                     for h in got:  # ids are "<conversation>/<turn id>"
                         h[:] = [(i.split("/", 1)[-1], s, n) for i, s, n in h]
-                    rows[name].append((q.category, score(q, got)))
+                    rows[name].append((q.category, score(q, got, ranking)))
             for st in stores.values():
                 st.close()
     for spec in specs:

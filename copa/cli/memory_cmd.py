@@ -60,12 +60,22 @@ def search_cmd(query: str = typer.Argument(..., help="A question or keywords."),
                asked_at: str = typer.Option(None, "--asked-at", help="When the question is asked: 'last week' "
                                             "in it counts from here (default: now)."),
                all_: bool = typer.Option(False, "--all", help="Include superseded (old) values."),
+               sessions: bool = typer.Option(False, "--sessions", help="Rank earlier conversations as wholes "
+                                             "(which conversation was it in?), each with its best turn."),
                json_out: bool = JSON) -> None:
     """Recall the memories that best answer QUERY.
 
     With the dense retriever on, memories get their vectors lazily (a search embeds up to 256 new
     ones first); until then keywords alone find them. --json reports how many still lack one."""
     store = _store()
+    if sessions:
+        from copa.errors import UsageError
+
+        if kind or all_:
+            raise UsageError("--sessions ranks conversations: --kind and --all do not apply",
+                             hint="drop them, or search without --sessions")
+        _print_sessions(store, store.search_sessions(query, limit=limit, as_of=as_of, asked_at=asked_at), json_out)
+        return
     hits = store.search(query, limit=limit, kinds=kind or None, as_of=as_of, include_superseded=all_,
                         asked_at=asked_at)
     if json_out:
@@ -77,6 +87,18 @@ def search_cmd(query: str = typer.Argument(..., help="A question or keywords."),
     print_table([(h.id, h.kind, _when(h.occurred_at), f"{h.score:.2f}",
                   _short(h.text) + ("" if h.current else " [superseded]")) for h in hits],
                 ["id", "kind", "when", "score", "text"])
+
+
+def _print_sessions(store, found, json_out: bool) -> None:
+    if json_out:
+        emit_json({"sessions": found, "dense": store.vectors is not None, "vectors_missing": store.missing_vectors()})
+        return
+    if not found:
+        print("no conversation matches", file=sys.stderr)
+        return
+    print_table([(s.session_id, _when(s.first_at), _when(s.last_at), str(s.turns), f"{s.score:.3f}",
+                  _short(s.hits[0].text, 50) if s.hits else "") for s in found],
+                ["session", "from", "to", "turns", "score", "best turn"])
 
 
 @app.command("list")

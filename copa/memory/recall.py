@@ -115,6 +115,11 @@ class RecallOptions:
     # is a session of one) lent to its turns, _session_meaning: +2.2 r@10 and +1.9 all answer
     # sessions on the dev set, with the turn's own cosine weighted 1.0 instead of 1.5 (docs/memory.md).
     session_dense: float = 1.0
+    # Ranking conversations as wholes (copa/memory/sessions.py): reciprocal rank fusion of the turn
+    # ranking's sessions, BM25 over whole sessions and the sessions' meaning, 1 / (k + rank) each.
+    # Measured on the dev set: k 10 / 20 / 30 / 60 gave 65.1 / 65.4 / 65.1 / 65.1 % all answer sessions
+    # in the top 10 (offline, docs/benchmarks.md round 4); views are short, so a small k lets rank count.
+    session_rank_k: int = 20
     spread: float = 0.0  # MMR-style: each earlier hit from the same session costs this much (measured: a loss)
     context: int = 1  # neighbouring turns a conversation hit carries (1: one each side; 0: none)
     context_max: int = 400  # ... only those at most this long (a long reply costs the prompt's budget)
@@ -196,7 +201,7 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         store.vectors.catch_up(store, opts.catch_up)
     with store._lock:
         c = store.conn
-        weights = _idf(c, q.stems + [a for alts in (*q.alts.values(), *q.synonyms.values()) for a in alts])
+        weights = idf(c, q.stems + [a for alts in (*q.alts.values(), *q.synonyms.values()) for a in alts])
         pool: dict[int, dict[str, Any]] = {}
         _fetch_keywords(c, q, weights, pool, kinds, opts, limit)
         if q.windows:
@@ -262,7 +267,7 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
     sess_cov = {sid: sum(w for keys, w in qw.items() if any(k in ks for k in keys)) / total
                 for sid, ks in sess_keys.items()}
     episodes = not kinds or "episode" in kinds
-    sess_bm25 = _session_bm25(c, q, weights, opts) if opts.session_index and episodes else {}
+    sess_bm25 = session_bm25(c, q, weights, opts) if opts.session_index and episodes else {}
     if opts.session_draw and sess_bm25:
         _draw_turns(c, pool, list(sess_bm25)[:opts.session_draw], "session index", q, weights, opts)
     if opts.session_fill and sess_cov and (not kinds or "episode" in kinds):
@@ -290,7 +295,7 @@ def _conversation_priors(c, pool: dict, q: _Query, weights: dict[str, float], op
         r["own"] = r["score"] = r["score"] + bonus
 
 
-def _session_bm25(c, q: _Query, weights: dict[str, float], opts: RecallOptions) -> dict[str, float]:
+def session_bm25(c, q: _Query, weights: dict[str, float], opts: RecallOptions) -> dict[str, float]:
     """The best sessions by BM25 over whole sessions, best first, each as a share of the best's score."""
     terms = [s for s in q.stems if s in weights]
     terms += [a for s in terms for a in q.alts.get(s, ()) if a in weights]
@@ -386,7 +391,7 @@ def _diversify(ranked: list[dict], q: _Query, limit: int) -> list[dict]:
     return picked + rest + unique[limit * 3:]
 
 
-def _idf(c, stems: list[str]) -> dict[str, float]:
+def idf(c, stems: list[str]) -> dict[str, float]:
     if not stems:
         return {}
     n = (c.execute("SELECT max(pk) FROM memories").fetchone()[0] or 0) + 1  # ~count, in O(log n)
@@ -398,7 +403,7 @@ def _idf(c, stems: list[str]) -> dict[str, float]:
 
 def _rarest_within(terms, weights: dict[str, float], budget: int) -> tuple[list[str], float]:
     """The rarest of ``terms`` (at least one) whose posting lists add up to at most ``budget``
-    entries, and how many entries they add up to (document frequencies from ``_idf``)."""
+    entries, and how many entries they add up to (document frequencies from ``idf``)."""
     use, total = [], 0.0
     for s in sorted(dict.fromkeys(terms), key=lambda s: weights[f"__df__{s}"]):
         if use and total + weights[f"__df__{s}"] > budget:
@@ -493,19 +498,9 @@ def _session_meaning(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
     what the whole conversation was about says more than one turn's words (BM25 over whole sessions
     beats BM25 over turns for the same reason), and meaning catches what keywords miss."""
     sessions = list({r["session_id"] for r in pool.values() if r["kind"] == "episode" and r["session_id"]})
-    members: dict[int, str] = {}
-    for i in range(0, len(sessions), 500):
-        chunk = sessions[i:i + 500]
-        members.update(c.execute(f"SELECT pk, session_id FROM memories WHERE session_id IN "
-                                 f"({','.join('?' * len(chunk))}) AND +kind = 'episode'", chunk).fetchall())
     alone = [pk for pk, r in pool.items() if not (r["kind"] == "episode" and r["session_id"])]
-    sims = vectors.similarity_of(c, qv, list(members) + alone)
-    sums: dict[Any, list[float]] = {}
-    for pk, sim in sims.items():
-        acc = sums.setdefault(members.get(pk, ("alone", pk)), [0.0, 0])
-        acc[0] += sim
-        acc[1] += 1
-    mean = {key: t / n for key, (t, n) in sums.items()}
+    mean: dict[Any, float] = dict(session_means(c, vectors, qv, sessions))
+    mean.update({("alone", pk): sim for pk, sim in vectors.similarity_of(c, qv, alone).items()})
     if len(mean) < 2:
         return
     lo, hi = min(mean.values()), max(mean.values())
@@ -515,6 +510,21 @@ def _session_meaning(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
         key = r["session_id"] if r["kind"] == "episode" and r["session_id"] else ("alone", pk)
         if key in mean:
             r["own"] = r["score"] = r["score"] + opts.session_dense * (mean[key] - lo) / (hi - lo)
+
+
+def session_means(c, vectors, qv, sessions: list[str]) -> dict[str, float]:
+    """session id -> the mean cosine of its turns (those with a vector) to the question vector ``qv``."""
+    members: dict[int, str] = {}
+    for i in range(0, len(sessions), 500):
+        chunk = sessions[i:i + 500]
+        members.update(c.execute(f"SELECT pk, session_id FROM memories WHERE session_id IN "
+                                 f"({','.join('?' * len(chunk))}) AND +kind = 'episode'", chunk).fetchall())
+    sums: dict[str, list[float]] = {}
+    for pk, sim in vectors.similarity_of(c, qv, list(members)).items():
+        acc = sums.setdefault(members[pk], [0.0, 0])
+        acc[0] += sim
+        acc[1] += 1
+    return {sid: t / n for sid, (t, n) in sums.items()}
 
 
 def _fuse_ranks(pool: dict, sims: dict[int, float], k: int) -> None:

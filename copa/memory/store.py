@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copa.errors import NotFoundError, UsageError
 from copa.memory import schema
@@ -35,6 +35,9 @@ from copa.memory.model import (
     to_utc,
 )
 from copa.memory.text import norm_key
+
+if TYPE_CHECKING:
+    from copa.memory.sessions import SessionHit
 
 # Kinds that legitimately repeat word for word (a chat turn, a sensor event): never folded as duplicates.
 NO_DEDUP_KINDS = frozenset({"episode", "event"})
@@ -500,3 +503,13 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
         return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,
                       asked_at=asked_at, exclude_session=exclude_session)
+
+    def search_sessions(self, query: str, limit: int = 10, as_of: datetime | str | None = None,
+                        asked_at: datetime | str | None = None,
+                        exclude_session: str | None = None) -> list[SessionHit]:
+        """The earlier conversations that best answer ``query``, best first, each with its best
+        recalled turns (see copa/memory/sessions.py)."""
+        from copa.memory.sessions import search_sessions
+
+        return search_sessions(self, query, limit=limit, as_of=as_of, asked_at=asked_at,
+                               exclude_session=exclude_session)
