@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,16 @@ def run_copa(copa_home: Path):
                               text=True, env=full_env, timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def write_skill(skill_dir: Path):
+    """Write a skill file (dedented) into ``skill_dir``, which each suite that uses skills defines."""
+
+    def write(name: str, source: str, folder: Path | None = None) -> Path:
+        path = (folder or skill_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    return write

@@ -6,7 +6,6 @@ Every test here also runs as an unprivileged user (test_unprivileged.py re-runs 
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,6 @@ def skill_dir(copa_home: Path) -> Path:
     d = copa_home / "config" / "skills"  # the user's own skills folder, inside copa's config folder
     d.mkdir(parents=True)
     return d
-
-
-@pytest.fixture
-def write_skill(skill_dir: Path):
-    def write(name: str, source: str, folder: Path | None = None) -> Path:
-        path = (folder or skill_dir) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source))
-        return path
-
-    return write
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,6 @@ def skill_dir(tmp_path: Path) -> Path:
     d = tmp_path / "skills"
     d.mkdir()
     return d
-
-
-@pytest.fixture
-def write_skill(skill_dir: Path):
-    def write(name: str, source: str, folder: Path | None = None) -> Path:
-        path = (folder or skill_dir) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source))
-        return path
-
-    return write
 
 
 @pytest.fixture
