@@ -121,7 +121,9 @@ class Workstation:
         from copa.memory import MemoryStore
 
         self.paths.ensure()
-        return MemoryStore(self.paths.db_file, embeddings=self.config.get("memory.embeddings"))
+        # warm_dir: where the daemon serves recall with its model loaded (one-shot commands ask it first)
+        return MemoryStore(self.paths.db_file, embeddings=self.config.get("memory.embeddings"),
+                           warm_dir=self.paths.state_dir)
 
     @cached_property
     def skills(self) -> Skills:

@@ -66,6 +66,7 @@ class Daemon:
         self.engine = Scheduler(cfg, self.store, self._run_context, stopping=self.stopping)
         self._start_devices()
         self._start_embedder()
+        self._start_recall()
         n = self.engine.start()
         say(f"copa daemon: running (pid {os.getpid()}), {n} job(s) scheduled")
         poll = max(0.05, float(cfg.get("scheduler.poll_interval")))
@@ -100,6 +101,22 @@ class Daemon:
         """With the dense retriever on, memories are written without vectors (writing never loads the
         model); the daemon fills them in the background so searches do not have to."""
         threading.Thread(target=self._embed_loop, name="copa-embedder", daemon=True).start()
+
+    def _start_recall(self) -> None:
+        """Serve recall to one-shot commands with the model and the vectors loaded here
+        (copa/memory/warm.py); with the dense retriever off they have nothing to gain."""
+        self.recall = None
+        try:
+            from copa.memory import warm
+
+            self._recall_ws = Workstation(self.paths)  # its own connection, like the device service
+            if self._recall_ws.memory.vectors is None or not warm.available():
+                return
+            self.recall = warm.RecallServer(self._recall_ws.memory, self.paths.state_dir)
+            self.recall.start()
+        except Exception:  # a path too long for a UNIX socket, a missing model: commands search themselves
+            log.exception("recall cannot be served to other commands")
+            self.recall = None
 
     def _embed_loop(self) -> None:
         ws = Workstation(self.paths)  # its own connection, like the device service
@@ -156,6 +173,11 @@ class Daemon:
                 log.exception("stopping the device service failed")
         if self._devices_ws is not None:
             self._devices_ws.close()
+        if getattr(self, "recall", None) is not None:
+            with contextlib.suppress(Exception):
+                self.recall.stop()
+        if getattr(self, "_recall_ws", None) is not None:
+            self._recall_ws.close()
         left = self.engine.stop(timeout) if self.engine is not None else []
         self._close_skills()  # after marking: a run whose worker dies now cannot overwrite "interrupted"
         self.store.set_meta("daemon_stopped", iso(datetime.now(UTC)))

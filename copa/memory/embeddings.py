@@ -61,6 +61,10 @@ def static_model_files() -> tuple[Path, Path] | None:
 
 # a whole word of the static model's vocabulary: a sentencepiece word start and 3+ letters
 _WHOLE_WORD = re.compile(r"^\u2581([^\W\d_]{3,})$", re.MULTILINE)
+# New memories a dense search embeds before it runs (the rest wait for the daemon or `copa memory
+# embed`, found by keywords meanwhile): about a second's work on a 2-core laptop for each model. The
+# static model embeds ~7,000 texts a second; MiniLM ~14, so its 256 would block a search for 18 s.
+CATCH_UP = {"static": 256, "minilm": 16}
 WIDEN_AT = 64  # texts in one call from which the static model's table is widened to float32 for good
 
 

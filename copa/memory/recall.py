@@ -198,7 +198,7 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
     if store.vectors is not None and opts.synonyms and hasattr(store.vectors.embedder, "neighbours"):
         _add_synonyms(store.vectors.embedder, q, opts)  # a static model's vocabulary holds word neighbours
     if store.vectors is not None and opts.dense and (query or "").strip():
-        store.vectors.catch_up(store, opts.catch_up)
+        store.vectors.catch_up(store, min(opts.catch_up, store.vectors.catch_up_limit))
     with store._lock:
         c = store.conn
         weights = idf(c, q.stems + [a for alts in (*q.alts.values(), *q.synonyms.values()) for a in alts])

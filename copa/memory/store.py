@@ -90,9 +90,11 @@ class _MigrationDB:
 class MemoryStore(ActivityMixin, ForgetMixin):
     """The memory of copa, in one SQLite file shared with the rest of the workstation."""
 
-    def __init__(self, path: Path | str, embeddings: str | None = None):
+    def __init__(self, path: Path | str, embeddings: str | None = None, warm_dir: Path | str | None = None):
         """``embeddings``: the dense retriever, 'auto' (on when the copa[embeddings] extra is
-        installed), 'static' (on, or an error) or 'off'/None (keyword recall only)."""
+        installed), 'static' (on, or an error) or 'off'/None (keyword recall only). ``warm_dir``:
+        the state folder where the daemon may serve recall with its model loaded; a search asks
+        it before loading the model here (copa/memory/warm.py)."""
         from copa.db import connect
         from copa.memory import embeddings as emb
 
@@ -106,6 +108,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         self._lock = threading.RLock()
         self._migrate()
         self.vectors = None
+        self.warm_dir = Path(warm_dir) if warm_dir is not None else None
         if kind is not None:
             from copa.memory.vectors import VectorIndex
 
@@ -499,6 +502,14 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py).
         ``asked_at``: when the question is asked (relative dates in it count from then; default now).
         ``exclude_session``: leave out the turns of that conversation (the agent's own)."""
+        if self.warm_dir is not None and self.vectors is not None and not self.vectors.loaded:
+            from copa.memory import warm
+
+            hits = warm.ask(self.warm_dir, self, query, limit=limit, kinds=list(kinds) if kinds else None,
+                            as_of=as_of, include_superseded=include_superseded, asked_at=asked_at,
+                            exclude_session=exclude_session)
+            if hits is not None:
+                return hits
         from copa.memory.recall import search
 
         return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,

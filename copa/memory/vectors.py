@@ -42,6 +42,16 @@ class VectorIndex:
         return self._embedder
 
     @property
+    def catch_up_limit(self) -> int:
+        """At most this many new memories are embedded by one search (see embeddings.CATCH_UP)."""
+        return embeddings.CATCH_UP.get(self.kind, CATCH_UP)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether this process has loaded the model (a one-shot command has not: it asks the daemon)."""
+        return self._embedder is not None
+
+    @property
     def model(self) -> str:
         return embeddings.model_name(self.kind)  # known without loading the model
 

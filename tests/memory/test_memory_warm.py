@@ -1,0 +1,112 @@
+"""Recall served by the daemon (copa/memory/warm.py): a real `copa daemon` subprocess and real
+one-shot commands. While it runs, a search finds by meaning without loading numpy or the model in
+the command's process; when it stops, or is killed and leaves its socket behind, commands search
+themselves and find the same; a request without the daemon's token gets nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from copa.memory import embeddings, warm
+from tests.scheduler.sched_helpers import DaemonProcs, wait_for
+
+if not embeddings.available():  # CI installs the dev extra, which brings it: there it must not skip
+    if os.environ.get("CI"):
+        raise RuntimeError("copa[embeddings] is missing in CI: the dev extra should install it")
+    pytest.skip("copa[embeddings] is not installed", allow_module_level=True)
+
+KITTEN = "We adopted a kitten in the spring, she's called Miso."
+PROBE = ("import json, sys\n"
+         "from copa.cli.main import main\n"
+         "main(['memory', 'search', sys.argv[1], '--json'])\n"
+         "print(json.dumps({'numpy': sys.modules.get('numpy') is not None}))\n")
+
+
+def _search(home, query: str) -> tuple[list[str], bool]:
+    """Hit texts of `copa memory search` in a fresh process, and whether that process loaded numpy."""
+    env = {**os.environ, "COPA_HOME": str(home), "COPA_MEMORY_EMBEDDINGS": "static"}
+    r = subprocess.run([sys.executable, "-c", PROBE, query], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    body, _, tail = r.stdout.rstrip().rpartition("\n")
+    return [h["text"] for h in json.loads(body)["hits"]], json.loads(tail)["numpy"]
+
+
+def _read(path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+@pytest.fixture
+def daemons(copa_home, run_copa):
+    env = {"COPA_MEMORY_EMBEDDINGS": "static"}
+    for text in (KITTEN, "The bike shop on Elm Street closes at six on Saturdays."):
+        assert run_copa("memory", "add", text, env=env).returncode == 0
+    assert run_copa("memory", "embed", env=env).returncode == 0
+    d = DaemonProcs(copa_home)
+    yield d
+    d.kill_all()
+
+
+def test_the_daemon_answers_searches_with_its_model_loaded(copa_home, daemons):
+    state = copa_home / "state"
+    local, loaded_here = _search(copa_home, "our new cat")  # no daemon: the command loads the model
+    assert local[:1] == [KITTEN] and loaded_here
+
+    d = daemons.start(COPA_MEMORY_EMBEDDINGS="static")
+    wait_for(lambda: (state / warm.TOKEN_NAME).exists(), 30, what="the daemon to serve recall")
+    for path in (state / warm.SOCKET_NAME, state / warm.TOKEN_NAME):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    served, loaded_here = _search(copa_home, "our new cat")  # found by meaning: no word in common
+    assert served[:1] == [KITTEN] and not loaded_here
+
+    d.terminate()
+    assert d.wait(timeout=30) == 0
+    assert not (state / warm.SOCKET_NAME).exists() and not (state / warm.TOKEN_NAME).exists()
+    after, loaded_here = _search(copa_home, "our new cat")
+    assert after[:1] == [KITTEN] and loaded_here
+
+
+def test_a_killed_daemon_leaves_files_that_do_not_stop_a_search(copa_home, daemons):
+    state = copa_home / "state"
+    daemons.start(COPA_MEMORY_EMBEDDINGS="static")
+    wait_for(lambda: (state / warm.TOKEN_NAME).exists(), 30, what="the daemon to serve recall")
+    daemons.kill_all()  # SIGKILL: the socket file and the token stay behind
+    assert (state / warm.SOCKET_NAME).exists() and (state / warm.TOKEN_NAME).exists()
+    stale_token = (state / warm.TOKEN_NAME).read_text()
+    found, loaded_here = _search(copa_home, "our new cat")
+    assert found[:1] == [KITTEN] and loaded_here
+    daemons.start(COPA_MEMORY_EMBEDDINGS="static")  # a new daemon replaces both and answers
+    wait_for(lambda: _read(state / warm.TOKEN_NAME) not in ("", stale_token), 30, what="a new token")
+    found, loaded_here = _search(copa_home, "our new cat")
+    assert found[:1] == [KITTEN] and not loaded_here
+
+
+def test_a_request_without_the_token_gets_nothing(copa_home, daemons):
+    state = copa_home / "state"
+    daemons.start(COPA_MEMORY_EMBEDDINGS="static")
+    wait_for(lambda: (state / warm.TOKEN_NAME).exists(), 30, what="the daemon to serve recall")
+    token = (state / warm.TOKEN_NAME).read_text().strip()
+    base = {"v": warm.PROTOCOL, "db": str(copa_home / "data" / "copa.db"),
+            "model": embeddings.model_name("static"), "query": "our new cat"}
+
+    def send(req: dict) -> dict:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(state / warm.SOCKET_NAME))
+            s.sendall(json.dumps(req).encode() + b"\n")
+            return json.loads(warm._read_line(s))
+
+    assert send({**base, "token": "0" * 64}) == {"error": "token"}
+    assert send(base) == {"error": "token"}
+    assert send({**base, "token": token, "db": "/elsewhere/copa.db"}) == {"error": "another store"}
+    answered = send({**base, "token": token})  # the same request with the token is answered
+    assert [h["text"] for h in answered["hits"]][:1] == [KITTEN]
