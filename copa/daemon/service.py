@@ -114,7 +114,10 @@ class Daemon:
                 return
             self.recall = warm.RecallServer(self._recall_ws.memory, self.paths.state_dir)
             self.recall.start()
-        except Exception:  # a path too long for a UNIX socket, a missing model: commands search themselves
+        except OSError as e:  # a state folder whose path is too long for a UNIX socket (107 bytes)
+            log.warning("recall is not served to other commands (they search themselves): %s", e)
+            self.recall = None
+        except Exception:  # a missing model: commands search themselves
             log.exception("recall cannot be served to other commands")
             self.recall = None
 

@@ -520,6 +520,13 @@ class MemoryStore(ActivityMixin, ForgetMixin):
                         exclude_session: str | None = None) -> list[SessionHit]:
         """The earlier conversations that best answer ``query``, best first, each with its best
         recalled turns (see copa/memory/sessions.py)."""
+        if self.warm_dir is not None and self.vectors is not None and not self.vectors.loaded:
+            from copa.memory import warm
+
+            found = warm.ask_sessions(self.warm_dir, self, query, limit=limit, as_of=as_of, asked_at=asked_at,
+                                      exclude_session=exclude_session)
+            if found is not None:
+                return found
         from copa.memory.sessions import search_sessions
 
         return search_sessions(self, query, limit=limit, as_of=as_of, asked_at=asked_at,

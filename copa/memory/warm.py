@@ -24,9 +24,12 @@ import socket
 import socketserver
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copa.memory.model import Hit, parse_iso
+
+if TYPE_CHECKING:
+    from copa.memory.sessions import SessionHit
 
 log = logging.getLogger("copa.memory.warm")
 
@@ -36,6 +39,7 @@ TIMEOUT = 3.0  # seconds a one-shot command waits for the daemon before searchin
 MAX_REQUEST = 1 << 20  # bytes: a question longer than this is searched locally
 PROTOCOL = 1
 _SEARCH_ARGS = ("limit", "kinds", "as_of", "include_superseded", "asked_at", "exclude_session")
+_SESSION_ARGS = ("limit", "as_of", "asked_at", "exclude_session")
 _serving = threading.Event()  # this process serves recall: it never asks itself
 
 
@@ -112,6 +116,10 @@ class _Handler(socketserver.StreamRequestHandler):
         store = server.store
         if req.get("db") != str(store.path) or req.get("model") != (store.vectors.model if store.vectors else None):
             return {"error": "another store"}
+        if req.get("op", "search") == "sessions":
+            kwargs = {k: req[k] for k in _SESSION_ARGS if k in req}
+            found = store.search_sessions(str(req.get("query", "")), **kwargs)
+            return {"sessions": [f.as_dict() for f in found]}
         kwargs = {k: req[k] for k in _SEARCH_ARGS if k in req}
         hits = store.search(str(req.get("query", "")), **kwargs)
         return {"hits": [h.as_dict() for h in hits]}
@@ -119,6 +127,27 @@ class _Handler(socketserver.StreamRequestHandler):
 
 def ask(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list[Hit] | None:
     """The daemon's answer to ``store.search(query, **kwargs)``, or None when it gives none."""
+    answer = _request(state_dir, store, {"op": "search", "query": query, **kwargs})
+    try:
+        return None if answer is None else [_hit(d) for d in answer["hits"]]
+    except (KeyError, TypeError):
+        return None
+
+
+def ask_sessions(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list[SessionHit] | None:
+    """The daemon's answer to ``store.search_sessions(query, **kwargs)``, or None."""
+    from copa.memory.sessions import SessionHit
+
+    answer = _request(state_dir, store, {"op": "sessions", "query": query, **kwargs})
+    try:
+        return None if answer is None else [
+            SessionHit(d["session_id"], d["score"], parse_iso(d["first_at"]), parse_iso(d["last_at"]), d["turns"],
+                       views=d["views"], hits=[_hit(h) for h in d["hits"]]) for d in answer["sessions"]]
+    except (KeyError, TypeError):
+        return None
+
+
+def _request(state_dir: Path, store: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
     if _serving.is_set() or not available():
         return None
     state_dir = Path(state_dir)
@@ -127,7 +156,7 @@ def ask(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list[Hit] | N
     except OSError:
         return None  # no daemon serves recall
     req = {"v": PROTOCOL, "token": token, "db": str(store.path), "model": store.vectors.model,
-           "query": query, **{k: v for k, v in kwargs.items() if v is not None}}
+           **{k: v for k, v in fields.items() if v is not None}}
     data = json.dumps(req, ensure_ascii=False, default=_iso).encode() + b"\n"
     if len(data) > MAX_REQUEST:
         return None
@@ -137,10 +166,13 @@ def ask(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list[Hit] | N
             s.connect(str(state_dir / SOCKET_NAME))
             s.sendall(data)
             answer = json.loads(_read_line(s))
-        return [_hit(d) for d in answer["hits"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        log.debug("the daemon did not answer the search (%s): searching here", e)
+    except (OSError, ValueError) as e:
+        log.debug("the daemon did not answer (%s): searching here", e)
         return None
+    if not isinstance(answer, dict) or "error" in answer:
+        log.debug("the daemon refused the search (%s): searching here", answer)
+        return None
+    return answer
 
 
 def _read_line(s: socket.socket) -> bytes:

@@ -25,17 +25,22 @@ if not embeddings.available():  # CI installs the dev extra, which brings it: th
 KITTEN = "We adopted a kitten in the spring, she's called Miso."
 PROBE = ("import json, sys\n"
          "from copa.cli.main import main\n"
-         "main(['memory', 'search', sys.argv[1], '--json'])\n"
+         "main(['memory', 'search', *sys.argv[1:], '--json'])\n"
          "print(json.dumps({'numpy': sys.modules.get('numpy') is not None}))\n")
 
 
-def _search(home, query: str) -> tuple[list[str], bool]:
-    """Hit texts of `copa memory search` in a fresh process, and whether that process loaded numpy."""
+def _run(home, *args: str) -> tuple[dict, bool]:
+    """`copa memory search ARGS --json` in a fresh process, and whether that process loaded numpy."""
     env = {**os.environ, "COPA_HOME": str(home), "COPA_MEMORY_EMBEDDINGS": "static"}
-    r = subprocess.run([sys.executable, "-c", PROBE, query], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     body, _, tail = r.stdout.rstrip().rpartition("\n")
-    return [h["text"] for h in json.loads(body)["hits"]], json.loads(tail)["numpy"]
+    return json.loads(body), json.loads(tail)["numpy"]
+
+
+def _search(home, query: str) -> tuple[list[str], bool]:
+    doc, loaded = _run(home, query)
+    return [h["text"] for h in doc["hits"]], loaded
 
 
 def _read(path) -> str:
@@ -110,3 +115,19 @@ def test_a_request_without_the_token_gets_nothing(copa_home, daemons):
     assert send({**base, "token": token, "db": "/elsewhere/copa.db"}) == {"error": "another store"}
     answered = send({**base, "token": token})  # the same request with the token is answered
     assert [h["text"] for h in answered["hits"]][:1] == [KITTEN]
+
+
+def test_conversations_ranked_as_wholes_are_served_too(copa_home, daemons):
+    from copa.memory import MemoryStore
+
+    with MemoryStore(copa_home / "data" / "copa.db", embeddings="static") as store:
+        for sid, turns in (("pets", ["We adopted a kitten in the spring.", "She sleeps on the sofa all day."]),
+                           ("cars", ["My car needs new tyres before winter.", "Winter tyres grip better."])):
+            store.add_many([{"text": t, "kind": "episode", "session_id": sid, "role": "user"} for t in turns])
+        store.embed_missing()
+    local, loaded_here = _run(copa_home, "--sessions", "the kitten on the sofa")
+    assert local["sessions"][0]["session_id"] == "pets" and loaded_here
+    daemons.start(COPA_MEMORY_EMBEDDINGS="static")
+    wait_for(lambda: (copa_home / "state" / warm.TOKEN_NAME).exists(), 30, what="the daemon to serve recall")
+    served, loaded_here = _run(copa_home, "--sessions", "the kitten on the sofa")
+    assert served["sessions"] == local["sessions"] and not loaded_here
