@@ -110,7 +110,8 @@ class Daemon:
             from copa.memory import warm
 
             self._recall_ws = Workstation(self.paths)  # its own connection, like the device service
-            if self._recall_ws.memory.vectors is None or not warm.available():
+            if (not self._recall_ws.config.get("memory.serve_recall") or self._recall_ws.memory.vectors is None
+                    or not warm.available()):
                 return
             self.recall = warm.RecallServer(self._recall_ws.memory, self.paths.state_dir)
             self.recall.start()

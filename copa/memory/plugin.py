@@ -17,6 +17,9 @@ def copa_config_keys() -> dict[str, Any]:
                              ("auto", "static", "minilm", "off")),
         "memory.embed_interval": Key(float, 30.0, "Seconds between the daemon's passes that give new memories "
                                      "their vectors (dense retriever on)"),
+        "memory.serve_recall": Key(bool, True, "The daemon answers other commands' memory searches with its model "
+                                   "and vectors loaded (faster copa ask; the daemon holds ~65 MB more once the "
+                                   "store has vectors). false: each command searches itself"),
     }
 
 

@@ -71,9 +71,11 @@ class RecallServer:
         _write_private(self.token_path, token)  # last: a client that reads it finds the socket listening
 
     def _warm_up(self) -> None:
-        """Load the model and the vectors now, so the first question does not pay for them."""
+        """Load the model and the vectors now, so the first question does not pay for them; only
+        when there are vectors to search (the model costs the daemon ~40 MB of memory, which an
+        empty store need not hold: its first search loads it instead)."""
         with contextlib.suppress(Exception):
-            if self.store.vectors is not None:
+            if self.store.vectors is not None and self.store._read("SELECT 1 FROM memory_vectors LIMIT 1"):
                 self.store.search("warm up", limit=1)
 
     def stop(self) -> None:

@@ -131,3 +131,10 @@ def test_conversations_ranked_as_wholes_are_served_too(copa_home, daemons):
     wait_for(lambda: (copa_home / "state" / warm.TOKEN_NAME).exists(), 30, what="the daemon to serve recall")
     served, loaded_here = _run(copa_home, "--sessions", "the kitten on the sofa")
     assert served["sessions"] == local["sessions"] and not loaded_here
+
+
+def test_serving_recall_can_be_turned_off(copa_home, daemons):
+    d = daemons.start(COPA_MEMORY_EMBEDDINGS="static", COPA_MEMORY_SERVE_RECALL="false")
+    found, loaded_here = _search(copa_home, "our new cat")
+    assert found[:1] == [KITTEN] and loaded_here  # the command searched itself
+    assert d.poll() is None and not (copa_home / "state" / warm.TOKEN_NAME).exists()
