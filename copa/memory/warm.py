@@ -72,7 +72,7 @@ class RecallServer:
 
     def _warm_up(self) -> None:
         """Load the model and the vectors now, so the first question does not pay for them; only
-        when there are vectors to search (the model costs the daemon ~40 MB of memory, which an
+        when there are vectors to search (the model and the vectors cost the daemon ~65 MB, which an
         empty store need not hold: its first search loads it instead)."""
         with contextlib.suppress(Exception):
             if self.store.vectors is not None and self.store._read("SELECT 1 FROM memory_vectors LIMIT 1"):
