@@ -28,7 +28,8 @@ def check_memory(paths: Any, memory: Any) -> Check:
     if stats["embeddings"]:
         detail += f"; dense retriever on ({stats['vectors']} vectors)"
         missing = stats["memories"] - stats["vectors"]
-        if missing > CATCH_UP:  # more than the next search embeds: keywords alone find them for a while
+        share = memory.vectors.catch_up_limit if getattr(memory, "vectors", None) is not None else CATCH_UP
+        if missing > share:  # more than the next search embeds: keywords alone find them for a while
             return Check("memory", WARN, detail + f", {missing} memories without one",
                          "run 'copa memory embed' (or leave the daemon running)")
         if missing:

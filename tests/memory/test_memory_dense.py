@@ -267,6 +267,12 @@ def test_a_minilm_search_embeds_a_few_new_memories_and_finds_the_rest_by_keyword
         hits = store.search("when does the plumber come on day 39")
         assert store.missing_vectors() == 40 - embeddings.CATCH_UP["minilm"]
         assert hits and hits[0].text.startswith("Note 39:")  # not embedded yet: found by its words
+        from types import SimpleNamespace
+
+        from copa.memory.checks import check_memory
+
+        check = check_memory(SimpleNamespace(db_file=tmp_path / "m.db"), store)  # 24 left: more than a search does
+        assert check.status == "warn" and "24 memories without one" in check.detail, check
 
 
 def _chat(store, sid, month, turns):
