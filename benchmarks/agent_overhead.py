@@ -89,7 +89,6 @@ def start_server() -> tuple[subprocess.Popen, str]:
 
 
 def measure_turns(ws, turns: int) -> dict[str, list[float]]:
-    from copa.agent import run_turn
 
     out: dict[str, list[float]] = {k: [] for k in ("overhead_ms", "context_ms", "recall_ms", "store_ms",
                                                    "ttfb_ms", "caller_ttfb_ms", "total_ms", "cpu_ms")}
@@ -102,7 +101,7 @@ def measure_turns(ws, turns: int) -> dict[str, list[float]]:
             if e.type == "text" and not first:
                 first.append((time.perf_counter() - t0) * 1000)
 
-        r = run_turn(ws, QUERIES[i % len(QUERIES)], session_id=f"run-{i % 4}", on_event=on_event)
+        r = ws.agent.run_turn(QUERIES[i % len(QUERIES)], session_id=f"run-{i % 4}", on_event=on_event)
         cpu = (time.process_time() - c0) * 1000
         for k in out:
             if k == "cpu_ms":
