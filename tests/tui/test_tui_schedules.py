@@ -163,17 +163,22 @@ def test_start_the_daemon_from_the_banner(ws, stop_daemon):
     asyncio.run(scenario())
 
 
-def test_banner_says_when_the_daemon_stopped_answering(ws):
+def test_banner_says_when_the_daemon_stopped_answering(ws, monkeypatch):
     """The status `copa daemon status` reports (here: a daemon that holds the lock but whose heartbeat is
-    old) decides the banner; the stuck case says what to do."""
+    old) decides the banner; the stuck case says what to do. The status comes through the screen's own
+    loading (setting the banner by hand raced with a reload that showed the real status, under load)."""
+    import copa.tui.schedules as screen_module
+
     async def scenario():
         app = CopaApp(ws, mode="schedules")
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.screen.daemon, what="the screen")
-            app.screen._show_banner({"running": True, "state": "unresponsive", "pid": 4242,
-                                     "heartbeat_age_s": 95.0}, 0)
-            await pilot.pause(0.1)
-            text = screen_text(app)
+            assert "The daemon is not running" in screen_text(app)  # the real status first
+            monkeypatch.setattr(screen_module, "daemon_status", lambda _ws: {
+                "running": True, "state": "unresponsive", "pid": 4242, "heartbeat_age_s": 95.0})
+            app.screen.load()
+            text = await wait_for(pilot, lambda: "has not answered" in screen_text(app) and screen_text(app),
+                                  what="the stuck daemon's banner")
             assert "The daemon (pid 4242) has not answered for 95s" in text and "copa daemon stop" in text
 
     asyncio.run(scenario())
