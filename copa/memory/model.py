@@ -155,6 +155,11 @@ class Hit:
         d["occurred_at"] = iso(self.occurred_at)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Hit:
+        """The inverse of ``as_dict`` (a hit sent by the daemon, copa/memory/warm.py)."""
+        return cls(**{**d, "occurred_at": parse_iso(d.get("occurred_at"))})
+
 
 @dataclass
 class Session:

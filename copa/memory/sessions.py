@@ -45,6 +45,12 @@ class SessionHit:
                 "last_at": iso(self.last_at), "turns": self.turns, "views": self.views,
                 "hits": [h.as_dict() for h in self.hits]}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SessionHit:
+        """The inverse of ``as_dict`` (a ranking sent by the daemon, copa/memory/warm.py)."""
+        return cls(d["session_id"], d["score"], parse_iso(d["first_at"]), parse_iso(d["last_at"]), d["turns"],
+                   views=d["views"], hits=[Hit.from_dict(h) for h in d["hits"]])
+
 
 def search_sessions(store: MemoryStore, query: str, *, limit: int = 10, asked_at=None, as_of=None,
                     exclude_session: str | None = None, opts: RecallOptions = DEFAULT,

@@ -502,7 +502,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py).
         ``asked_at``: when the question is asked (relative dates in it count from then; default now).
         ``exclude_session``: leave out the turns of that conversation (the agent's own)."""
-        if self.warm_dir is not None and self.vectors is not None and not self.vectors.loaded:
+        if self._daemon_may_answer():
             from copa.memory import warm
 
             hits = warm.ask(self.warm_dir, self, query, limit=limit, kinds=list(kinds) if kinds else None,
@@ -515,12 +515,16 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,
                       asked_at=asked_at, exclude_session=exclude_session)
 
+    def _daemon_may_answer(self) -> bool:
+        """A dense search here would load the model first: the daemon, which has it loaded, is asked."""
+        return self.warm_dir is not None and self.vectors is not None and not self.vectors.loaded
+
     def search_sessions(self, query: str, limit: int = 10, as_of: datetime | str | None = None,
                         asked_at: datetime | str | None = None,
                         exclude_session: str | None = None) -> list[SessionHit]:
         """The earlier conversations that best answer ``query``, best first, each with its best
         recalled turns (see copa/memory/sessions.py)."""
-        if self.warm_dir is not None and self.vectors is not None and not self.vectors.loaded:
+        if self._daemon_may_answer():
             from copa.memory import warm
 
             found = warm.ask_sessions(self.warm_dir, self, query, limit=limit, as_of=as_of, asked_at=asked_at,

@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from copa.memory.model import Hit, parse_iso
+from copa.memory.model import Hit
 
 if TYPE_CHECKING:
     from copa.memory.sessions import SessionHit
@@ -131,7 +131,7 @@ def ask(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list[Hit] | N
     """The daemon's answer to ``store.search(query, **kwargs)``, or None when it gives none."""
     answer = _request(state_dir, store, {"op": "search", "query": query, **kwargs})
     try:
-        return None if answer is None else [_hit(d) for d in answer["hits"]]
+        return None if answer is None else [Hit.from_dict(d) for d in answer["hits"]]
     except (KeyError, TypeError):
         return None
 
@@ -142,9 +142,7 @@ def ask_sessions(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list
 
     answer = _request(state_dir, store, {"op": "sessions", "query": query, **kwargs})
     try:
-        return None if answer is None else [
-            SessionHit(d["session_id"], d["score"], parse_iso(d["first_at"]), parse_iso(d["last_at"]), d["turns"],
-                       views=d["views"], hits=[_hit(h) for h in d["hits"]]) for d in answer["sessions"]]
+        return None if answer is None else [SessionHit.from_dict(d) for d in answer["sessions"]]
     except (KeyError, TypeError):
         return None
 
@@ -187,10 +185,6 @@ def _read_line(s: socket.socket) -> bytes:
         if chunk.endswith(b"\n"):
             break
     return b"".join(chunks)
-
-
-def _hit(d: dict[str, Any]) -> Hit:
-    return Hit(**{**d, "occurred_at": parse_iso(d.get("occurred_at"))})
 
 
 def _iso(value: Any) -> str:
