@@ -31,6 +31,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from agent_overhead import populate, start_server  # noqa: E402
 
 
+def prepare_home(home: str, base_url: str, memories: int) -> None:
+    """COPA_HOME = ``home`` (for this process and its children), the model server as model
+    ``bench``, and ``memories`` memories written without vectors."""
+    os.environ["COPA_HOME"] = home
+    os.environ["COPA_MEMORY_EMBEDDINGS"] = "off"
+    from copa.config import set_value
+    from copa.paths import Paths
+    from copa.workstation import Workstation
+
+    paths = Paths.from_env()
+    for k, v in (("provider", "openai"), ("base_url", base_url), ("model", "fake-model")):
+        set_value(paths, f"models.bench.{k}", v)
+    ws = Workstation(paths)
+    populate(ws, memories)
+    ws.close()
+
+
 def timed(cmd: list[str], env: dict[str, str], runs: int) -> float:
     subprocess.run(cmd, capture_output=True, env=env, check=True, stdin=subprocess.DEVNULL, cwd=ROOT)  # warm
     out = []
@@ -75,18 +92,7 @@ def main() -> None:
     rows = {}
     try:
         with tempfile.TemporaryDirectory() as home:
-            os.environ["COPA_HOME"] = home
-            os.environ["COPA_MEMORY_EMBEDDINGS"] = "off"
-            from copa.config import set_value
-            from copa.paths import Paths
-            from copa.workstation import Workstation
-
-            paths = Paths.from_env()
-            for k, v in (("provider", "openai"), ("base_url", base_url), ("model", "fake-model")):
-                set_value(paths, f"models.bench.{k}", v)
-            ws = Workstation(paths)
-            populate(ws, args.memories)
-            ws.close()
+            prepare_home(home, base_url, args.memories)
             for mode in modes:
                 env = {**os.environ, "COPA_HOME": home, "COPA_MEMORY_EMBEDDINGS": mode}
                 if mode != "off":

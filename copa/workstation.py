@@ -123,7 +123,7 @@ class Workstation:
         self.paths.ensure()
         # warm_dir: where the daemon serves recall with its model loaded (one-shot commands ask it first)
         return MemoryStore(self.paths.db_file, embeddings=self.config.get("memory.embeddings"),
-                           warm_dir=self.paths.state_dir)
+                           warm_dir=self.paths.state_dir, cache_dir=self.paths.cache_dir)
 
     @cached_property
     def skills(self) -> Skills:

@@ -99,7 +99,8 @@ class Daemon:
 
     def _start_embedder(self) -> None:
         """With the dense retriever on, memories are written without vectors (writing never loads the
-        model); the daemon fills them in the background so searches do not have to."""
+        model); the daemon fills them in the background so searches do not have to, and gives the
+        model's memory back after ``memory.keep_warm`` seconds without a search or an embedding."""
         threading.Thread(target=self._embed_loop, name="copa-embedder", daemon=True).start()
 
     def _start_recall(self) -> None:
@@ -123,10 +124,21 @@ class Daemon:
             self.recall = None
 
     def _embed_loop(self) -> None:
+        from copa.memory import release_idle
+
         ws = Workstation(self.paths)  # its own connection, like the device service
         try:
             every = max(0.1, float(ws.config.get("memory.embed_interval")))
-            while not self.stopping.wait(every):
+            keep = float(ws.config.get("memory.keep_warm"))
+            tick = min(every, max(0.1, keep / 4)) if keep > 0 else every
+            last_pass = time.monotonic()
+            while not self.stopping.wait(tick):
+                if keep > 0 and release_idle(keep):
+                    give_memory_back()
+                    log.info("released the embedding model and the vectors (unused for %g s)", keep)
+                if time.monotonic() - last_pass < every:
+                    continue
+                last_pass = time.monotonic()
                 try:
                     memory = ws.memory
                     if memory.vectors is None or not memory.missing_vectors():
@@ -234,6 +246,17 @@ class Daemon:
                 self._skills.close()  # stops its sandboxed workers: no orphans after the daemon
         if self._skills_ws is not None:
             self._skills_ws.close()
+
+
+def give_memory_back() -> None:
+    """Return freed memory to the system: Python's objects first, then the C heap, which glibc keeps
+    for reuse after large frees (a released model's tokenizer left ~14 MB resident without this)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # malloc_trim is glibc's; elsewhere nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def say(text: str) -> None:

@@ -18,16 +18,17 @@ if TYPE_CHECKING:
     from copa.memory.model import KINDS, TASK_STATUSES, Hit, Memory, Session, to_utc
     from copa.memory.store import MemoryStore
     from copa.memory.transfer import export_jsonl, import_jsonl
+    from copa.memory.vectors import release_idle
 
 # Loaded on first use: importing the package (as the plugin manager does, for copa/memory/plugin.py)
 # must not cost the store's ~40 ms to a command that never opens it.
 _EXPORTS = {"KINDS": "copa.memory.model", "TASK_STATUSES": "copa.memory.model", "Hit": "copa.memory.model",
             "Memory": "copa.memory.model", "Session": "copa.memory.model", "to_utc": "copa.memory.model",
             "MemoryStore": "copa.memory.store", "export_jsonl": "copa.memory.transfer",
-            "import_jsonl": "copa.memory.transfer"}
+            "import_jsonl": "copa.memory.transfer", "release_idle": "copa.memory.vectors"}
 
 __all__ = ["KINDS", "TASK_STATUSES", "Hit", "Memory", "MemoryStore", "Session", "export_jsonl", "import_jsonl",
-           "to_utc"]
+           "release_idle", "to_utc"]
 
 
 __getattr__ = lazy(__name__, _EXPORTS)

@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import re
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -74,7 +75,7 @@ class StaticEmbedder:
     name = "wordllama-l2_supercat-256"
     dim = 256
 
-    def __init__(self, weights: Path, tokenizer: Path):
+    def __init__(self, weights: Path, tokenizer: Path, cache_dir: Path | None = None):
         import numpy as np
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
@@ -88,23 +89,36 @@ class StaticEmbedder:
         self._tok.no_padding()  # each text is pooled on its own: no padded token is ever summed
         self._tok.no_truncation()
         self._lock = threading.Lock()  # a tokenizers.Tokenizer is not documented as thread-safe
+        self._words_file = _derived_file(cache_dir, "words", weights, tokenizer)
 
     def neighbours(self, word: str, k: int, min_sim: float) -> list[str]:
         """Whole words of the vocabulary closest in meaning to ``word`` (kitten for cat)."""
         np = self._np
         with self._lock:
-            if not hasattr(self, "_words"):  # built once per process: ~15 ms (np.linalg.norm alone took 8)
-                vocab = self._tok.get_vocab()
-                self._words = [w for w in _WHOLE_WORD.findall("\n".join(vocab)) if w.islower()]
-                ids = np.fromiter((vocab["\u2581" + w] for w in self._words), np.int64, len(self._words))
-                table = self._table[ids].astype(np.float32)
-                norms = np.sqrt(np.einsum("ij,ij->i", table, table))[:, None]
-                self._word_vecs = table / np.maximum(norms, 1e-9)
+            if not hasattr(self, "_words"):
+                self._words, self._word_vecs = self._word_table()
         v = self.embed([word])[0]
         sims = self._word_vecs @ v
         top = np.argpartition(-sims, k + 1)[:k + 1]
         return [self._words[i] for i in sorted(top, key=lambda i: -sims[i])
                 if sims[i] >= min_sim and self._words[i] != word][:k]
+
+    def _word_table(self) -> tuple[list[str], np.ndarray]:
+        """The vocabulary's whole words and their unit vectors. Built once (~15 ms on a laptop,
+        ~120 ms on a slow VM: the vocabulary alone is a 32,000-entry dict) and kept in copa's cache
+        folder, where a one-shot command maps it in ~1 ms."""
+        np = self._np
+        cached = _read_word_table(np, self._words_file, self.dim)
+        if cached is not None:
+            return cached
+        vocab = self._tok.get_vocab()
+        words = [w for w in _WHOLE_WORD.findall("\n".join(vocab)) if w.islower()]
+        ids = np.fromiter((vocab["\u2581" + w] for w in words), np.int64, len(words))
+        table = self._table[ids].astype(np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", table, table))[:, None]  # np.linalg.norm took 8 ms more
+        vecs = table / np.maximum(norms, 1e-9)
+        _write_word_table(np, self._words_file, words, vecs)
+        return words, vecs
 
     def embed(self, texts: list[str]) -> np.ndarray:
         np = self._np
@@ -124,6 +138,49 @@ class StaticEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms
+
+
+def _derived_file(cache_dir: Path | None, what: str, *sources: Path) -> Path | None:
+    """A file in ``cache_dir`` for data derived from ``sources``, named after their sizes and
+    modification times: an upgraded model gets a new file, never a stale one."""
+    if cache_dir is None:
+        return None
+    import hashlib
+
+    stamp = hashlib.sha256(repr([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sources]).encode())
+    return Path(cache_dir) / "embeddings" / f"{what}-{stamp.hexdigest()[:16]}"
+
+
+def _read_word_table(np, base: Path | None, dim: int):
+    """(words, unit vectors) from ``base``.txt and ``base``.npy, or None when absent or inconsistent."""
+    if base is None:
+        return None
+    try:
+        words = base.with_suffix(".txt").read_text(encoding="utf-8").split("\n")
+        vecs = np.load(base.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if vecs.dtype != np.float32 or vecs.shape != (len(words), dim):
+        return None
+    return words, vecs
+
+
+def _write_word_table(np, base: Path | None, words: list[str], vecs) -> None:
+    """Written to temporary names and renamed: a reader never maps half a file. A cache folder that
+    cannot be written costs only the rebuild next time."""
+    if base is None:
+        return
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError):
+        base.parent.mkdir(parents=True, exist_ok=True)
+        tmp = base.with_name(f"{base.name}.{os.getpid()}.tmp")
+        with open(tmp.with_suffix(".npy"), "wb") as f:
+            np.save(f, vecs, allow_pickle=False)
+        tmp.with_suffix(".txt").write_text("\n".join(words), encoding="utf-8")
+        os.replace(tmp.with_suffix(".npy"), base.with_suffix(".npy"))  # vectors first: read second
+        os.replace(tmp.with_suffix(".txt"), base.with_suffix(".txt"))
 
 
 def minilm_model_dir() -> Path | None:
@@ -225,6 +282,7 @@ class MiniLMEmbedder:
 
 _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
+_last_used = 0.0  # time.monotonic() of the last load() call: every use of a model goes through it
 
 
 def available(kind: str = "static") -> bool:
@@ -253,9 +311,18 @@ def model_name(kind: str) -> str:
     return MiniLMEmbedder.name if kind == "minilm" else StaticEmbedder.name
 
 
-def load(kind: str) -> Embedder:
-    """The embedder named by resolve(), loaded once per process."""
+def model_dim(kind: str) -> int:
+    """The length of the vectors of the embedder ``kind``, without loading it."""
+    return MiniLMEmbedder.dim if kind == "minilm" else StaticEmbedder.dim
+
+
+def load(kind: str, cache_dir: Path | None = None) -> Embedder:
+    """The embedder named by resolve(), loaded once per process (until ``unload``). Callers ask
+    here at each use rather than keeping the object, so that ``unload`` really frees it.
+    ``cache_dir``: where data derived from the model may be kept between processes."""
+    global _last_used
     with _cache_lock:
+        _last_used = time.monotonic()
         if kind not in _cache:
             if kind == "minilm":
                 d = minilm_model_dir()
@@ -266,5 +333,24 @@ def load(kind: str) -> Embedder:
                 files = static_model_files()
                 if files is None:
                     raise UsageError("the dense retriever's model is not installed", hint=_HINT)
-                _cache[kind] = StaticEmbedder(*files)
+                _cache[kind] = StaticEmbedder(*files, cache_dir=cache_dir)
         return _cache[kind]
+
+
+def is_loaded(kind: str) -> bool:
+    return kind in _cache
+
+
+def idle_seconds() -> float:
+    """Seconds since a model was last used; infinity when none is loaded."""
+    with _cache_lock:
+        return time.monotonic() - _last_used if _cache else float("inf")
+
+
+def unload() -> list[str]:
+    """Forget the loaded models (the next use loads them again): what a long-running process does
+    after an idle spell to give their memory back (~60 MB for the static model with its word table)."""
+    with _cache_lock:
+        names = list(_cache)
+        _cache.clear()
+    return names

@@ -90,11 +90,13 @@ class _MigrationDB:
 class MemoryStore(ActivityMixin, ForgetMixin):
     """The memory of copa, in one SQLite file shared with the rest of the workstation."""
 
-    def __init__(self, path: Path | str, embeddings: str | None = None, warm_dir: Path | str | None = None):
+    def __init__(self, path: Path | str, embeddings: str | None = None, warm_dir: Path | str | None = None,
+                 cache_dir: Path | str | None = None):
         """``embeddings``: the dense retriever, 'auto' (on when the copa[embeddings] extra is
         installed), 'static' (on, or an error) or 'off'/None (keyword recall only). ``warm_dir``:
         the state folder where the daemon may serve recall with its model loaded; a search asks
-        it before loading the model here (copa/memory/warm.py)."""
+        it before loading the model here (copa/memory/warm.py). ``cache_dir``: where the model may
+        keep data derived from it between processes (the static model's word table)."""
         from copa.db import connect
         from copa.memory import embeddings as emb
 
@@ -112,7 +114,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         if kind is not None:
             from copa.memory.vectors import VectorIndex
 
-            self.vectors = VectorIndex(kind)
+            self.vectors = VectorIndex(kind, Path(cache_dir) if cache_dir is not None else None)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def _migrate(self) -> None:

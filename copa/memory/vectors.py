@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from copa.memory import embeddings
@@ -24,9 +26,10 @@ CATCH_UP = 256  # new memories a search embeds before it runs (the rest stay key
 
 
 class VectorIndex:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, cache_dir: Path | None = None):
         self.kind = kind
-        self._embedder: embeddings.Embedder | None = None
+        self.cache_dir = cache_dir  # where the model may keep what it derives (embeddings.load)
+        _open.add(self)
         self._lock = threading.Lock()
         self._seen: tuple[int, int] | None = None  # (data_version, total_changes) at the last refresh
         self._state: tuple[int, int] | None = None  # (largest seq, deletions) of the table at the last refresh
@@ -37,9 +40,7 @@ class VectorIndex:
 
     @property
     def embedder(self) -> embeddings.Embedder:
-        if self._embedder is None:
-            self._embedder = embeddings.load(self.kind)
-        return self._embedder
+        return embeddings.load(self.kind, self.cache_dir)  # not kept here: embeddings.unload must be able to free it
 
     @property
     def catch_up_limit(self) -> int:
@@ -49,7 +50,7 @@ class VectorIndex:
     @property
     def loaded(self) -> bool:
         """Whether this process has loaded the model (a one-shot command has not: it asks the daemon)."""
-        return self._embedder is not None
+        return embeddings.is_loaded(self.kind)
 
     @property
     def model(self) -> str:
@@ -132,7 +133,7 @@ class VectorIndex:
     def _append(self, rows: list[tuple[int, bytes]]) -> None:
         import numpy as np
 
-        dim, n, new = self.embedder.dim, self._n, len(rows)
+        dim, n, new = embeddings.model_dim(self.kind), self._n, len(rows)
         if self._vec_buf is None or n + new > len(self._vec_buf):
             cap = max(2 * n, (n + new) * 9 // 8 + 1024)  # a full load keeps room for the next turns
             pk_buf, vec_buf = np.empty(cap, np.int64), np.empty((cap, dim), np.float32)
@@ -147,6 +148,13 @@ class VectorIndex:
         if not (tail[1:] > tail[:-1]).all():  # a back-fill appends older memories: keep pks ascending
             order = np.argsort(self._pk_buf[:self._n], kind="stable")
             self._pk_buf[:self._n], self._vec_buf[:self._n] = self._pk_buf[order], self._vec_buf[order]
+
+    def release(self) -> None:
+        """Drop the in-memory copy of the vectors (the next search reads them again): with
+        ``embeddings.unload``, what an idle daemon gives back (51 MB at 100,000 memories)."""
+        with self._lock:
+            self._n, self._pk_buf, self._vec_buf = 0, None, None
+            self._seen = self._state = None
 
     def similar(self, c: sqlite3.Connection, qv: np.ndarray, k: int) -> dict[int, float]:
         """pk -> cosine similarity of the ``k`` nearest memories."""
@@ -179,6 +187,20 @@ class VectorIndex:
 
     def query_vector(self, text: str) -> np.ndarray:
         return self.embedder.embed([text])[0]
+
+
+_open: weakref.WeakSet[VectorIndex] = weakref.WeakSet()  # every index of this process, for release_idle
+
+
+def release_idle(after: float) -> bool:
+    """When no embedding model was used for ``after`` seconds, drop the models and every index's
+    copy of the vectors (the next search loads both again). A long-running process calls this from
+    time to time (the daemon: ``memory.keep_warm``); True when something was released."""
+    if after <= 0 or embeddings.idle_seconds() < after:
+        return False
+    for index in list(_open):
+        index.release()
+    return bool(embeddings.unload())
 
 
 def backfill(store, index: VectorIndex, progress: Callable[[int, int], None] | None = None) -> int:

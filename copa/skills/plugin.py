@@ -15,6 +15,8 @@ def copa_config_keys() -> dict[str, Any]:
         "skills.project": Key(bool, True, "Load skills from ./.copa/skills of the project copa runs in"),
         "skills.memory_mb": Key(int, 512, "Address-space limit of a skill worker, in MB (0 = none)"),
         "skills.cpu_seconds": Key(int, 30, "CPU seconds one skill call may use (0 = no limit)"),
+        "skills.idle_seconds": Key(float, 300.0, "Seconds a skill's worker is kept after a call, ready for the next "
+                                   "one (then it is stopped and its memory given back)"),
         "skills.timeout": Key(float, 30.0, "Seconds a skill call may take when the skill does not say"),
         "skills.max_processes": Key(int, 64, "Processes and threads one skill worker may have (a skill may ask "
                                     "for more with @skill(processes=N))"),

@@ -103,6 +103,7 @@ class Skills:
         get = (lambda k, d: cfg.get(k)) if cfg is not None else (lambda k, d: d)
         self.limits = Limits(memory_mb=get("skills.memory_mb", 512), cpu_seconds=get("skills.cpu_seconds", 30),
                              timeout=float(get("skills.timeout", 30.0)),
+                             idle_seconds=float(get("skills.idle_seconds", 300.0)),
                              max_processes=int(get("skills.max_processes", 64)),
                              allow_unenforced=tuple(get("skills.allow_unenforced", [])))
         self.pool = WorkerPool(self.limits, tmp_parent=str(paths.cache_dir / "workers") if paths is not None else None)

@@ -321,3 +321,28 @@ def test_a_fact_that_answers_stays_above_a_conversation_on_the_topic(tmp_path):
         hits = store.search("What is the wifi password at the cabin?", limit=3)
         assert hits[0].id == fact
         assert {h.session_id for h in hits[1:]} == {"cabin"}
+
+
+def test_the_word_table_kept_in_the_cache_gives_the_same_neighbours(tmp_path):
+    """The static model's word table (for "kitten" when asked about a cat) is built once and kept in
+    copa's cache folder; a table read back, a missing folder and a damaged file all give the same
+    neighbours as building it in memory."""
+    files = embeddings.static_model_files()
+    words = ["cat", "car", "holiday", "doctor", "garden"]
+
+    def neighbours(cache_dir):
+        model = embeddings.StaticEmbedder(*files, cache_dir=cache_dir)
+        return [model.neighbours(w, 5, 0.3) for w in words]
+
+    built = neighbours(None)
+    assert any(built), built  # the comparison below is not between empty lists
+    assert neighbours(tmp_path) == built  # built and written
+    kept = sorted(p.name for p in (tmp_path / "embeddings").iterdir())
+    assert [p.rsplit(".", 1)[1] for p in kept] == ["npy", "txt"]
+    assert neighbours(tmp_path) == built  # read back
+    npy = next((tmp_path / "embeddings").glob("*.npy"))
+    npy.write_bytes(npy.read_bytes()[:1000])  # a damaged file is rebuilt, not trusted
+    assert neighbours(tmp_path) == built
+    assert npy.stat().st_size > 1_000_000
+    (tmp_path / "a-file").write_text("")  # a cache folder that cannot be made (even by root): no error
+    assert neighbours(tmp_path / "a-file") == built

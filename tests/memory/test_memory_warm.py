@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,32 @@ def test_serving_recall_can_be_turned_off(copa_home, daemons):
     found, loaded_here = _search(copa_home, "our new cat")
     assert found[:1] == [KITTEN] and loaded_here  # the command searched itself
     assert d.poll() is None and not (copa_home / "state" / warm.TOKEN_NAME).exists()
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_an_idle_daemon_gives_the_model_back_and_loads_it_again_when_asked(copa_home, daemons):
+    """memory.keep_warm: after that many seconds without a search the daemon drops the model and the
+    vectors (its memory shrinks); the next question loads them again and is still found by meaning."""
+    d = daemons.start(COPA_MEMORY_EMBEDDINGS="static", COPA_MEMORY_KEEP_WARM="3")
+    wait_for(lambda: (copa_home / "state" / warm.TOKEN_NAME).exists(), 30, what="the daemon to serve recall")
+    log = copa_home / "daemon-0.log"
+
+    def released() -> int:
+        return _read(log).count("released the embedding model")
+
+    found, loaded_here = _search(copa_home, "our new cat")
+    warm_rss = _rss_mb(d.pid)  # read at once: the model was used just now, so it is still loaded
+    assert found[:1] == [KITTEN] and not loaded_here
+    before = released()
+    wait_for(lambda: released() > before, 30, what="the daemon to release the model")
+    cold_rss = _rss_mb(d.pid)
+    assert warm_rss - cold_rss > 25, (warm_rss, cold_rss)  # the model and its word table are ~55 MB
+
+    found, loaded_here = _search(copa_home, "our new cat")  # the daemon loads them again to answer
+    assert found[:1] == [KITTEN] and not loaded_here
+    wait_for(lambda: released() > before + 1, 30, what="a second release")
+    assert d.poll() is None

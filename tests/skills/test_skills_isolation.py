@@ -328,13 +328,15 @@ def test_a_skill_cannot_signal_copa(write_skill, registry):
         signal.signal(signal.SIGUSR1, old)
 
 
-def test_idle_workers_are_stopped(write_skill, skill_dir):
+def test_idle_workers_are_stopped(write_skill, skill_dir, copa_home, monkeypatch):
+    from copa.config import Config
+    from copa.paths import Paths
     from copa.skills import Skills
-    from copa.skills.runner import Limits, WorkerPool
 
     write_skill("bad.py", MISBEHAVING)
-    reg = Skills(dirs=[("user", skill_dir)], min_interval=0)
-    reg.pool = WorkerPool(Limits(idle_seconds=0.5))
+    monkeypatch.setenv("COPA_SKILLS_IDLE_SECONDS", "0.5")  # the config key a user sets (default 300)
+    reg = Skills(config=Config.load(Paths.from_env()), dirs=[("user", skill_dir)], min_interval=0)
+    assert reg.limits.idle_seconds == 0.5
     try:
         _recovers(reg)
         pid = _worker_pid(reg)
