@@ -341,10 +341,10 @@ def is_loaded(kind: str) -> bool:
     return kind in _cache
 
 
-def idle_seconds() -> float:
-    """Seconds since a model was last used; infinity when none is loaded."""
+def idle_seconds() -> float | None:
+    """Seconds since a loaded model was last used; None when none is loaded."""
     with _cache_lock:
-        return time.monotonic() - _last_used if _cache else float("inf")
+        return time.monotonic() - _last_used if _cache else None
 
 
 def unload() -> list[str]:

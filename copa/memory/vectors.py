@@ -196,7 +196,8 @@ def release_idle(after: float) -> bool:
     """When no embedding model was used for ``after`` seconds, drop the models and every index's
     copy of the vectors (the next search loads both again). A long-running process calls this from
     time to time (the daemon: ``memory.keep_warm``); True when something was released."""
-    if after <= 0 or embeddings.idle_seconds() < after:
+    idle = embeddings.idle_seconds()
+    if after <= 0 or idle is None or idle < after:  # no model loaded: no copy of the vectors either
         return False
     for index in list(_open):
         index.release()

@@ -346,3 +346,18 @@ def test_the_word_table_kept_in_the_cache_gives_the_same_neighbours(tmp_path):
     assert npy.stat().st_size > 1_000_000
     (tmp_path / "a-file").write_text("")  # a cache folder that cannot be made (even by root): no error
     assert neighbours(tmp_path / "a-file") == built
+
+
+def test_release_idle_drops_the_model_and_the_vectors_and_a_search_loads_them_again(tmp_path):
+    from copa.memory import release_idle
+
+    with _store(tmp_path / "m.db") as store:
+        assert KITTEN in [h.text for h in store.search("What is the name of my cat?", limit=5)]
+        assert store.vectors.loaded and store.vectors._n == len(DISTRACTORS) + 1
+        assert not release_idle(3600)  # used just now: kept
+        assert not release_idle(0)  # 0 = keep them loaded (memory.keep_warm)
+        assert release_idle(1e-6)
+        assert not store.vectors.loaded and store.vectors._n == 0
+        assert not release_idle(1e-6)  # nothing loaded: nothing to release
+        assert KITTEN in [h.text for h in store.search("What is the name of my cat?", limit=5)]
+        assert store.vectors.loaded and store.vectors._n == len(DISTRACTORS) + 1
