@@ -134,6 +134,9 @@ def main(synthetic=None) -> None:
                     help="an extra keyword row with these RecallOptions changes (repeatable)")
     ap.add_argument("--try-dense", dest="dense_variants", action="append", default=[], metavar="NAME:FIELD=V,...",
                     help="the same, as an extra row for each hybrid store")
+    ap.add_argument("--agent-window", type=int, default=0, metavar="TOKENS",
+                    help="also score what the agent puts in its prompt (copa.agent.context.assemble) for a "
+                    "model with this context window: the share of evidence turns whose text is in it")
     ap.add_argument("--synthetic", action="store_true", help="also run the generator suite (second suite); "
                     "arguments after '--' go to it")
     argv = sys.argv[1:]
@@ -163,6 +166,7 @@ def main(synthetic=None) -> None:
         if args.dense_ablations:
             systems |= {f"  {spec} {n}": (spec, replace(DEFAULT, **ch)) for n, ch in ABLATIONS.items()}
     rows: dict[str, list] = defaultdict(list)
+    prompt_rows: dict[str, list] = defaultdict(list)
     took: dict[str, float] = defaultdict(float)
     ingest = defaultdict(float)
     n_turns = 0
@@ -218,6 +222,10 @@ def main(synthetic=None) -> None:
                     for h in got:  # ids are "<conversation>/<turn id>"
                         h[:] = [(i.split("/", 1)[-1], s, n) for i, s, n in h]
                     rows[name].append((q.category, score(q, got, ranking)))
+                if args.agent_window:
+                    texts = {t.id: t.text for t in conv.turns}
+                    for key, st in stores.items():
+                        prompt_rows[key].append((q.category, in_prompt(st, q, texts, args.agent_window)))
             for st in stores.values():
                 st.close()
     for spec in specs:
@@ -245,6 +253,13 @@ def main(synthetic=None) -> None:
         rate = f", {e.embedded / e.embed_s:,.0f} texts/s embedded" if e.embedded else " (all vectors cached)"
         print(f"model {spec}: loaded in {s:.2f} s{rate}")
     _verdict(results, cats)
+    if prompt_rows:
+        print(f"\nevidence in the agent's prompt (copa.agent.context.assemble, a {args.agent_window}-token window; "
+              "share of evidence turns whose text the prompt holds)")
+        print(f"{'store':<36}" + "".join(f"{c[:14]:>16}" for c in cats))
+        for key, r in prompt_rows.items():
+            agg = aggregate(r)
+            print(f"{key:<36}" + "".join(f"{100 * agg[c]['prompt']:>16.1f}" for c in cats))
     if args.synthetic and synthetic is not None:
         print("\n--- second suite: the generator (benchmarks/memory_dataset.py) ---")
         synthetic(rest)
@@ -261,6 +276,17 @@ def _verdict(results, cats) -> None:
         lost = [c for c in cats if c != "all" and (r[c]["r@10"] < bt[c]["r@10"] or r[c]["budget"] < bt[c]["budget"])]
         print(f"{name}: r@10 {gap10:+.1f}, budget {gapb:+.1f} vs bm25-turns; sess@10 {gaps:+.1f} vs bm25-sessions; "
               f"loses on: {', '.join(lost) or 'none'}")
+
+
+def in_prompt(store, q, texts: dict[str, str], window: int) -> dict[str, float]:
+    """{'prompt': share of q's evidence turns whose text (its first 120 characters) is in the prompt
+    the agent builds for q, asked at q's time in a new conversation, with no tools}."""
+    from copa.agent.context import assemble
+
+    ctx = assemble(store, q.text, session_id="benchmark-question", window=window, answer_tokens=1024, tools=[],
+                   now=q.at)
+    prompt = ctx.system + "\n" + "\n".join(m.content for m in ctx.messages)
+    return {"prompt": sum(texts[e].strip()[:120] in prompt for e in q.evidence) / len(q.evidence)}
 
 
 def _parse_changes(text: str) -> dict:

@@ -69,7 +69,12 @@ def _used(m: Any, section: str) -> dict[str, Any]:
             "date": _date(m.occurred_at), **({"score": round(m.score, 3)} if hasattr(m, "score") else {})}
 
 
-MAX_EPISODES = 5  # recalled turns of earlier conversations shown (their share of the budget caps them too)
+# Earlier conversations shown: recalled turns in rank order until EPISODE_TOKENS (or their share of a
+# small window) are spent, at most MAX_EPISODES turns. ~1,500 tokens is the budget recall is measured
+# with on the dev set (docs/benchmarks.md); a cap of 5 turns, before, left the prompt ~5 points of
+# evidence short of it whatever the window (benchmarks/memory_recall.py --agent-window).
+MAX_EPISODES = 16
+EPISODE_TOKENS = 1500
 
 
 def _take(lines: list[tuple[str, Any]], budget: int) -> tuple[list[str], list[Any], int]:
@@ -231,7 +236,9 @@ def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_
     t1 = time.perf_counter()
     shown = {u["id"] for u in used} | exclude
     query = _recall_query(message)
-    hits = mem.search(query, limit=recall_limit + 6, exclude_session=session_id) if query.strip() else []
+    # asked_at: "last week" in the message means the week before ``now`` (a replayed history too)
+    hits = mem.search(query, limit=recall_limit + MAX_EPISODES + 6, exclude_session=session_id,
+                      asked_at=now) if query.strip() else []
     ctx.timing["recall_ms"] = (time.perf_counter() - t1) * 1000
     facts, episodes = [], []
     turns_shown: set[str] = set()  # a turn is shown once, as a hit or as the context of one
@@ -252,7 +259,8 @@ def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_
         ctx.spent["recall"] = n
     episodes = _drop_outdated_episodes(mem, episodes, [h for _, h in facts])
     # Earlier conversations get their own share plus what the facts left of theirs.
-    lines, items, n = _take(episodes, int(budget * 0.08) + max(0, int(budget * 0.25) - ctx.spent.get("recall", 0)))
+    share = int(budget * 0.08) + max(0, int(budget * 0.25) - ctx.spent.get("recall", 0))
+    lines, items, n = _take(episodes, min(EPISODE_TOKENS, share))
     if lines:
         sections.append("From earlier conversations (may be out of date; the memories above take precedence):\n"
                         + "\n".join(lines))

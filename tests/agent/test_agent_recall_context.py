@@ -44,3 +44,35 @@ def test_the_current_conversations_turns_are_not_recalled_as_earlier_ones(tmp_pa
         ctx = assemble(store, "Which name did you suggest for my kitten?", session_id="kitten", window=4096,
                        answer_tokens=512, tools=[])
     assert "From earlier conversations" not in ctx.system
+
+
+def test_earlier_turns_fill_their_token_share_not_a_fixed_count(tmp_path):
+    """Twelve earlier conversations each mention the garden: with room in the window, more than five
+    of them reach the prompt (the old cap), and never more than EPISODE_TOKENS of them, however large
+    the window; a relative date in the message is read against the time the message is asked (before,
+    against the real now: a turn of January led here)."""
+    from datetime import UTC, datetime
+
+    from copa.agent.context import EPISODE_TOKENS
+    from copa.providers.tokens import estimate_tokens
+
+    with MemoryStore(tmp_path / "m.db") as store:
+        for i in range(12):
+            store.add_many([{"text": f"In the garden today I planted row {i} of {'tomatoes' if i % 2 else 'beans'}, "
+                             + "and the soil was heavy after the rain. " * (1 + i % 3),
+                             "kind": "episode", "session_id": f"garden-{i}", "role": "user",
+                             "occurred_at": f"2025-0{1 + i % 9}-1{i % 10}T09:00:00Z"}])
+        shown = {}
+        for window in (8192, 131072):
+            ctx = assemble(store, "What did I plant in the garden?", session_id="today", window=window,
+                           answer_tokens=512, tools=[])
+            section = ctx.system.split("From earlier conversations", 1)[1]
+            shown[window] = section.count("In the garden today")
+            assert estimate_tokens(section) <= EPISODE_TOKENS + 50  # the header line aside
+        assert shown[8192] > 5 and shown[131072] == shown[8192]
+
+        # "last month", asked on 2025-04-20: a turn of the weeks before leads (asked today, none would)
+        ctx = assemble(store, "What did I plant in the garden last month?", session_id="today", window=8192,
+                       answer_tokens=512, tools=[], now=datetime(2025, 4, 20, tzinfo=UTC))
+        first = ctx.system.split("From earlier conversations", 1)[1].splitlines()[1]
+        assert first.startswith(("- [2025-03-", "- [2025-04-")), first
