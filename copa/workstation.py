@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -53,8 +52,6 @@ class Workstation:
         self.interactive = interactive  # may prompt (passphrase, approvals)
         self._db_open_lock = threading.Lock()
         self._db_migrated = False
-        # weak: a thread's connection goes (and closes) with its thread; close() closes the rest
-        self._db_connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
 
     @cached_property
     def config(self) -> Config:
@@ -107,7 +104,6 @@ class Workstation:
                 self._db_migrated = True
             else:
                 conn = connect(self.paths.db_file)
-            self._db_connections.add(conn)
         return conn
 
     @cached_property
@@ -152,18 +148,22 @@ class Workstation:
                        self.config)
 
     def close(self) -> None:
-        """Close what was opened, users of the database before the database itself."""
+        """Close what was opened, users of the database before the database itself.
+
+        The calling thread's connection is closed here. Another thread's may be running a statement
+        at this moment (a TUI worker when the app exits): closing it under that thread crashed the
+        interpreter (SIGSEGV inside sqlite3, seen in a test run), so it is let go instead: dropping
+        the thread-local closes each such connection as soon as nothing uses it any more."""
         for part in ("agent", "devices", "skills", "models", "memory"):
             opened = self.__dict__.pop(part, None)
             if opened is not None:
                 opened.close()
+        own = getattr(self.__dict__.get("_db_local"), "conn", None)
         with self._db_open_lock:
-            connections = list(self._db_connections)
-            self._db_connections = weakref.WeakSet()
             self._db_migrated = False
-        for conn in connections:
-            conn.close()
         self.__dict__.pop("_db_local", None)
+        if own is not None:
+            own.close()
 
     def __enter__(self) -> Workstation:
         return self
