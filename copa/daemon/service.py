@@ -65,7 +65,7 @@ class Daemon:
         self._heartbeat()
         self.engine = Scheduler(cfg, self.store, self._run_context, stopping=self.stopping)
         self._start_devices()
-        self._start_embedder()
+        self._start_memory_upkeep()
         self._start_recall()
         n = self.engine.start()
         say(f"copa daemon: running (pid {os.getpid()}), {n} job(s) scheduled")
@@ -97,11 +97,11 @@ class Daemon:
             log.exception("the device service could not start")
             self.devices = None
 
-    def _start_embedder(self) -> None:
+    def _start_memory_upkeep(self) -> None:
         """With the dense retriever on, memories are written without vectors (writing never loads the
         model); the daemon fills them in the background so searches do not have to, and gives the
         model's memory back after ``memory.keep_warm`` seconds without a search or an embedding."""
-        threading.Thread(target=self._embed_loop, name="copa-embedder", daemon=True).start()
+        threading.Thread(target=self._memory_upkeep, name="copa-memory-upkeep", daemon=True).start()
 
     def _start_recall(self) -> None:
         """Serve recall to one-shot commands with the model and the vectors loaded here
@@ -123,7 +123,9 @@ class Daemon:
             log.exception("recall cannot be served to other commands")
             self.recall = None
 
-    def _embed_loop(self) -> None:
+    def _memory_upkeep(self) -> None:
+        """Embeds new memories every ``memory.embed_interval`` seconds and releases the model and the
+        vectors once unused for ``memory.keep_warm`` seconds (checked four times a spell)."""
         from copa.memory import release_idle
 
         ws = Workstation(self.paths)  # its own connection, like the device service

@@ -13,8 +13,11 @@ installed, otherwise none), ``off``, ``static`` (the built-in model, an error wh
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
 import importlib.util
+import os
 import re
 import threading
 import time
@@ -145,8 +148,6 @@ def _derived_file(cache_dir: Path | None, what: str, *sources: Path) -> Path | N
     modification times: an upgraded model gets a new file, never a stale one."""
     if cache_dir is None:
         return None
-    import hashlib
-
     stamp = hashlib.sha256(repr([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sources]).encode())
     return Path(cache_dir) / "embeddings" / f"{what}-{stamp.hexdigest()[:16]}"
 
@@ -170,9 +171,6 @@ def _write_word_table(np, base: Path | None, words: list[str], vecs) -> None:
     cannot be written costs only the rebuild next time."""
     if base is None:
         return
-    import contextlib
-    import os
-
     with contextlib.suppress(OSError):
         base.parent.mkdir(parents=True, exist_ok=True)
         tmp = base.with_name(f"{base.name}.{os.getpid()}.tmp")

@@ -499,7 +499,7 @@ def _session_meaning(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
     beats BM25 over turns for the same reason), and meaning catches what keywords miss."""
     sessions = list({r["session_id"] for r in pool.values() if r["kind"] == "episode" and r["session_id"]})
     alone = [pk for pk, r in pool.items() if not (r["kind"] == "episode" and r["session_id"])]
-    mean: dict[Any, float] = dict(session_means(c, vectors, qv, sessions))
+    mean: dict[Any, float] = dict(vectors.session_means(c, qv, sessions))
     mean.update({("alone", pk): sim for pk, sim in vectors.similarity_of(c, qv, alone).items()})
     if len(mean) < 2:
         return
@@ -510,21 +510,6 @@ def _session_meaning(c, vectors, qv, pool: dict, opts: RecallOptions) -> None:
         key = r["session_id"] if r["kind"] == "episode" and r["session_id"] else ("alone", pk)
         if key in mean:
             r["own"] = r["score"] = r["score"] + opts.session_dense * (mean[key] - lo) / (hi - lo)
-
-
-def session_means(c, vectors, qv, sessions: list[str]) -> dict[str, float]:
-    """session id -> the mean cosine of its turns (those with a vector) to the question vector ``qv``."""
-    members: dict[int, str] = {}
-    for i in range(0, len(sessions), 500):
-        chunk = sessions[i:i + 500]
-        members.update(c.execute(f"SELECT pk, session_id FROM memories WHERE session_id IN "
-                                 f"({','.join('?' * len(chunk))}) AND +kind = 'episode'", chunk).fetchall())
-    sums: dict[str, list[float]] = {}
-    for pk, sim in vectors.similarity_of(c, qv, list(members)).items():
-        acc = sums.setdefault(members[pk], [0.0, 0])
-        acc[0] += sim
-        acc[1] += 1
-    return {sid: t / n for sid, (t, n) in sums.items()}
 
 
 def _fuse_ranks(pool: dict, sims: dict[int, float], k: int) -> None:

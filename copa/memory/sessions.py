@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from copa.memory.model import Hit, iso, now_utc, parse_iso, to_utc
-from copa.memory.recall import DEFAULT, RecallOptions, analyse, idf, search, session_bm25, session_means
+from copa.memory.recall import DEFAULT, RecallOptions, analyse, idf, search, session_bm25
 
 if TYPE_CHECKING:
     from copa.memory.store import MemoryStore
@@ -75,7 +75,7 @@ def search_sessions(store: MemoryStore, query: str, *, limit: int = 10, asked_at
         views["words"] = [s for s in words if s != exclude_session]
         candidates = list(dict.fromkeys(views["turns"] + views["words"]))
         if store.vectors is not None and opts.dense and (query or "").strip() and candidates:
-            means = session_means(c, store.vectors, store.vectors.query_vector(query), candidates)
+            means = store.vectors.session_means(c, store.vectors.query_vector(query), candidates)
             views["meaning"] = sorted(means, key=lambda s: -means[s])
         fused: dict[str, float] = {}
         seen_in: dict[str, list[str]] = {}

@@ -36,6 +36,12 @@ class VectorIndex:
         self._n = 0  # rows in the copy; the buffers below grow by doubling, so appending is cheap
         self._pk_buf = None  # pks of the cached rows, ascending
         self._vec_buf = None  # their vectors (float32), row i belongs to pk i
+        # Each row's conversation as a small integer (-1: not a conversation turn), so a session's mean
+        # cosine is one numpy pass instead of a query for its turns (~12 ms a search at 100k memories).
+        # Read with the vectors: a memory changes session or kind only through an edit, and an edit
+        # removes its vector (trigger memory_vectors_au), which reloads this copy.
+        self._session_buf = None
+        self._session_code: dict[str, int] = {}
         self._removed_checked: int | None = None  # deletion count when catch_up last scanned for gaps
 
     @property
@@ -123,37 +129,43 @@ class VectorIndex:
         if state != self._state:
             append = self._state is not None and state[1] == self._state[1]
             if not append:
-                self._n = 0
-            rows = c.execute("SELECT pk, vec FROM memory_vectors WHERE model = ? AND seq > ? ORDER BY seq",
-                             (self.model, self._state[0] if append else 0)).fetchall()
+                self._n, self._session_code = 0, {}
+            rows = c.execute("SELECT v.pk, v.vec, CASE WHEN m.kind = 'episode' THEN m.session_id END "
+                             "FROM memory_vectors v JOIN memories m ON m.pk = v.pk WHERE v.model = ? AND v.seq > ? "
+                             "ORDER BY v.seq", (self.model, self._state[0] if append else 0)).fetchall()
             self._append(rows)
             self._state = state
         self._seen = seen
 
-    def _append(self, rows: list[tuple[int, bytes]]) -> None:
+    def _append(self, rows: list[tuple[int, bytes, str | None]]) -> None:
         import numpy as np
 
         dim, n, new = embeddings.model_dim(self.kind), self._n, len(rows)
         if self._vec_buf is None or n + new > len(self._vec_buf):
             cap = max(2 * n, (n + new) * 9 // 8 + 1024)  # a full load keeps room for the next turns
-            pk_buf, vec_buf = np.empty(cap, np.int64), np.empty((cap, dim), np.float32)
+            bufs = (np.empty(cap, np.int64), np.empty((cap, dim), np.float32), np.empty(cap, np.int32))
             if n:
-                pk_buf[:n], vec_buf[:n] = self._pk_buf[:n], self._vec_buf[:n]
-            self._pk_buf, self._vec_buf = pk_buf, vec_buf
+                for buf, old in zip(bufs, (self._pk_buf, self._vec_buf, self._session_buf), strict=True):
+                    buf[:n] = old[:n]
+            self._pk_buf, self._vec_buf, self._session_buf = bufs
         if new:
+            codes = self._session_code
             self._pk_buf[n:n + new] = np.fromiter((r[0] for r in rows), np.int64, new)
             self._vec_buf[n:n + new] = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(new, dim)
+            self._session_buf[n:n + new] = np.fromiter(
+                (-1 if r[2] is None else codes.setdefault(r[2], len(codes)) for r in rows), np.int32, new)
         self._n = n + new
         tail = self._pk_buf[max(n - 1, 0):self._n]
         if not (tail[1:] > tail[:-1]).all():  # a back-fill appends older memories: keep pks ascending
             order = np.argsort(self._pk_buf[:self._n], kind="stable")
-            self._pk_buf[:self._n], self._vec_buf[:self._n] = self._pk_buf[order], self._vec_buf[order]
+            for buf in (self._pk_buf, self._vec_buf, self._session_buf):
+                buf[:self._n] = buf[order]
 
     def release(self) -> None:
         """Drop the in-memory copy of the vectors (the next search reads them again): with
         ``embeddings.unload``, what an idle daemon gives back (51 MB at 100,000 memories)."""
         with self._lock:
-            self._n, self._pk_buf, self._vec_buf = 0, None, None
+            self._n, self._pk_buf, self._vec_buf, self._session_buf, self._session_code = 0, None, None, None, {}
             self._seen = self._state = None
 
     def similar(self, c: sqlite3.Connection, qv: np.ndarray, k: int) -> dict[int, float]:
@@ -184,6 +196,23 @@ class VectorIndex:
             hit = have[idx] == want
             sims = self._vec_buf[idx[hit]] @ qv
             return {int(p): float(s) for p, s in zip(want[hit], sims, strict=True)}
+
+    def session_means(self, c: sqlite3.Connection, qv: np.ndarray, sessions: list[str]) -> dict[str, float]:
+        """session id -> the mean cosine of its turns (kind 'episode', those with a vector) to ``qv``."""
+        import numpy as np
+
+        with self._lock:
+            self._refresh(c)
+            wanted = {sid: self._session_code[sid] for sid in sessions if sid in self._session_code}
+            if not self._n or not wanted:
+                return {}
+            codes = self._session_buf[:self._n]
+            rows = np.flatnonzero(np.isin(codes, np.fromiter(wanted.values(), np.int32, len(wanted))))
+            sims = self._vec_buf[rows] @ qv
+            size = len(self._session_code)
+            sums = np.bincount(codes[rows], weights=sims, minlength=size)
+            counts = np.bincount(codes[rows], minlength=size)
+            return {sid: float(sums[code] / counts[code]) for sid, code in wanted.items() if counts[code]}
 
     def query_vector(self, text: str) -> np.ndarray:
         return self.embedder.embed([text])[0]

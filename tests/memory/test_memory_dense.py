@@ -190,13 +190,15 @@ def test_an_edited_text_is_searched_by_its_new_meaning(tmp_path, where):
 
 
 def test_the_incremental_copy_matches_a_fresh_load(tmp_path):
-    """After a random mix of adds, edits, forgets and a back-fill, the cached vectors a long-lived
-    store searches with are exactly those a freshly opened store reads from the file."""
+    """After a random mix of adds, edits (moving turns between conversations too), forgets and a
+    back-fill, the cached vectors a long-lived store searches with are exactly those a freshly opened
+    store reads from the file, and each conversation's mean cosine is that of its turns in the file."""
     import random
 
     import numpy as np
 
     rng = random.Random(5)
+    sessions = ["s1", "s2", "s3", "s4"]
     words = ["garden", "kitten", "train", "doctor", "sister", "coffee", "budget", "piano", "recipe", "holiday",
              "router", "invoice"]
     path = tmp_path / "m.db"
@@ -205,12 +207,15 @@ def test_the_incremental_copy_matches_a_fresh_load(tmp_path):
         for step in range(60):
             op = rng.random()
             text = " ".join(rng.choices(words, k=6)) + f" {step}"
+            session = rng.choice(sessions)
             if op < 0.45 or len(ids) < 5:
-                ids += live.add_many([{"text": text}, {"text": text + " again"}])
+                ids += live.add_many([{"text": text, "kind": "episode", "session_id": session, "role": "user"},
+                                      {"text": text + " again", "kind": rng.choice(["episode", "note"]),
+                                       "session_id": session}])
             elif op < 0.6:
                 ids.append(plain.add(text))  # written without vectors: the back-fill below appends older pks
             elif op < 0.75:
-                live.update(rng.choice(ids), text=text)
+                live.update(rng.choice(ids), text=text, session_id=session)
             elif op < 0.85:
                 live.forget(ids.pop(rng.randrange(len(ids))))
             else:
@@ -226,6 +231,13 @@ def test_the_incremental_copy_matches_a_fresh_load(tmp_path):
         assert np.allclose([got[p] for p in pks], [want[p] for p in pks])
         top = live.vectors.similar(live.conn, qv, 5)
         assert sorted(top.values()) == pytest.approx(sorted(want.values())[-5:])
+        turns: dict[str, list[float]] = {}
+        for pk, sid in live.conn.execute("SELECT pk, session_id FROM memories WHERE kind = 'episode'"):
+            if sid and pk in want:
+                turns.setdefault(sid, []).append(want[pk])
+        means = live.vectors.session_means(live.conn, qv, sessions + ["never-said"])
+        assert len(turns) >= 3 and set(means) == set(turns)
+        assert means == pytest.approx({sid: sum(v) / len(v) for sid, v in turns.items()})
 
 
 def test_doctor_warns_when_the_dense_scan_grows_large(copa_home, monkeypatch):
