@@ -34,6 +34,7 @@ def check_memory(paths: Any, memory: Any) -> Check:
                          "run 'copa memory embed' (or leave the daemon running)")
         if missing:
             detail += f", {missing} memories without one (the next search embeds them)"
+        detail += "; " + _recall_served(paths, memory)
         if stats["memories"] > DENSE_COMFORT:  # an exact scan: cost grows with every vector (docs/benchmarks.md)
             n = stats["memories"]  # every memory gets its vector at a search
             return Check("memory", WARN, detail + f"; each search scans all of them (~{n // SCAN_PER_MS} ms, "
@@ -42,3 +43,13 @@ def check_memory(paths: Any, memory: Any) -> Check:
     if stats["memories"] > 5_000_000:
         return Check("memory", WARN, detail + "; very large", "consider 'copa memory forget --kind episode ...'")
     return Check("memory", OK, detail)
+
+
+def _recall_served(paths: Any, memory: Any) -> str:
+    """Whether one-shot commands find the model warm: without the daemon each search that uses the
+    dense side pays for numpy and the model first (docs/benchmarks.md, "memory_cost")."""
+    from copa.memory import warm
+
+    if getattr(memory, "vectors", None) is not None and warm.available() and warm.serving(paths.state_dir, memory):
+        return "the daemon serves recall with the model loaded"
+    return "no daemon serves recall: each one-shot search loads the model itself"

@@ -118,6 +118,8 @@ class _Handler(socketserver.StreamRequestHandler):
         store = server.store
         if req.get("db") != str(store.path) or req.get("model") != (store.vectors.model if store.vectors else None):
             return {"error": "another store"}
+        if req.get("op") == "ping":
+            return {"serving": True}
         if req.get("op", "search") == "sessions":
             kwargs = {k: req[k] for k in _SESSION_ARGS if k in req}
             found = store.search_sessions(str(req.get("query", "")), **kwargs)
@@ -145,6 +147,11 @@ def ask_sessions(state_dir: Path, store: Any, query: str, **kwargs: Any) -> list
         return None if answer is None else [SessionHit.from_dict(d) for d in answer["sessions"]]
     except (KeyError, TypeError):
         return None
+
+
+def serving(state_dir: Path, store: Any) -> bool:
+    """Whether a daemon answers this store's searches with this model (what `copa doctor` tells)."""
+    return _request(state_dir, store, {"op": "ping"}) is not None
 
 
 def _request(state_dir: Path, store: Any, fields: dict[str, Any]) -> dict[str, Any] | None:

@@ -44,6 +44,14 @@ def _search(home, query: str) -> tuple[list[str], bool]:
     return [h["text"] for h in doc["hits"]], loaded
 
 
+def _doctor_says(home) -> str:
+    """What `copa doctor --json` says of the memory store."""
+    env = {**os.environ, "COPA_HOME": str(home), "COPA_MEMORY_EMBEDDINGS": "static"}
+    r = subprocess.run([sys.executable, "-m", "copa", "doctor", "--json"], capture_output=True, text=True, env=env,
+                       timeout=120)
+    return next(c["detail"] for c in json.loads(r.stdout)["checks"] if c["name"] == "memory")
+
+
 def _read(path) -> str:
     try:
         return path.read_text()
@@ -66,9 +74,11 @@ def test_the_daemon_answers_searches_with_its_model_loaded(copa_home, daemons):
     state = copa_home / "state"
     local, loaded_here = _search(copa_home, "our new cat")  # no daemon: the command loads the model
     assert local[:1] == [KITTEN] and loaded_here
+    assert "no daemon serves recall" in _doctor_says(copa_home)
 
     d = daemons.start(COPA_MEMORY_EMBEDDINGS="static")
     wait_for(lambda: (state / warm.TOKEN_NAME).exists(), 30, what="the daemon to serve recall")
+    assert "the daemon serves recall with the model loaded" in _doctor_says(copa_home)
     for path in (state / warm.SOCKET_NAME, state / warm.TOKEN_NAME):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     served, loaded_here = _search(copa_home, "our new cat")  # found by meaning: no word in common
@@ -114,6 +124,9 @@ def test_a_request_without_the_token_gets_nothing(copa_home, daemons):
     assert send({**base, "token": "0" * 64}) == {"error": "token"}
     assert send(base) == {"error": "token"}
     assert send({**base, "token": token, "db": "/elsewhere/copa.db"}) == {"error": "another store"}
+    assert send({**base, "op": "ping"}) == {"error": "token"}  # what `copa doctor` asks: the same rules
+    assert send({**base, "op": "ping", "token": token, "db": "/elsewhere/copa.db"}) == {"error": "another store"}
+    assert send({**base, "op": "ping", "token": token}) == {"serving": True}
     answered = send({**base, "token": token})  # the same request with the token is answered
     assert [h["text"] for h in answered["hits"]][:1] == [KITTEN]
 
