@@ -200,7 +200,7 @@ def test_resume_an_earlier_session(fake_model, ws, seeded):
             await wait_for(pilot, lambda: "plan the garden" in screen_text(app), what="the session list")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.screen.session_id == "s-earlier", what="the resumed session")
-            assert "Start with tomatoes." in screen_text(app)
+            await wait_for(pilot, lambda: "Start with tomatoes." in screen_text(app), what="the earlier turns")
             await type_text(pilot, "and then?")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.screen.turns == 2)

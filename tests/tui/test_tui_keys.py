@@ -258,7 +258,8 @@ def test_a_resumed_session_counts_turns_and_keeps_its_tool_calls(fake_model, ws,
             await wait_for(pilot, lambda: "6 messages" in screen_text(app), what="the session list")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.screen.session_id == sid, what="the resumed session")
-            text = screen_text(app)
+            text = await wait_for(pilot, lambda: "Resumed a conversation" in screen_text(app) and screen_text(app),
+                                  what="the resumed turns")
             assert "Resumed a conversation of 3 turns" in text and "3 turns" in text.rstrip().splitlines()[-5]
             blocks = list(app.screen.query(ToolBlock))
             assert [(b.tool_name, b.state, b.arguments) for b in blocks] == [("recall", "ok", {"query": "home"})]

@@ -29,7 +29,8 @@ def test_no_daemon_banner_and_overdue_jobs(ws):
         app = CopaApp(ws, mode="schedules")
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.screen.jobs and app.screen.daemon, what="the job list")
-            text = screen_text(app)
+            text = await wait_for(pilot, lambda: "overdue" in screen_text(app).split("Jobs", 1)[-1]
+                                  and screen_text(app), what="the overdue row painted")
             assert "The daemon is not running" in text and "Press D" in text and "copa daemon" in text
             assert "1 job is overdue" in text
             assert "overdue" in text.split("Jobs", 1)[1]  # marked on the job's row, not only in the banner
@@ -43,7 +44,7 @@ def test_add_edit_delete_and_test_run_a_job_from_the_keyboard(ws):
         app = CopaApp(ws, mode="schedules")
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.screen.daemon, what="the screen")
-            assert "press a to add one" in screen_text(app)
+            await wait_for(pilot, lambda: "press a to add one" in screen_text(app), what="the empty list's hint")
             await pilot.press("a")
             form = await wait_for(pilot, lambda: isinstance(app.screen, JobFormScreen) and app.screen,
                                   what="the form")
@@ -153,8 +154,7 @@ def test_start_the_daemon_from_the_banner(ws, stop_daemon):
     async def scenario():
         app = CopaApp(ws, mode="schedules")
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.screen.daemon, what="the banner")
-            assert "The daemon is not running" in screen_text(app)
+            await wait_for(pilot, lambda: "The daemon is not running" in screen_text(app), what="the banner")
             await pilot.press("D")
             await wait_for(pilot, lambda: "daemon running (pid" in screen_text(app), timeout=30,
                            what="the daemon running")
@@ -172,8 +172,8 @@ def test_banner_says_when_the_daemon_stopped_answering(ws, monkeypatch):
     async def scenario():
         app = CopaApp(ws, mode="schedules")
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.screen.daemon, what="the screen")
-            assert "The daemon is not running" in screen_text(app)  # the real status first
+            await wait_for(pilot, lambda: "The daemon is not running" in screen_text(app),  # the real status first
+                           what="the screen")
             monkeypatch.setattr(screen_module, "daemon_status", lambda _ws: {
                 "running": True, "state": "unresponsive", "pid": 4242, "heartbeat_age_s": 95.0})
             app.screen.load()
@@ -182,3 +182,42 @@ def test_banner_says_when_the_daemon_stopped_answering(ws, monkeypatch):
             assert "The daemon (pid 4242) has not answered for 95s" in text and "copa daemon stop" in text
 
     asyncio.run(scenario())
+
+
+def test_a_slow_earlier_load_does_not_overwrite_a_newer_one(ws, monkeypatch):
+    """Two loads in flight (the screen loads on mount and on resume, and on every reload): the one
+    asked for last decides what is shown, even when the earlier one finishes reading after it. The
+    earlier one used to deliver its stale status over the newer (a flaky CI run of the test above)."""
+    import threading
+
+    import copa.tui.schedules as screen_module
+
+    release, entered = threading.Event(), threading.Event()
+    stuck = {"running": True, "state": "unresponsive", "pid": 4242, "heartbeat_age_s": 95.0}
+
+    def status(_ws):
+        if not entered.is_set():  # the first load reads "not running", slowly
+            entered.set()
+            release.wait(20)
+            return {"running": False, "state": "stopped"}
+        return stuck
+
+    async def scenario():
+        app = CopaApp(ws, mode="schedules")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.daemon and not _loading(app), what="the screen")
+            monkeypatch.setattr(screen_module, "daemon_status", status)
+            app.screen.load()
+            await wait_for(pilot, entered.is_set, what="the first load to read")
+            app.screen.load()  # the newer one
+            await wait_for(pilot, lambda: "has not answered" in screen_text(app), what="the newer status")
+            release.set()
+            await wait_for(pilot, lambda: not _loading(app), what="the earlier load to finish")
+            await pilot.pause()
+            assert "has not answered" in screen_text(app) and "not running" not in screen_text(app)
+
+    asyncio.run(scenario())
+
+
+def _loading(app) -> bool:
+    return any(w.group == "schedules-load" and not w.is_finished for w in app.screen.workers)

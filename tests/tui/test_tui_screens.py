@@ -56,7 +56,8 @@ def test_run_a_skill_from_its_form(ws, user_skills):
             await wait_for(pilot, lambda: "failed to load" in screen_text(app), what="the load error")
             menu.highlighted = ids.index("greet")
             await wait_for(pilot, lambda: app.screen.query("#arg-name"), what="the generated form")
-            text = screen_text(app)
+            text = await wait_for(pilot, lambda: "name * string" in screen_text(app) and screen_text(app),
+                                  what="the form painted")
             assert "name * string" in text and "times integer" in text and "who to greet." in text
             app.screen.query_one("#arg-name").value = "Ana"
             app.screen.query_one("#arg-times").value = "2"
@@ -89,7 +90,7 @@ def test_run_a_job_now_pause_resume_and_open_its_report(ws):
             await pilot.press("r")
             await wait_for(pilot, lambda: app.screen.completed == 1, timeout=30, what="the run")
             await wait_for(pilot, lambda: app.screen.runs and app.screen.runs[0].status == "ok", what="history")
-            assert "History of clock: 1 run" in screen_text(app)
+            await wait_for(pilot, lambda: "History of clock: 1 run" in screen_text(app), what="the history title")
             await pilot.press("o")
             await wait_for(pilot, lambda: isinstance(app.screen, ReportScreen), what="the report")
             assert "clock" in app.screen.title_text and "UTC" in app.screen.markdown  # the skill's output
