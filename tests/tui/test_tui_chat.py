@@ -43,8 +43,8 @@ def test_ask_streams_the_answer_and_shows_recalled_memories(fake_model, ws, seed
             assert ANSWER.startswith(partial)
             assert app.screen.busy
             await wait_for(pilot, lambda: app.screen.turns == 1, what="the end of the turn")
-            await pilot.pause(0.2)
-            text = screen_text(app)
+            text = await wait_for(pilot, lambda: "19 tokens" in screen_text(app) and screen_text(app),
+                                  what="the finished turn painted")
             assert "You live in Porto since March 2025" in text  # Markdown rendered (no ** on screen)
             assert "memor" in text and "I moved to Porto" in text  # the recalled memory beside the answer
             assert "19 tokens (12 in, 7 out)" in text

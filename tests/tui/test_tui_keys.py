@@ -126,8 +126,8 @@ def test_approval_shows_the_whole_command_and_takes_y_n_a(fake_model, ws):
             await type_text(pilot, "back up")
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.screen.query(ApprovalBar), timeout=20, what="the approval")
-            await pilot.pause(0.1)
-            text = screen_text(app)
+            text = await wait_for(pilot, lambda: "Allow (y)" in screen_text(app) and screen_text(app),
+                                  what="the approval painted")
             assert "Allow shell to run with" in text
             flat = "".join(line.strip() for line in text.splitlines())
             assert "/mnt/backup/END" in text and "part-11/" in flat  # the whole command, wrapped, not cut
