@@ -50,6 +50,6 @@ def _recall_served(paths: Any, memory: Any) -> str:
     dense side pays for numpy and the model first (docs/benchmarks.md, "memory_cost")."""
     from copa.memory import warm
 
-    if getattr(memory, "vectors", None) is not None and warm.available() and warm.serving(paths.state_dir, memory):
+    if getattr(memory, "vectors", None) is not None and warm.serving(paths.state_dir, memory):
         return "the daemon serves recall with the model loaded"
     return "no daemon serves recall: each one-shot search loads the model itself"

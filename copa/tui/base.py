@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import get_current_worker
 
 from copa.tui.widgets import NavBar
 
@@ -28,6 +30,13 @@ class CopaScreen(Screen):
 
     def compose_body(self) -> ComposeResult:  # pragma: no cover - every screen overrides it
         yield from ()
+
+    def show_latest(self, show: Callable[..., object], *args: object) -> None:
+        """From an ``exclusive`` thread worker: ``show(*args)`` on the app's thread, unless a newer
+        call of the same worker was started meanwhile. A cancelled thread worker still runs to its
+        end, and its older result must not be painted over the newer one."""
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(show, *args)
 
     def report_error(self, error: BaseException) -> None:
         """A CopaError is the user's to fix: one line, with its hint. Anything else is a bug."""

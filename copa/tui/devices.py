@@ -17,7 +17,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, RichLog, Sparkline, Static
-from textual.worker import get_current_worker
 
 from copa.tui.base import CopaScreen
 from copa.tui.widgets import ConfirmScreen
@@ -108,9 +107,7 @@ class DevicesScreen(CopaScreen):
             return
         states = {r.name: ("connected" if r.name in sessions and sessions[r.name].connected
                            else "open" if r.name in sessions else "idle") for r in records}
-        if get_current_worker().is_cancelled:
-            return  # a newer load was asked for while this one read: its result must not be overwritten
-        self.app.call_from_thread(self._show, records, states)
+        self.show_latest(self._show, records, states)
 
     def _show(self, records: list[Any], states: dict[str, str]) -> None:
         self.records = records

@@ -19,7 +19,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Markdown, Select, Static
-from textual.worker import get_current_worker
 
 from copa.tui.base import CopaScreen
 from copa.tui.widgets import ConfirmScreen, local_time
@@ -304,9 +303,7 @@ class SchedulesScreen(CopaScreen):
         except Exception as e:
             self.app.call_from_thread(self.report_error, e)
             return
-        if get_current_worker().is_cancelled:
-            return  # a newer load was asked for while this one read: its result must not be overwritten
-        self.app.call_from_thread(self._show_jobs, jobs, daemon)
+        self.show_latest(self._show_jobs, jobs, daemon)
 
     def _show_banner(self, daemon: dict[str, Any], late: int) -> None:
         banner = self.query_one("#daemon-banner", Static)
@@ -376,9 +373,7 @@ class SchedulesScreen(CopaScreen):
         from copa.scheduler import job_store as store
 
         runs = store(self.ws).runs(name, limit=20)
-        if get_current_worker().is_cancelled:
-            return  # another job was highlighted meanwhile
-        self.app.call_from_thread(self._show_runs, name, runs)
+        self.show_latest(self._show_runs, name, runs)  # not when another job was highlighted meanwhile
 
     def _show_runs(self, name: str, runs: list[Any]) -> None:
         self.runs = runs

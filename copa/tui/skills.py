@@ -14,7 +14,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Collapsible, OptionList, Static
 from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
 
 from copa.tui.base import CopaScreen
 from copa.tui.schema_form import SchemaForm
@@ -52,9 +51,7 @@ class SkillsScreen(CopaScreen):
         except Exception as e:
             self.app.call_from_thread(self.report_error, e)
             return
-        if get_current_worker().is_cancelled:
-            return  # a newer load was asked for while this one read: its result must not be overwritten
-        self.app.call_from_thread(self._show_list, infos)
+        self.show_latest(self._show_list, infos)
 
     def action_reload(self) -> None:
         self.load()
