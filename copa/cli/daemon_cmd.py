@@ -44,7 +44,7 @@ def status_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."
     from copa.scheduler import daemon_status as status
 
     with workstation() as ws:
-        st = status(ws.paths, ws.db)
+        st = status(ws.paths, ws.conn)
     if json_out:
         emit_json(st)
         return

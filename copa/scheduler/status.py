@@ -14,12 +14,13 @@ from copa.timeutil import iso, parse_iso
 STALE_HEARTBEAT = 60.0  # seconds: the daemon writes one every 10
 
 
-def daemon_status(paths: Any, db: Any, next_limit: int = 5) -> dict[str, Any]:
-    """``paths``: copa's folders (the lock file, the database file); ``db``: the database."""
-    return _status(paths, lambda: db, next_limit)
+def daemon_status(paths: Any, conn: Any, next_limit: int = 5) -> dict[str, Any]:
+    """``paths``: copa's folders (the lock file, the database file); ``conn``: the database's plain
+    sqlite3 connection (the workstation's ``conn``: reading status needs no sqlite-utils)."""
+    return _status(paths, conn, next_limit)
 
 
-def _status(paths: Any, db: Any, next_limit: int) -> dict[str, Any]:
+def _status(paths: Any, conn: Any, next_limit: int) -> dict[str, Any]:
     """What the lock, the PID and the heartbeat say together. ``state``: ``running``, ``stopped``,
     ``stale`` (a lock file or a held lock whose PID is gone: "not running (stale lock from PID n)")
     or ``unresponsive`` (the PID lives and holds the lock, but its heartbeat is older than 60 s)."""
@@ -37,7 +38,7 @@ def _status(paths: Any, db: Any, next_limit: int) -> dict[str, Any]:
             out["state"], out["stale_pid"], out["pid"] = "stale", left["pid"], None
     if not paths.db_file.exists():
         return out
-    store = JobStore(db().conn)
+    store = JobStore(conn)
     beat = parse_iso(store.meta("daemon_heartbeat"))
     if beat:
         out["heartbeat"] = iso(beat)
@@ -55,8 +56,8 @@ def _status(paths: Any, db: Any, next_limit: int) -> dict[str, Any]:
     return out
 
 
-def check_daemon(paths: Any, db: Any) -> Check:
-    st = _status(paths, lambda: db, 5)
+def check_daemon(paths: Any, conn: Any) -> Check:
+    st = _status(paths, conn, 5)
     if st["running"]:
         age = st["heartbeat_age_s"]
         if age is not None and age > STALE_HEARTBEAT:

@@ -52,7 +52,7 @@ def daemon_status(ws: Any) -> dict[str, Any]:
     """What `copa daemon status` reports (running, pid, heartbeat)."""
     from copa.scheduler import daemon_status as status
 
-    return status(ws.paths, ws.db)
+    return status(ws.paths, ws.conn)
 
 
 def start_daemon(ws: Any) -> int:

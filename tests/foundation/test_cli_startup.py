@@ -119,3 +119,13 @@ def test_a_scheduler_command_leaves_the_dense_retriever_unloaded(tmp_path):
     assert result["rc"] == 0
     assert "sqlite_utils" in {m.split(".")[0] for m in result["modules"]}  # it did open the database
     assert not [m for m in result["modules"] if m.split(".")[0] in ("numpy", "tokenizers", "wordllama")]
+
+
+def test_daemon_status_reads_the_database_without_sqlite_utils(tmp_path):
+    """`copa daemon status` (and the TUI's Schedules screen, and doctor) read the lock, the heartbeat
+    and the jobs through the plain connection: sqlite-utils (~50 ms) is only for a pending migration."""
+    first = imported_by(["daemon", "status"], tmp_path)  # a fresh home: this one migrates
+    assert first["rc"] == 0
+    again = imported_by(["daemon", "status"], tmp_path)
+    assert again["rc"] == 0
+    assert "sqlite_utils" not in {m.split(".")[0] for m in again["modules"]}

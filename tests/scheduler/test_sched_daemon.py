@@ -197,13 +197,13 @@ def test_missed_runs_after_downtime_run_once_and_at_jobs_fire_once(copa_home, ru
     from copa.workstation import Workstation
 
     with Workstation() as ws:
-        check = check_daemon(ws.paths, ws.db)
+        check = check_daemon(ws.paths, ws.conn)
     assert check.status == "ok" and f"pid {daemons.procs[-1].pid}" in check.detail
     stop = run_copa("daemon", "stop")
     assert stop.returncode == 0 and "stopped the daemon" in stop.stdout
     assert daemons.procs[-1].wait(timeout=10) == 0
     with Workstation() as ws:
-        check = check_daemon(ws.paths, ws.db)
+        check = check_daemon(ws.paths, ws.conn)
     assert check.status == "warn" and "not running, and 3 job(s)" in check.detail
     assert run_copa("daemon", "stop").stdout.strip() == "the daemon is not running"
 

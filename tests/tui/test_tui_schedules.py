@@ -140,11 +140,11 @@ def stop_daemon(ws):
     yield
     from copa.scheduler import daemon_status as status
 
-    st = status(ws.paths, ws.db)
+    st = status(ws.paths, ws.conn)
     if st["running"] and st["pid"]:
         os.kill(int(st["pid"]), signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while status(ws.paths, ws.db)["running"] and time.monotonic() < deadline:
+        while status(ws.paths, ws.conn)["running"] and time.monotonic() < deadline:
             time.sleep(0.1)
 
 
