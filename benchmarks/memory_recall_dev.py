@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from memory_devset import BM25Sessions, BM25Turns, Hits, aggregate, load, score  # noqa: E402
+from memory_devset import BM25Sessions, BM25Turns, Hits, aggregate, load, paired_gap, score  # noqa: E402
 
 from copa.memory import MemoryStore, embeddings  # noqa: E402
 from copa.memory.recall import DEFAULT, search  # noqa: E402
@@ -170,6 +170,7 @@ def main(synthetic=None) -> None:
     took: dict[str, float] = defaultdict(float)
     ingest = defaultdict(float)
     n_turns = 0
+    conversation_of: list[int] = []  # each scored question's conversation, in the order rows are kept
     load_s = {}
     for spec in specs:
         t0 = time.perf_counter()
@@ -186,6 +187,7 @@ def main(synthetic=None) -> None:
             pos = {t.id: i for i, t in enumerate(conv.turns)}
             fed = 0
             for q in conv.questions:
+                conversation_of.append(ci)
                 new = conv.turns[fed:pos[q.asked_at]]
                 fed = pos[q.asked_at]
                 if new:
@@ -252,7 +254,7 @@ def main(synthetic=None) -> None:
         e = embeddings._cache[spec]
         rate = f", {e.embedded / e.embed_s:,.0f} texts/s embedded" if e.embedded else " (all vectors cached)"
         print(f"model {spec}: loaded in {s:.2f} s{rate}")
-    _verdict(results, cats)
+    _verdict(results, cats, rows, conversation_of)
     if prompt_rows:
         print(f"\nevidence in the agent's prompt (copa.agent.context.assemble, a {args.agent_window}-token window; "
               "share of evidence turns whose text the prompt holds)")
@@ -265,17 +267,26 @@ def main(synthetic=None) -> None:
         synthetic(rest)
 
 
-def _verdict(results, cats) -> None:
-    best = [n for n in results if n.startswith("copa ")]
-    for name in best:
-        r = results[name]
-        bt, bs = results["bm25-turns"], results["bm25-sessions"]
-        gap10 = 100 * (r["all"]["r@10"] - bt["all"]["r@10"])
-        gapb = 100 * (r["all"]["budget"] - bt["all"]["budget"])
-        gaps = 100 * (r["all"]["sess@10"] - bs["all"]["sess@10"])
+def _verdict(results, cats, rows, conversation_of: list[int]) -> None:
+    """The issue's targets for each copa row, each gap with its 95 % paired bootstrap interval and the
+    number of conversations in which copa is ahead (memory_devset.paired_gap)."""
+    def gap(name: str, base: str, metric: str) -> str:
+        g, lo, hi, ahead, n = paired_gap([m[metric] for _, m in rows[name]], [m[metric] for _, m in rows[base]],
+                                         conversation_of)
+        return f"{metric} {g:+.1f} [{lo:+.1f}, {hi:+.1f}; ahead in {ahead}/{n}]"
+
+    print("\ngaps in points, [95 % paired bootstrap interval over questions; conversations where the first system is ahead]")
+    for name in (n for n in results if n.startswith("copa ")):
+        r, bt = results[name], results["bm25-turns"]
         lost = [c for c in cats if c != "all" and (r[c]["r@10"] < bt[c]["r@10"] or r[c]["budget"] < bt[c]["budget"])]
-        print(f"{name}: r@10 {gap10:+.1f}, budget {gapb:+.1f} vs bm25-turns; sess@10 {gaps:+.1f} vs bm25-sessions; "
-              f"loses on: {', '.join(lost) or 'none'}")
+        print(f"{name}: {gap(name, 'bm25-turns', 'r@10')}, {gap(name, 'bm25-turns', 'budget')} vs bm25-turns; "
+              f"{gap(name, 'bm25-sessions', 'sess@10')} vs bm25-sessions; loses on: {', '.join(lost) or 'none'}")
+    for name in results:  # a --try row against the defaults of its store, on the same questions
+        words = name.split()
+        if "try" not in words or words.index("try") > 1:
+            continue
+        base = "copa keyword" if words[0] == "try" else f"copa hybrid ({words[0]})"
+        print(f"{name.strip()} vs {base}: " + ", ".join(gap(name, base, m) for m in ("r@10", "budget", "sess@10")))
 
 
 def in_prompt(store, q, texts: dict[str, str], window: int) -> dict[str, float]:
