@@ -139,9 +139,16 @@ def main(synthetic=None) -> None:
                     "model with this context window: the share of evidence turns whose text is in it")
     ap.add_argument("--synthetic", action="store_true", help="also run the generator suite (second suite); "
                     "arguments after '--' go to it")
+    ap.add_argument("--synthetic-only", action="store_true", help="run the generator suite alone (~25 s): a "
+                    "quick check that a recall change keeps it; never a figure to report alone")
     argv = sys.argv[1:]
     rest = argv[argv.index("--") + 1:] if "--" in argv else []
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if args.synthetic_only:
+        if synthetic is None:
+            sys.exit("memory_recall: run benchmarks/memory_recall.py for the generator suite")
+        synthetic(rest)
+        return
     if not args.data.is_dir():
         sys.exit(f"memory_recall: no dev set at {args.data}: pass --data FOLDER")
     convs = load(args.data, args.limit or None, args.seed)
@@ -275,7 +282,8 @@ def _verdict(results, cats, rows, conversation_of: list[int]) -> None:
                                          conversation_of)
         return f"{metric} {g:+.1f} [{lo:+.1f}, {hi:+.1f}; ahead in {ahead}/{n}]"
 
-    print("\ngaps in points, [95 % paired bootstrap interval over questions; conversations where the first system is ahead]")
+    print("\ngaps in points, [95 % paired bootstrap interval over questions; "
+          "conversations where the first system is ahead]")
     for name in (n for n in results if n.startswith("copa ")):
         r, bt = results[name], results["bm25-turns"]
         lost = [c for c in cats if c != "all" and (r[c]["r@10"] < bt[c]["r@10"] or r[c]["budget"] < bt[c]["budget"])]
