@@ -217,4 +217,3 @@ def paired_gap(ours: list[float], theirs: list[float], groups: list[int], *, res
     ahead = sum(v > 0 for v in by_group.values())
     return (100 * sum(diffs) / n, 100 * means[int(0.025 * resamples)], 100 * means[int(0.975 * resamples) - 1],
             ahead, len(by_group))
-
