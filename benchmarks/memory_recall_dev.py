@@ -156,18 +156,21 @@ def main(synthetic=None) -> None:
         convs = sorted(convs, key=lambda c: len(c.turns))[:args.conversations]  # the shortest first
     specs = _dense_specs(args.dense)
     systems: dict[str, tuple[str, object]] = {"copa keyword": ("kw", DEFAULT)}
+    variant_of: dict[str, str] = {}  # a --try row -> the defaults row of its store, compared in the verdict
     if args.ablations:
         systems |= {f"  kw {n}": ("kw", replace(DEFAULT, **ch)) for n, ch in ABLATIONS.items()}
         systems["  kw as landed (before #14)"] = ("kw", replace(DEFAULT, **LANDED))
     for v in args.variants:
         name, _, changes = v.partition(":")
         systems[f"  try {name}"] = ("kw", replace(DEFAULT, **_parse_changes(changes)))
+        variant_of[f"  try {name}"] = "copa keyword"
     for spec in specs:
         systems[f"copa hybrid ({spec})"] = (spec, DEFAULT)
         systems[f"  {spec}: dense alone"] = (spec, "dense-alone")
         for v in args.dense_variants:
             name, _, changes = v.partition(":")
             systems[f"  {spec} try {name}"] = (spec, replace(DEFAULT, **_parse_changes(changes)))
+            variant_of[f"  {spec} try {name}"] = f"copa hybrid ({spec})"
         if args.ablations:
             systems |= {f"  {spec} {n}": (spec, replace(DEFAULT, **ch)) for n, ch in DENSE_ABLATIONS.items()}
         if args.dense_ablations:
@@ -261,7 +264,7 @@ def main(synthetic=None) -> None:
         e = embeddings._cache[spec]
         rate = f", {e.embedded / e.embed_s:,.0f} texts/s embedded" if e.embedded else " (all vectors cached)"
         print(f"model {spec}: loaded in {s:.2f} s{rate}")
-    _verdict(results, cats, rows, conversation_of)
+    _verdict(results, cats, rows, conversation_of, variant_of)
     if prompt_rows:
         print(f"\nevidence in the agent's prompt (copa.agent.context.assemble, a {args.agent_window}-token window; "
               "share of evidence turns whose text the prompt holds)")
@@ -274,7 +277,7 @@ def main(synthetic=None) -> None:
         synthetic(rest)
 
 
-def _verdict(results, cats, rows, conversation_of: list[int]) -> None:
+def _verdict(results, cats, rows, conversation_of: list[int], variant_of: dict[str, str]) -> None:
     """The issue's targets for each copa row, each gap with its 95 % paired bootstrap interval and the
     number of conversations in which copa is ahead (memory_devset.paired_gap)."""
     def gap(name: str, base: str, metric: str) -> str:
@@ -289,11 +292,7 @@ def _verdict(results, cats, rows, conversation_of: list[int]) -> None:
         lost = [c for c in cats if c != "all" and (r[c]["r@10"] < bt[c]["r@10"] or r[c]["budget"] < bt[c]["budget"])]
         print(f"{name}: {gap(name, 'bm25-turns', 'r@10')}, {gap(name, 'bm25-turns', 'budget')} vs bm25-turns; "
               f"{gap(name, 'bm25-sessions', 'sess@10')} vs bm25-sessions; loses on: {', '.join(lost) or 'none'}")
-    for name in results:  # a --try row against the defaults of its store, on the same questions
-        words = name.split()
-        if "try" not in words or words.index("try") > 1:
-            continue
-        base = "copa keyword" if words[0] == "try" else f"copa hybrid ({words[0]})"
+    for name, base in variant_of.items():  # a --try row against its store's defaults, same questions
         print(f"{name.strip()} vs {base}: " + ", ".join(gap(name, base, m) for m in ("r@10", "budget", "sess@10")))
 
 

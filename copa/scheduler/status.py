@@ -16,12 +16,9 @@ STALE_HEARTBEAT = 60.0  # seconds: the daemon writes one every 10
 
 def daemon_status(paths: Any, conn: Any, next_limit: int = 5) -> dict[str, Any]:
     """``paths``: copa's folders (the lock file, the database file); ``conn``: the database's plain
-    sqlite3 connection (the workstation's ``conn``: reading status needs no sqlite-utils)."""
-    return _status(paths, conn, next_limit)
+    sqlite3 connection (the workstation's ``conn``: reading status needs no sqlite-utils).
 
-
-def _status(paths: Any, conn: Any, next_limit: int) -> dict[str, Any]:
-    """What the lock, the PID and the heartbeat say together. ``state``: ``running``, ``stopped``,
+    What the lock, the PID and the heartbeat say together. ``state``: ``running``, ``stopped``,
     ``stale`` (a lock file or a held lock whose PID is gone: "not running (stale lock from PID n)")
     or ``unresponsive`` (the PID lives and holds the lock, but its heartbeat is older than 60 s)."""
     lock = paths.daemon_lock_file
@@ -57,7 +54,7 @@ def _status(paths: Any, conn: Any, next_limit: int) -> dict[str, Any]:
 
 
 def check_daemon(paths: Any, conn: Any) -> Check:
-    st = _status(paths, conn, 5)
+    st = daemon_status(paths, conn)
     if st["running"]:
         age = st["heartbeat_age_s"]
         if age is not None and age > STALE_HEARTBEAT:

@@ -66,7 +66,8 @@ def test_detail_history_edit_pin_and_forget(ws, seeded):
             app.screen.query_one("#memories").focus()
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, MemoryDetailScreen), what="the detail view")
-            text = screen_text(app)
+            text = await wait_for(pilot, lambda: "History of" in screen_text(app) and screen_text(app),
+                                  what="the detail view painted")
             assert "History of user.home_city" in text
             assert "I live in Lisbon" in text and "until 2025-03-01 09:00" in text  # the superseded value
             # edit
@@ -107,13 +108,13 @@ def test_knowledge_apart_from_conversation_with_a_toggle(ws, seeded):
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.screen.searches, what="the first listing")
             assert len(rows(app)) == 4 and not any("decaf" in r.lower() for r in rows(app))  # knowledge only
-            assert "(knowledge)" in screen_text(app)
+            await wait_for(pilot, lambda: "(knowledge)" in screen_text(app), what="the knowledge label painted")
             await pilot.press("down")  # from the search into the results
             assert app.focused.id == "memories"
             await pilot.press("v")
             await wait_for(pilot, lambda: rows(app) == ["Decaf: you slept badly.", "decaf or regular this morning?"],
                            what="the conversation view")
-            assert "(conversation)" in screen_text(app)
+            await wait_for(pilot, lambda: "(conversation)" in screen_text(app), what="the conversation label")
             await pilot.press("v")
             await wait_for(pilot, lambda: len(rows(app)) == 6, what="everything")
 
@@ -164,7 +165,9 @@ def test_subject_prefix_as_of_and_show_replaced_match_the_cli(ws, seeded):
                            what="the subject prefix")
             app.screen.query_one("#replaced").value = True
             await wait_for(pilot, lambda: "I live in Lisbon" in rows(app), what="the replaced value")
-            assert "replaced" in screen_text(app).split("I live in Lisbon", 1)[1][:200]
+            await wait_for(pilot, lambda: "I live in Lisbon" in screen_text(app)
+                           and "replaced" in screen_text(app).split("I live in Lisbon", 1)[1][:200],
+                           what="the replaced mark painted on its row")
             app.screen.query_one("#replaced").value = False
             subject.value = ""
             asof = app.screen.query_one("#as-of")
@@ -192,7 +195,8 @@ def test_at_80_columns_memory_text_wraps_and_labels_fit(ws, seeded):
             await wait_for(pilot, lambda: "last week" in screen_text(app), what="the label")
             app.screen.query_one("#since", Select).value = ""
             await wait_for(pilot, lambda: long in rows(app)[0] if rows(app) else False, what="the long row")
-            text = screen_text(app)
+            text = await wait_for(pilot, lambda: "bring the warranty card" in screen_text(app) and screen_text(app),
+                                  what="the long row painted")
             assert "The plumber comes on Thursday" in text and "bring the warranty card" in text  # wrapped, whole
             assert "last week" not in text
 
