@@ -130,7 +130,19 @@ def synthetic_main(argv: list[str]) -> None:
     ap.add_argument("--sessions", type=int, default=120, help="sessions per dataset")
     ap.add_argument("--no-ablations", dest="ablations", action="store_false", help="skip the ablation rows")
     ap.add_argument("--no-dense", dest="dense", action="store_false", help="skip the dense retriever rows")
+    ap.add_argument("--try", dest="variants", action="append", default=[], metavar="NAME:FIELD=V,...",
+                    help="an extra row with these RecallOptions changes, on the keyword store and (with the "
+                    "extra) on the dense one (repeatable)")
     args = ap.parse_args(argv)
+    # The dev set's conversation steps switched off one at a time, and the store as it was before
+    # them: the steps were chosen on the dev set, so this suite is where a cost of theirs shows.
+    from memory_recall_dev import ABLATIONS as DEV_ABLATIONS
+    from memory_recall_dev import LANDED, parse_changes
+    variants = {f"try {name}": parse_changes(changes)
+                for name, _, changes in (v.partition(":") for v in args.variants)}
+    kw_rows = (ABLATIONS | {f"kw {n}": ch for n, ch in DEV_ABLATIONS.items()}
+               | {"kw as landed (before #14)": LANDED} if args.ablations else {}) | variants
+    dense_rows = (DENSE_ABLATIONS if args.ablations else {}) | {f"dense {n}": ch for n, ch in variants.items()}
     systems: dict[str, list] = defaultdict(list)
     dense = args.dense and embeddings.available()
     if args.dense and not dense:
@@ -148,27 +160,24 @@ def synthetic_main(argv: list[str]) -> None:
             systems["fts5+porter"].append(evaluate(ds, lambda q, k, b=porter: b.search(q.text, k)))
             with load_store(ds, Path(tmp) / f"s{seed}.db") as store:
                 systems["copa store"].append(evaluate(ds, store_retriever(store, DEFAULT)))
-                if args.ablations:
-                    for name, change in ABLATIONS.items():
-                        systems[f"  {name}"].append(evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
+                for name, change in kw_rows.items():
+                    systems[f"  {name}"].append(evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
             if dense:
                 with load_store(ds, Path(tmp) / f"d{seed}.db", "static") as store:
                     systems["copa store + dense"].append(evaluate(ds, store_retriever(store, DEFAULT)))
                     systems["  dense alone"].append(evaluate(ds, dense_retriever(store)))
-                    if args.ablations:
-                        for name, change in DENSE_ABLATIONS.items():
-                            systems[f"  {name}"].append(
-                                evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
+                    for name, change in dense_rows.items():
+                        systems[f"  {name}"].append(evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
     results = {name: merge(rs) for name, rs in systems.items()}
     types = list(results["fts5"])
     print(f"memory_recall: {args.seeds} datasets, {n_turns} turns, {n_q} questions "
           f"({time.perf_counter() - t0:.1f} s)")
-    head = f"{'system':<28}" + "".join(f"{t + ' @5/@10':>22}" for t in types) + f"{'all @5/@10':>16}"
+    head = f"{'system':<40}" + "".join(f"{t + ' @5/@10':>22}" for t in types) + f"{'all @5/@10':>16}"
     print(head)
     for name, res in results.items():
         cells = "".join(f"{res[t][5]:>14.2f} / {res[t][10]:.2f}" for t in types)
         allk = {k: sum(res[t][k] for t in types) / len(types) for k in KS}
-        print(f"{name:<28}{cells}{allk[5]:>9.2f} / {allk[10]:.2f}")
+        print(f"{name:<40}{cells}{allk[5]:>9.2f} / {allk[10]:.2f}")
     name = "copa store + dense" if dense else "copa store"
     store = results[name]
     best = {t: max(results["fts5"][t][5], results["fts5+porter"][t][5]) for t in types}

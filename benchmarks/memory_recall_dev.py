@@ -162,14 +162,14 @@ def main(synthetic=None) -> None:
         systems["  kw as landed (before #14)"] = ("kw", replace(DEFAULT, **LANDED))
     for v in args.variants:
         name, _, changes = v.partition(":")
-        systems[f"  try {name}"] = ("kw", replace(DEFAULT, **_parse_changes(changes)))
+        systems[f"  try {name}"] = ("kw", replace(DEFAULT, **parse_changes(changes)))
         variant_of[f"  try {name}"] = "copa keyword"
     for spec in specs:
         systems[f"copa hybrid ({spec})"] = (spec, DEFAULT)
         systems[f"  {spec}: dense alone"] = (spec, "dense-alone")
         for v in args.dense_variants:
             name, _, changes = v.partition(":")
-            systems[f"  {spec} try {name}"] = (spec, replace(DEFAULT, **_parse_changes(changes)))
+            systems[f"  {spec} try {name}"] = (spec, replace(DEFAULT, **parse_changes(changes)))
             variant_of[f"  {spec} try {name}"] = f"copa hybrid ({spec})"
         if args.ablations:
             systems |= {f"  {spec} {n}": (spec, replace(DEFAULT, **ch)) for n, ch in DENSE_ABLATIONS.items()}
@@ -307,7 +307,7 @@ def in_prompt(store, q, texts: dict[str, str], window: int) -> dict[str, float]:
     return {"prompt": sum(texts[e].strip()[:120] in prompt for e in q.evidence) / len(q.evidence)}
 
 
-def _parse_changes(text: str) -> dict:
+def parse_changes(text: str) -> dict:
     out = {}
     for part in filter(None, text.split(",")):
         k, v = part.split("=")
