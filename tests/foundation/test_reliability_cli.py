@@ -170,8 +170,11 @@ def test_each_documented_exit_code_has_a_case(copa_home, run_copa, tmp_path, cap
     # 130: Ctrl-C while a command waits (an import reading a FIFO that nobody writes)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
+    # Ctrl-C's default action, whatever this test inherited: a shell starts a background job with
+    # SIGINT ignored, Python then keeps it ignored, and the import would wait for the FIFO forever.
     proc = subprocess.Popen([sys.executable, "-m", "copa", "memory", "import", str(fifo)], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not _blocked_in_open(proc.pid):
         time.sleep(0.05)
