@@ -4,7 +4,8 @@ designing, so its figures do not carry over to conversations nobody here wrote).
 
     .venv/bin/python benchmarks/memory_recall.py --limit 300          # quick: 300 sampled questions
     .venv/bin/python benchmarks/memory_recall.py                      # all 1,360 questions
-    .venv/bin/python benchmarks/memory_recall.py --synthetic --seeds 1 --no-ablations
+    .venv/bin/python benchmarks/memory_recall.py --synthetic-only -- --seeds 5   # the generator alone
+    .venv/bin/python benchmarks/memory_recall.py --synthetic-only -- --try "x0.7:session=1.05,session_index=0.7"
 
 The dataset comes from benchmarks/memory_dataset.py (multi-session conversations over months with
 planted, changing, two-session, date and assistant-said facts among distractors that share their
@@ -13,7 +14,9 @@ words). Every turn is one document for everyone. Baselines built here, in the sa
   fts5+porter the same with the porter stemmer (what the store's index uses)
 recall@k = share of a question's evidence turns found in the top k, averaged per type.
 Ablations switch off one recall step at a time (copa.memory.recall.RecallOptions) to show what
-each one is worth. With copa[embeddings] installed, the store is also measured with its dense
+each one is worth; the dev set's conversation steps (rows "kw ...") and the store as it was before
+them are among them, since this suite is where their cost shows (docs/benchmarks.md, round 8).
+With copa[embeddings] installed, the store is also measured with its dense
 retriever ("copa store + dense"), the dense retriever alone, and ablations of the fusion.
 """
 
