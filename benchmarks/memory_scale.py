@@ -200,8 +200,10 @@ def main() -> None:
               + (f"  embedded {r['embed_rps']:,.0f}/s" if r["embed_rps"] else ""), flush=True)
         print(f"{'':>10} search --sessions: p50 {r['sessions_p50']:.1f} ms, p95 {r['sessions_p95']:.1f} ms", flush=True)
     big = results[-1]
-    print(f"targets: ingest >= 20,000/s: {'met' if all(r['ingest_rps'] >= 20000 for r in results) else 'NOT met'}; "
-          f"search p95 <= 30 ms at {big['size']:,} (keyword): {'met' if big['p95'] <= 30 else 'NOT met'}")
+    # The keyword store's own target (30 ms at the largest size) says nothing of a dense run's search.
+    keyword = f"; search p95 <= 30 ms at {big['size']:,} (keyword): {'met' if big['p95'] <= 30 else 'NOT met'}"
+    print(f"targets: ingest >= 20,000/s: {'met' if all(r['ingest_rps'] >= 20000 for r in results) else 'NOT met'}"
+          + (keyword if args.embeddings == "off" else ""))
     at100k = [r for r in results if r["size"] == 100_000]
     if at100k:  # issue 14: 20 ms keyword-only, 50 ms with the dense retriever, at 100k memories
         limit = 20 if args.embeddings == "off" else 50
