@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from memory_dataset import Dataset, build  # noqa: E402
+from memory_recall_dev import ABLATIONS as DEV_ABLATIONS  # noqa: E402
+from memory_recall_dev import LANDED, main, parse_variant  # noqa: E402
 
 from copa.memory import MemoryStore, embeddings  # noqa: E402
 from copa.memory.recall import DEFAULT, RecallOptions, search  # noqa: E402
@@ -137,15 +139,18 @@ def synthetic_main(argv: list[str]) -> None:
                     help="an extra row with these RecallOptions changes, on the keyword store and (with the "
                     "extra) on the dense one (repeatable)")
     args = ap.parse_args(argv)
-    # The dev set's conversation steps switched off one at a time, and the store as it was before
-    # them: the steps were chosen on the dev set, so this suite is where a cost of theirs shows.
-    from memory_recall_dev import ABLATIONS as DEV_ABLATIONS
-    from memory_recall_dev import LANDED, parse_changes
-    variants = {f"try {name}": parse_changes(changes)
-                for name, _, changes in (v.partition(":") for v in args.variants)}
-    kw_rows = (ABLATIONS | {f"kw {n}": ch for n, ch in DEV_ABLATIONS.items()}
-               | {"kw as landed (before #14)": LANDED} if args.ablations else {}) | variants
-    dense_rows = (DENSE_ABLATIONS if args.ablations else {}) | {f"dense {n}": ch for n, ch in variants.items()}
+    kw_rows: dict[str, RecallOptions] = {}
+    dense_rows: dict[str, RecallOptions] = {}
+    if args.ablations:
+        kw_rows |= {n: replace(DEFAULT, **ch) for n, ch in ABLATIONS.items()}
+        # The dev set's conversation steps switched off one at a time, and the store as it was before
+        # them: the steps were chosen on the dev set, so this suite is where a cost of theirs shows.
+        kw_rows |= {f"kw {n}": replace(DEFAULT, **ch) for n, ch in DEV_ABLATIONS.items()}
+        kw_rows["kw as landed (before #14)"] = replace(DEFAULT, **LANDED)
+        dense_rows |= {n: replace(DEFAULT, **ch) for n, ch in DENSE_ABLATIONS.items()}
+    for name, opts in map(parse_variant, args.variants):
+        kw_rows[f"try {name}"] = opts
+        dense_rows[f"dense try {name}"] = opts
     systems: dict[str, list] = defaultdict(list)
     dense = args.dense and embeddings.available()
     if args.dense and not dense:
@@ -163,14 +168,14 @@ def synthetic_main(argv: list[str]) -> None:
             systems["fts5+porter"].append(evaluate(ds, lambda q, k, b=porter: b.search(q.text, k)))
             with load_store(ds, Path(tmp) / f"s{seed}.db") as store:
                 systems["copa store"].append(evaluate(ds, store_retriever(store, DEFAULT)))
-                for name, change in kw_rows.items():
-                    systems[f"  {name}"].append(evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
+                for name, opts in kw_rows.items():
+                    systems[f"  {name}"].append(evaluate(ds, store_retriever(store, opts)))
             if dense:
                 with load_store(ds, Path(tmp) / f"d{seed}.db", "static") as store:
                     systems["copa store + dense"].append(evaluate(ds, store_retriever(store, DEFAULT)))
                     systems["  dense alone"].append(evaluate(ds, dense_retriever(store)))
-                    for name, change in dense_rows.items():
-                        systems[f"  {name}"].append(evaluate(ds, store_retriever(store, replace(DEFAULT, **change))))
+                    for name, opts in dense_rows.items():
+                        systems[f"  {name}"].append(evaluate(ds, store_retriever(store, opts)))
     results = {name: merge(rs) for name, rs in systems.items()}
     types = list(results["fts5"])
     print(f"memory_recall: {args.seeds} datasets, {n_turns} turns, {n_q} questions "
@@ -191,6 +196,4 @@ def synthetic_main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from memory_recall_dev import main
-
     main(synthetic_main)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_devset import BM25Sessions, BM25Turns, Hits, aggregate, load, paired_gap, score  # noqa: E402
 
 from copa.memory import MemoryStore, embeddings  # noqa: E402
-from copa.memory.recall import DEFAULT, search  # noqa: E402
+from copa.memory.recall import DEFAULT, RecallOptions, search  # noqa: E402
 from copa.memory.sessions import search_sessions  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "memory-dev"
@@ -160,16 +160,14 @@ def main(synthetic=None) -> None:
     if args.ablations:
         systems |= {f"  kw {n}": ("kw", replace(DEFAULT, **ch)) for n, ch in ABLATIONS.items()}
         systems["  kw as landed (before #14)"] = ("kw", replace(DEFAULT, **LANDED))
-    for v in args.variants:
-        name, _, changes = v.partition(":")
-        systems[f"  try {name}"] = ("kw", replace(DEFAULT, **parse_changes(changes)))
+    for name, opts in map(parse_variant, args.variants):
+        systems[f"  try {name}"] = ("kw", opts)
         variant_of[f"  try {name}"] = "copa keyword"
     for spec in specs:
         systems[f"copa hybrid ({spec})"] = (spec, DEFAULT)
         systems[f"  {spec}: dense alone"] = (spec, "dense-alone")
-        for v in args.dense_variants:
-            name, _, changes = v.partition(":")
-            systems[f"  {spec} try {name}"] = (spec, replace(DEFAULT, **parse_changes(changes)))
+        for name, opts in map(parse_variant, args.dense_variants):
+            systems[f"  {spec} try {name}"] = (spec, opts)
             variant_of[f"  {spec} try {name}"] = f"copa hybrid ({spec})"
         if args.ablations:
             systems |= {f"  {spec} {n}": (spec, replace(DEFAULT, **ch)) for n, ch in DENSE_ABLATIONS.items()}
@@ -307,13 +305,15 @@ def in_prompt(store, q, texts: dict[str, str], window: int) -> dict[str, float]:
     return {"prompt": sum(texts[e].strip()[:120] in prompt for e in q.evidence) / len(q.evidence)}
 
 
-def parse_changes(text: str) -> dict:
-    out = {}
+def parse_variant(spec: str) -> tuple[str, RecallOptions]:
+    """A ``--try`` row, ``NAME:FIELD=V,...``: its name and the defaults with those fields changed."""
+    name, _, text = spec.partition(":")
+    changes = {}
     for part in filter(None, text.split(",")):
         k, v = part.split("=")
         cur = getattr(DEFAULT, k.strip())
-        out[k.strip()] = (v.strip().lower() in ("1", "true", "yes")) if isinstance(cur, bool) else type(cur)(v)
-    return out
+        changes[k.strip()] = (v.strip().lower() in ("1", "true", "yes")) if isinstance(cur, bool) else type(cur)(v)
+    return name, replace(DEFAULT, **changes)
 
 
 def _dense_specs(arg: str) -> list[str]:
