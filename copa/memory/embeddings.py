@@ -70,6 +70,7 @@ _WHOLE_WORD = re.compile(r"^\u2581([^\W\d_]{3,})$", re.MULTILINE)
 # static model embeds ~7,000 texts a second; MiniLM ~14, so its 256 would block a search for 18 s.
 CATCH_UP = {"static": 256, "minilm": 16}
 WIDEN_AT = 64  # texts in one call from which the static model's table is widened to float32 for good
+FEW = 8  # texts in one call (a question, its words' neighbours) looked up in the piece cache first
 
 
 class StaticEmbedder:
@@ -80,19 +81,39 @@ class StaticEmbedder:
 
     def __init__(self, weights: Path, tokenizer: Path, cache_dir: Path | None = None):
         import numpy as np
-        from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
+        from safetensors import safe_open
+
+        from copa.memory.pieces import PieceCache
 
         self._np = np
-        # Kept as stored (float16): widening the whole table to float32 took 38 ms of every one-shot
-        # command that searches, which embeds one question. A batch widens it once (exact either way:
-        # float16 -> float32 loses nothing, and the sums are float32 in both cases).
-        self._table = load_file(str(weights))["embedding.weight"]
-        self._tok = Tokenizer.from_file(str(tokenizer))
-        self._tok.no_padding()  # each text is pooled on its own: no padded token is ever summed
-        self._tok.no_truncation()
+        # The table is read row by row while a question's pieces come from the cache (a one-shot
+        # command embeds a few short texts), and whole once a text needs the tokenizer: loading it
+        # takes ~10 ms. Kept as stored (float16): widening it to float32 took 38 ms more (a batch
+        # widens it once; exact either way: the sums are float32 in both cases).
+        self._weights = safe_open(str(weights), framework="numpy")
+        self._table: np.ndarray | None = None
+        self._vocab_size = self._weights.get_slice("embedding.weight").get_shape()[0]
+        self._tokenizer_file = tokenizer
+        self._tok = None  # loaded at the first text whose pieces are not all cached (copa/memory/pieces.py)
         self._lock = threading.Lock()  # a tokenizers.Tokenizer is not documented as thread-safe
         self._words_file = _derived_file(cache_dir, "words", weights, tokenizer)
+        self._pieces = PieceCache(_derived_file(cache_dir, "pieces", weights, tokenizer, suffix=".sqlite"))
+
+    def _tokenizer(self):
+        """The tokenizer, loaded at first use (``Tokenizer.from_file``: 40-70 ms); call under the lock."""
+        if self._tok is None:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self._tokenizer_file))
+            tok.no_padding()  # each text is pooled on its own: no padded token is ever summed
+            tok.no_truncation()
+            self._tok = tok
+        return self._tok
+
+    def _whole_table(self):
+        if self._table is None:
+            self._table = self._weights.get_tensor("embedding.weight")
+        return self._table
 
     def neighbours(self, word: str, k: int, min_sim: float) -> list[str]:
         """Whole words of the vocabulary closest in meaning to ``word`` (kitten for cat)."""
@@ -114,42 +135,87 @@ class StaticEmbedder:
         cached = _read_word_table(np, self._words_file, self.dim)
         if cached is not None:
             return cached
-        vocab = self._tok.get_vocab()
+        vocab = self._tokenizer().get_vocab()  # the caller holds the lock
         words = [w for w in _WHOLE_WORD.findall("\n".join(vocab)) if w.islower()]
         ids = np.fromiter((vocab["\u2581" + w] for w in words), np.int64, len(words))
-        table = self._table[ids].astype(np.float32)
+        table = self._whole_table()[ids].astype(np.float32)
         norms = np.sqrt(np.einsum("ij,ij->i", table, table))[:, None]  # np.linalg.norm took 8 ms more
         vecs = table / np.maximum(norms, 1e-9)
         _write_word_table(np, self._words_file, words, vecs)
         return words, vecs
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        np = self._np
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
+        texts = list(texts)
         with self._lock:
-            encodings = self._tok.encode_batch(list(texts), add_special_tokens=False)
-        if len(encodings) > WIDEN_AT and self._table.dtype != np.float32:
-            with self._lock:  # gathering float32 rows is 4x faster than float16 ones
-                self._table = np.ascontiguousarray(self._table, dtype=np.float32)
-        table, out = self._table, np.zeros((len(encodings), self.dim), np.float32)
-        last = table.shape[0] - 1
-        for i, e in enumerate(encodings):  # per text: 10x faster than np.add.reduceat over all tokens
-            ids = e.ids
-            if ids:
-                out[i] = table[np.minimum(ids, last)].sum(axis=0, dtype=np.float32)
+            # A few texts without the tokenizer loaded (a one-shot command's question and its words):
+            # their pieces' ids may be cached; everything else goes to the tokenizer.
+            ids = self._pieces.ids(texts) if texts and len(texts) <= FEW and self._tok is None else None
+            if ids is None:
+                ids = self._encode(texts)
+            table = self._table_for(ids)
+        return self._embed_ids(ids, table)
+
+    @property
+    def tokenizer_loaded(self) -> bool:
+        return self._tok is not None
+
+    def embed_if_cached(self, texts: list[str]) -> np.ndarray | None:
+        """``embed(texts)`` when the tokenizer is loaded or every piece of them is cached, else None
+        without loading it (a one-shot search leaves a few new memories for later rather than pay)."""
+        texts = list(texts)
+        with self._lock:
+            ids = self._encode(texts) if self._tok is not None else self._pieces.ids(texts)
+            if ids is None:
+                return None
+            table = self._table_for(ids)
+        return self._embed_ids(ids, table)
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids by the tokenizer, whose pieces are then kept; call under the lock."""
+        tok = self._tokenizer()
+        ids = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+        self._pieces.learn(tok, texts)
+        if len(texts) > WIDEN_AT and self._whole_table().dtype != self._np.float32:
+            self._table = self._np.ascontiguousarray(self._table, dtype=self._np.float32)  # 4x faster to gather
+        return ids
+
+    def _table_for(self, ids: list[list[int]]):
+        """The whole table when it is loaded, else the rows these ids need; call under the lock."""
+        return self._table if self._table is not None else self._rows({i for one in ids for i in one})
+
+    def _embed_ids(self, ids: list[list[int]], table) -> np.ndarray:
+        """Unit vectors of the sum (so of the mean) of each text's token vectors."""
+        np = self._np
+        out = np.zeros((len(ids), self.dim), np.float32)
+        last = self._vocab_size - 1
+        for i, one in enumerate(ids):  # per text: 10x faster than np.add.reduceat over all tokens
+            if one:
+                out[i] = _gather(np, table, np.minimum(one, last)).sum(axis=0, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms
 
+    def _rows(self, ids: set[int]) -> dict[int, np.ndarray]:
+        """The table's rows ``ids``, read one by one (a question's few tokens, without the whole table)."""
+        rows = self._weights.get_slice("embedding.weight")
+        return {i: rows[i:i + 1][0] for i in {min(i, self._vocab_size - 1) for i in ids}}
 
-def _derived_file(cache_dir: Path | None, what: str, *sources: Path) -> Path | None:
+
+def _gather(np, table, ids):
+    """Rows ``ids`` of a table or of the dict ``_rows`` read: the same values in the same order, so
+    the sums are the same to the bit either way."""
+    if isinstance(table, dict):
+        return np.stack([table[int(i)] for i in ids])
+    return table[ids]
+
+
+def _derived_file(cache_dir: Path | None, what: str, *sources: Path, suffix: str = "") -> Path | None:
     """A file in ``cache_dir`` for data derived from ``sources``, named after their sizes and
     modification times: an upgraded model gets a new file, never a stale one."""
     if cache_dir is None:
         return None
     stamp = hashlib.sha256(repr([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sources]).encode())
-    return Path(cache_dir) / "embeddings" / f"{what}-{stamp.hexdigest()[:16]}"
+    return Path(cache_dir) / "embeddings" / f"{what}-{stamp.hexdigest()[:16]}{suffix}"
 
 
 def _read_word_table(np, base: Path | None, dim: int):

@@ -13,7 +13,7 @@ from copa.memory.model import SELECT_COLS, Memory, now_utc, row_to_memory
 
 
 class ForgetMixin:
-    """Uses MemoryStore's plumbing: _read, _write, _get, _insert_batch, _unlink, _conn, _lock, path."""
+    """Uses MemoryStore's plumbing: _read, _write, _get, _insert_batch, _unlink, _conn, _lock, path, cache_dir."""
 
     # ---- forgetting -----------------------------------------------------------------------------
     def forget(self, id: str, *, history: bool = False) -> int:
@@ -95,8 +95,12 @@ class ForgetMixin:
     def purge(self) -> None:
         """Make deletions physical: FTS5 keeps deleted terms in old index segments until they are
         merged ('optimize' rewrites them; secure_delete zeroes the freed pages), and the WAL still holds
-        old page images until it is checkpointed and truncated."""
+        old page images until it is checkpointed and truncated. The static model's piece cache holds
+        words of memories (copa/memory/pieces.py): it is deleted, and filled again as memories are embedded."""
+        from copa.memory import pieces
+
         with self._lock:
             self._conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
             self._conn.execute("INSERT INTO memory_sessions_fts(memory_sessions_fts) VALUES ('optimize')")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pieces.forget_all(self.cache_dir)

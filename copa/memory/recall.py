@@ -197,8 +197,10 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
             cap_terms(store.conn, q, opts.max_terms)
     if store.vectors is not None and opts.synonyms and hasattr(store.vectors.embedder, "neighbours"):
         _add_synonyms(store.vectors.embedder, q, opts)  # a static model's vocabulary holds word neighbours
+    qv = None
     if store.vectors is not None and opts.dense and (query or "").strip():
-        store.vectors.catch_up(store, min(opts.catch_up, store.vectors.catch_up_limit))
+        qv = store.vectors.query_vector(query)  # first: when it loads the tokenizer, the catch-up uses it too
+        store.vectors.catch_up(store, min(opts.catch_up, store.vectors.catch_up_limit), defer=True)
     with store._lock:
         c = store.conn
         weights = idf(c, q.stems + [a for alts in (*q.alts.values(), *q.synonyms.values()) for a in alts])
@@ -206,9 +208,7 @@ def search(store: MemoryStore, query: str, *, limit: int = 10, kinds=None, as_of
         _fetch_keywords(c, q, weights, pool, kinds, opts, limit)
         if q.windows:
             _fetch_windows(c, q.windows, pool, kinds, opts)
-        qv = None
-        if store.vectors is not None and opts.dense and query.strip():
-            qv = store.vectors.query_vector(query)
+        if qv is not None:
             near = store.vectors.similar(c, qv, opts.dense_pool)
             _fetch_pks(c, [pk for pk, sim in near.items() if sim >= opts.dense_min], pool, kinds, "dense")
         if not pool:

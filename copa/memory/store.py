@@ -96,7 +96,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         installed), 'static' (on, or an error) or 'off'/None (keyword recall only). ``warm_dir``:
         the state folder where the daemon may serve recall with its model loaded; a search asks
         it before loading the model here (copa/memory/warm.py). ``cache_dir``: where the model may
-        keep data derived from it between processes (the static model's word table)."""
+        keep data derived from it between processes (the static model's word table and piece cache)."""
         from copa.db import connect
         from copa.memory import embeddings as emb
 
@@ -111,6 +111,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         self._migrate()
         self.vectors = None
         self.warm_dir = Path(warm_dir) if warm_dir is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         if kind is not None:
             from copa.memory.vectors import VectorIndex
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 BATCH = 2_000  # texts embedded per statement while back-filling
 CATCH_UP = 256  # new memories a search embeds before it runs (the rest stay keyword-only until later)
+DEFER_BELOW = 32  # new memories a search may leave for later when embedding them would load a tokenizer
 
 
 class VectorIndex:
@@ -63,14 +64,18 @@ class VectorIndex:
         return embeddings.model_name(self.kind)  # known without loading the model
 
     # ---- writing (inside the caller's transaction) ----------------------------------------------
-    def add_rows(self, c: sqlite3.Connection, rows: list[tuple[int, str]], replace: bool = True) -> int:
-        """Embed (pk, text) rows and store their vectors. With ``replace``, older vectors of the same
-        memories are deleted first (explicitly: REPLACE would not fire the deletion counter)."""
+    def add_rows(self, c: sqlite3.Connection, rows: list[tuple[int, str]], replace: bool = True,
+                 vecs: np.ndarray | None = None) -> int:
+        """Embed (pk, text) rows (unless their ``vecs`` are given) and store their vectors. With
+        ``replace``, older vectors of the same memories are deleted first (explicitly: REPLACE would
+        not fire the deletion counter)."""
         if not rows:
             return 0
         import numpy as np
 
-        vecs = self.embedder.embed([t for _, t in rows]).astype(np.float16)
+        if vecs is None:
+            vecs = self.embedder.embed([t for _, t in rows])
+        vecs = vecs.astype(np.float16)
         if replace:
             c.executemany("DELETE FROM memory_vectors WHERE pk = ?", [(pk,) for pk, _ in rows])
         c.executemany("INSERT INTO memory_vectors(pk, model, vec) VALUES (?, ?, ?)",
@@ -83,12 +88,18 @@ class VectorIndex:
         rows = c.execute("SELECT pk, text FROM memories WHERE pk > ?", (last_pk,)).fetchall()
         return self.add_rows(c, rows, replace=False)
 
-    def catch_up(self, store, limit: int = CATCH_UP) -> int:
+    def catch_up(self, store, limit: int = CATCH_UP, defer: bool = False) -> int:
         """Embed up to ``limit`` memories that lack a vector (one committed batch): what a dense
         search does first, so new memories join the dense side within a search or two while
         writing never loads the model. The newest are found with two index lookups; after a vector
         was removed (an edit, by any process, since this store opened) the whole table is checked
-        once. Older gaps (memories stored with the retriever off) are ``copa memory embed``'s job."""
+        once. Older gaps (memories stored with the retriever off) are ``copa memory embed``'s job.
+
+        ``defer`` (a search): fewer than ``DEFER_BELOW`` new memories whose words the model has
+        not cached are left for later rather than load its tokenizer for them (40-70 ms of a fresh
+        process, which a question in known words does not otherwise pay: copa/memory/pieces.py).
+        They stay found by keywords until a search that loads the tokenizer anyway, a larger
+        backlog, the daemon or ``copa memory embed`` embeds them."""
         removed = store._read("SELECT removed FROM memory_vectors_state")[0][0]
         if self._removed_checked is None:
             self._removed_checked = removed
@@ -104,8 +115,14 @@ class VectorIndex:
                 self._removed_checked = removed
         if not rows:
             return 0
+        vecs = None
+        embedder = self.embedder
+        if defer and len(rows) < DEFER_BELOW and hasattr(embedder, "embed_if_cached"):
+            vecs = embedder.embed_if_cached([t for _, t in rows])
+            if vecs is None:
+                return 0
         with store._write() as c:
-            return self.add_rows(c, rows)
+            return self.add_rows(c, rows, vecs=vecs)
 
     @staticmethod
     def missing(c: sqlite3.Connection, model: str, limit: int) -> list[tuple[int, str]]:
