@@ -150,6 +150,13 @@ def _recall_query(message: str) -> str:
     return message[:RECALL_QUERY_CHARS]
 
 
+def recall_request(message: str, *, session_id: str, recall_limit: int, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The memory search ``assemble`` makes for ``message``: (query, keyword arguments), so that a
+    caller can start it ahead with the very same arguments (MemoryStore.prefetch)."""
+    return _recall_query(message), {"limit": recall_limit + MAX_EPISODES + 6, "exclude_session": session_id,
+                                    "asked_at": now}
+
+
 def _fit_tools(tools: list[Any], room: int) -> tuple[list[Any], int]:
     """The tools, in order, whose schemas fit in ``room`` tokens (the memory tools come first)."""
     kept, used = [], 0
@@ -235,10 +242,9 @@ def assemble(memory: Any, message: str, *, session_id: str, window: int, answer_
         ctx.spent["tasks"] = n
     t1 = time.perf_counter()
     shown = {u["id"] for u in used} | exclude
-    query = _recall_query(message)
     # asked_at: "last week" in the message means the week before ``now`` (a replayed history too)
-    hits = mem.search(query, limit=recall_limit + MAX_EPISODES + 6, exclude_session=session_id,
-                      asked_at=now) if query.strip() else []
+    query, search_args = recall_request(message, session_id=session_id, recall_limit=recall_limit, now=now)
+    hits = mem.search(query, **search_args) if query.strip() else []
     ctx.timing["recall_ms"] = (time.perf_counter() - t1) * 1000
     facts, episodes = [], []
     turns_shown: set[str] = set()  # a turn is shown once, as a hit or as the context of one

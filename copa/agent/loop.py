@@ -18,10 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from copa.agent.context import assemble
+from copa.agent.context import assemble, recall_request
 from copa.errors import ContextOverflowError, ProviderError
 from copa.providers.tokens import PER_MESSAGE, cut_to_tokens, estimate_tokens
 from copa.providers.types import STOP_CANCELLED, ChatRequest, Event, Message, Reply, ToolCall, Usage
@@ -149,8 +149,20 @@ class Agent:
 
             raise ProviderError("no model is configured", hint=CONFIGURE_HINT)
         spec = models.get(model)
-        models.warm()
         session_id = session_id or new_session_id()
+        now = datetime.now(UTC)
+        if use_memory and cfg.get("memory.prefetch") and hasattr(memory, "prefetch"):
+            # Before any thread starts (models.warm): the search forks, and overlaps what follows.
+            query, search_args = recall_request(message, session_id=session_id,
+                                                recall_limit=cfg.get("agent.recall_limit"), now=now)
+            if query.strip():
+                from copa.skills.isolate import make_undumpable
+
+                # The search is forked from this process, and a child keeps the flag: closed now, as
+                # copa is before any skill runs, its /proc files (environment, memory) stay root's.
+                make_undumpable()
+                memory.prefetch(query, **search_args)
+        models.warm()
         turn_id = secrets.token_hex(8)
         timing: dict[str, float] = {}
         cancelled = []  # a face cancels by raising KeyboardInterrupt from on_event (the TUI's stop key)
@@ -178,7 +190,7 @@ class Agent:
             return assemble(memory, message, session_id=session_id, window=models.window(model)[0],
                             answer_tokens=spec.max_tokens, tools=tools, extra_system=extra, use_memory=use_memory,
                             recall_limit=cfg.get("agent.recall_limit"), recent_turns=cfg.get("agent.recent_turns"),
-                            exclude_ids={user_mid} if user_mid else None, model_name=model)
+                            exclude_ids={user_mid} if user_mid else None, now=now, model_name=model)
 
         ctx = fit()
         timing.update(ctx.timing)

@@ -69,6 +69,16 @@ def _time(value: Any, name: str) -> str | None:
     return iso(to_utc(value, field_name=name))
 
 
+def _search_key(query: str, limit: int = 10, kinds: Iterable[str] | None = None, as_of: Any = None,
+                include_superseded: bool = False, asked_at: Any = None, exclude_session: str | None = None) -> tuple:
+    """A search's arguments as one comparable value (a search ahead answers only the same search)."""
+    def when(v: Any) -> Any:
+        return v.isoformat() if hasattr(v, "isoformat") else v
+
+    return (query, int(limit), tuple(kinds) if kinds else None, when(as_of), bool(include_superseded),
+            when(asked_at), exclude_session)
+
+
 def normalise_subject(subject: str | None) -> str | None:
     """'User Home City' and 'user.home_city ' name the same thing: lowercase, '_' for spaces."""
     if subject is None:
@@ -112,6 +122,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         self.vectors = None
         self.warm_dir = Path(warm_dir) if warm_dir is not None else None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._ahead: Any = None  # a search running ahead in a child process (prefetch)
         if kind is not None:
             from copa.memory.vectors import VectorIndex
 
@@ -149,6 +160,9 @@ class MemoryStore(ActivityMixin, ForgetMixin):
             return self._conn.execute(sql, tuple(params)).fetchall()
 
     def close(self) -> None:
+        if self._ahead is not None:  # a search ahead nobody took: its child is ended and reaped
+            self._ahead.discard()
+            self._ahead = None
         with self._lock:
             self._conn.close()
 
@@ -505,6 +519,11 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         """Recall: the memories that best answer ``query``, best first (see copa/memory/recall.py).
         ``asked_at``: when the question is asked (relative dates in it count from then; default now).
         ``exclude_session``: leave out the turns of that conversation (the agent's own)."""
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            hits = ahead.take(_search_key(query, limit, kinds, as_of, include_superseded, asked_at, exclude_session))
+            if hits is not None:
+                return hits
         if self._daemon_may_answer():
             from copa.memory import warm
 
@@ -517,6 +536,30 @@ class MemoryStore(ActivityMixin, ForgetMixin):
 
         return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,
                       asked_at=asked_at, exclude_session=exclude_session)
+
+    def prefetch(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
+                 as_of: datetime | str | None = None, include_superseded: bool = False,
+                 asked_at: datetime | str | None = None, exclude_session: str | None = None) -> bool:
+        """Start ``search`` with these arguments now, in a forked process whose hits the search with
+        the same arguments takes (copa/memory/prefetch.py): what a one-shot ``copa ask`` does so that
+        loading the model overlaps its other work. Only when this process has not loaded the model
+        and no daemon serves recall. True when it started."""
+        from copa.memory import prefetch, warm
+
+        if self._ahead is not None:
+            self._ahead.discard()
+            self._ahead = None
+        if not self._daemon_may_answer() or (self.warm_dir / warm.TOKEN_NAME).exists() or not prefetch.possible():
+            return False
+        kind, path, warm_dir, cache_dir = self.vectors.kind, self.path, self.warm_dir, self.cache_dir
+        args = {"limit": limit, "kinds": kinds, "as_of": as_of, "include_superseded": include_superseded,
+                "asked_at": asked_at, "exclude_session": exclude_session}
+
+        def search() -> list[Hit]:  # in the child: its own connection, never the parent's
+            return MemoryStore(path, embeddings=kind, warm_dir=warm_dir, cache_dir=cache_dir).search(query, **args)
+
+        self._ahead = prefetch.start(_search_key(query, **args), search)
+        return self._ahead is not None
 
     def _daemon_may_answer(self) -> bool:
         """A dense search here would load the model first: the daemon, which has it loaded, is asked."""
