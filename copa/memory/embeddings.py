@@ -146,10 +146,12 @@ class StaticEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         texts = list(texts)
+        if not texts:
+            return self._np.zeros((0, self.dim), self._np.float32)
         with self._lock:
             # A few texts without the tokenizer loaded (a one-shot command's question and its words):
             # their pieces' ids may be cached; everything else goes to the tokenizer.
-            ids = self._pieces.ids(texts) if texts and len(texts) <= FEW and self._tok is None else None
+            ids = self._pieces.ids(texts) if len(texts) <= FEW and self._tok is None else None
             if ids is None:
                 ids = self._encode(texts)
             table = self._table_for(ids)
@@ -175,8 +177,9 @@ class StaticEmbedder:
         tok = self._tokenizer()
         ids = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
         self._pieces.learn(tok, texts)
-        if len(texts) > WIDEN_AT and self._whole_table().dtype != self._np.float32:
-            self._table = self._np.ascontiguousarray(self._table, dtype=self._np.float32)  # 4x faster to gather
+        table = self._whole_table()  # a batch's many rows: one read of the table beats reading them one by one
+        if len(texts) > WIDEN_AT and table.dtype != self._np.float32:
+            self._table = self._np.ascontiguousarray(table, dtype=self._np.float32)  # 4x faster to gather
         return ids
 
     def _table_for(self, ids: list[list[int]]):
