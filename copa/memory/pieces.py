@@ -141,8 +141,8 @@ class PieceCache:
         if not rules:
             rules, vocabulary = _rules_of(tokenizer)
             db.executemany("INSERT INTO rules VALUES (?, ?)", list(rules.items()))
-            if rules["usable"] == "1":
-                _store(db, tokenizer, vocabulary, json.loads(rules["pairs"]))
+            if rules["usable"] == "1":  # the vocabulary's words in their other forms too (see _with_words)
+                _store(db, tokenizer, list(_with_words(set(vocabulary))), json.loads(rules["pairs"]))
         if rules.get("usable") != "1":
             return None
         return json.loads(rules["pairs"]), json.loads(rules["special"])
