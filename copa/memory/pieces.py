@@ -45,11 +45,6 @@ def normalize(text: str) -> str:
     return SPACE + text.replace(" ", SPACE) if text else ""
 
 
-def split(text: str) -> list[str]:
-    """The pieces of ``text``, in order (they join back into ``normalize(text)``)."""
-    return _PIECE.findall(normalize(text))
-
-
 class PieceCache:
     """The pieces of one model's tokenizer, in a SQLite file (``path``) of copa's cache folder."""
 
