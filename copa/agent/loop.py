@@ -151,7 +151,7 @@ class Agent:
         spec = models.get(model)
         session_id = session_id or new_session_id()
         now = datetime.now(UTC)
-        if use_memory and cfg.get("memory.prefetch") and hasattr(memory, "prefetch"):
+        if use_memory and cfg.get("memory.prefetch"):
             # Before any thread starts (models.warm): the search forks, and overlaps what follows.
             query, search_args = recall_request(message, session_id=session_id,
                                                 recall_limit=cfg.get("agent.recall_limit"), now=now)

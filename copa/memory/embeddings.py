@@ -145,17 +145,7 @@ class StaticEmbedder:
         return words, vecs
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        texts = list(texts)
-        if not texts:
-            return self._np.zeros((0, self.dim), self._np.float32)
-        with self._lock:
-            # A few texts without the tokenizer loaded (a one-shot command's question and its words):
-            # their pieces' ids may be cached; everything else goes to the tokenizer.
-            ids = self._pieces.ids(texts) if len(texts) <= FEW and self._tok is None else None
-            if ids is None:
-                ids = self._encode(texts)
-            table = self._table_for(ids)
-        return self._embed_ids(ids, table)
+        return self._embed(texts, may_load=True)
 
     @property
     def tokenizer_loaded(self) -> bool:
@@ -164,11 +154,22 @@ class StaticEmbedder:
     def embed_if_cached(self, texts: list[str]) -> np.ndarray | None:
         """``embed(texts)`` when the tokenizer is loaded or every piece of them is cached, else None
         without loading it (a one-shot search leaves a few new memories for later rather than pay)."""
+        return self._embed(texts, may_load=False)
+
+    def _embed(self, texts: list[str], may_load: bool) -> np.ndarray | None:
         texts = list(texts)
+        if not texts:
+            return self._np.zeros((0, self.dim), self._np.float32)
         with self._lock:
-            ids = self._encode(texts) if self._tok is not None else self._pieces.ids(texts)
+            ids = None
+            # Without the tokenizer loaded, a few texts (a one-shot command's question and its words)
+            # or any texts that must not load it are looked up in the piece cache first.
+            if self._tok is None and (len(texts) <= FEW or not may_load):
+                ids = self._pieces.ids(texts)
             if ids is None:
-                return None
+                if self._tok is None and not may_load:
+                    return None
+                ids = self._encode(texts)
             table = self._table_for(ids)
         return self._embed_ids(ids, table)
 
