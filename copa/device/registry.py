@@ -16,18 +16,22 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from copa.db import rows
-from copa.device.protocol import Board, DeviceError, Hello, Status
 from copa.errors import CopaError, NotFoundError, UsageError
 
+# The protocol (enums, frames, the codec: ~15 ms to import) only where a board is talked to: every
+# `copa ask` builds this registry to learn whether any board is paired, and usually none is.
 if TYPE_CHECKING:
+    from copa.device.protocol import Hello
     from copa.device.session import DeviceSession
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-BOARD_NAMES = {Board.HOST: "host", Board.UNO: "uno", Board.STM32F103: "stm32f103"}
 
 
 def board_name(code: int) -> str:
-    return BOARD_NAMES.get(code, f"board-{code}")  # type: ignore[call-overload]
+    from copa.device.protocol import Board
+
+    names = {Board.HOST: "host", Board.UNO: "uno", Board.STM32F103: "stm32f103"}
+    return names.get(code, f"board-{code}")  # type: ignore[call-overload]
 
 
 def secret_name(device_id: str) -> str:
@@ -152,6 +156,7 @@ class DeviceRegistry:
     def session(self, name: str, *, connect: bool = True, port: str | None = None,
                 timeout: float | None = None, reconnect: bool = True, **kw: Any) -> DeviceSession:
         """A session with a paired board: HELLO, identity check, mutual authentication."""
+        from copa.device.protocol import DeviceError
         from copa.device.session import DeviceSession
 
         rec = self.get(name)
@@ -195,6 +200,7 @@ class DeviceRegistry:
     def pair(self, port: str, name: str, *, timeout: float | None = None) -> DeviceRecord:
         """Pair the board on ``port`` under ``name``; the key goes to the secrets store first, so
         a crash after the board stored it never leaves a board nobody holds the key of."""
+        from copa.device.protocol import DeviceError, Status
         from copa.device.session import DeviceSession
 
         check_device_name(name)
