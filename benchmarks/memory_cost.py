@@ -6,7 +6,8 @@
 For each ``memory.embeddings`` mode (off, static, minilm when installed) in the same run:
 ``copa memory add``, ``copa memory search`` and ``copa ask`` (the model is a loopback server
 speaking the OpenAI wire, answering at once, so ask's time is copa's overhead plus process start),
-beside ``copa ask --no-memory`` as the baseline. Every memory has its vector before timing (a search
+beside ``copa ask --no-memory`` as the baseline; all these commands of all modes take turns run by
+run (one machine's drift falls on every cell alike). Every memory has its vector before timing (a search
 would otherwise embed the newest ones first). The same question is asked in every run, so from the
 second run on its words are in the static model's piece cache (copa/memory/pieces.py): these are
 figures for a question in words copa has seen; one in new words also loads the tokenizer, as the
@@ -51,14 +52,36 @@ def prepare_home(home: str, base_url: str, memories: int) -> None:
     ws.close()
 
 
-def timed(cmd: list[str], env: dict[str, str], runs: int) -> float:
-    subprocess.run(cmd, capture_output=True, env=env, check=True, stdin=subprocess.DEVNULL, cwd=ROOT)  # warm
-    out = []
+def run_once(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, env=env, check=True, stdin=subprocess.DEVNULL, cwd=ROOT)
+    return (time.perf_counter() - t0) * 1000
+
+
+def timed(cases: dict[str, tuple[list[str], dict[str, str]]], runs: int) -> dict[str, float]:
+    """The median wall time of each case (command, environment), the cases taking turns run by run:
+    a shared machine's drift then falls on every case alike instead of on whichever ran last."""
+    for cmd, env in cases.values():
+        run_once(cmd, env)  # warm: the page cache, the plugin list, the pieces of the question
+    out: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, env=env, check=True, stdin=subprocess.DEVNULL, cwd=ROOT)
-        out.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(out)
+        for name, (cmd, env) in cases.items():
+            out[name].append(run_once(cmd, env))
+    return {name: statistics.median(v) for name, v in out.items()}
+
+
+COMMANDS = {"add": ["memory", "add", "the bike shop closes at six"],
+            "search": ["memory", "search", "when does the bike shop close"],
+            "ask": ["ask", "when does the bike shop close?"],
+            "ask_bare": ["ask", "--no-memory", "hi"]}
+
+
+def by_mode(found: dict[str, float]) -> dict[str, dict[str, float]]:
+    rows: dict[str, dict[str, float]] = {}
+    for name, ms in found.items():
+        mode, _, command = name.partition("|")
+        rows.setdefault(mode, {})[command] = ms
+    return rows
 
 
 def with_daemon(copa: list[str], env: dict[str, str], home: Path, runs: int) -> dict[str, float]:
@@ -71,10 +94,7 @@ def with_daemon(copa: list[str], env: dict[str, str], home: Path, runs: int) -> 
                 raise SystemExit("memory_cost: the daemon did not start serving recall")
             time.sleep(0.1)
         time.sleep(1.0)  # its warm-up search loads the model and the vectors
-        return {"add": timed(copa + ["memory", "add", "the bike shop closes at six"], env, runs),
-                "search": timed(copa + ["memory", "search", "when does the bike shop close"], env, runs),
-                "ask": timed(copa + ["ask", "when does the bike shop close?"], env, runs),
-                "ask_bare": timed(copa + ["ask", "--no-memory", "hi"], env, runs)}
+        return timed({name: (copa + args, env) for name, args in COMMANDS.items()}, runs)
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
@@ -92,28 +112,27 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m == "off" or embeddings.available(m)]
     proc, base_url = start_server()
     copa = [sys.executable, "-m", "copa"]
-    rows = {}
     try:
         with tempfile.TemporaryDirectory() as home:
             prepare_home(home, base_url, args.memories)
+            envs = {mode: {**os.environ, "COPA_HOME": home, "COPA_MEMORY_EMBEDDINGS": mode} for mode in modes}
             for mode in modes:
-                env = {**os.environ, "COPA_HOME": home, "COPA_MEMORY_EMBEDDINGS": mode}
                 if mode != "off":
-                    subprocess.run(copa + ["memory", "embed"], env=env, check=True, capture_output=True)
-                r = {"add": timed(copa + ["memory", "add", "the bike shop closes at six"], env, args.runs),
-                     "search": timed(copa + ["memory", "search", "when does the bike shop close"], env, args.runs),
-                     "ask": timed(copa + ["ask", "when does the bike shop close?"], env, args.runs),
-                     "ask_bare": timed(copa + ["ask", "--no-memory", "hi"], env, args.runs)}
-                if mode != "off":
-                    subprocess.run(copa + ["memory", "embed"], env=env, check=True, capture_output=True)
-                    t0 = time.perf_counter()
-                    # an unseen word: the tokenizer loads too (a question in known words skips it,
-                    # copa/memory/pieces.py), so the figure stays comparable with earlier rounds
-                    embeddings.load(mode).embed(["an unseen word: qzxvbnmlkj"])
-                    r["load"] = (time.perf_counter() - t0) * 1000
-                rows[mode] = r
+                    subprocess.run(copa + ["memory", "embed"], env=envs[mode], check=True, capture_output=True)
+            rows = by_mode(timed({f"{mode}|{name}": (copa + cmd, envs[mode])
+                                  for mode in modes for name, cmd in COMMANDS.items()}, args.runs))
+            for mode in modes:
+                if mode == "off":
+                    continue
+                subprocess.run(copa + ["memory", "embed"], env=envs[mode], check=True, capture_output=True)
+                t0 = time.perf_counter()
+                # an unseen word: the tokenizer loads too (a question in known words skips it,
+                # copa/memory/pieces.py), so the figure stays comparable with earlier rounds
+                embeddings.load(mode).embed(["an unseen word: qzxvbnmlkj"])
+                rows[mode]["load"] = (time.perf_counter() - t0) * 1000
+            for mode in modes:
                 if mode != "off" and not args.no_daemon:
-                    rows[f"{mode}+daemon"] = with_daemon(copa, env, Path(home), args.runs)
+                    rows[f"{mode}+daemon"] = with_daemon(copa, envs[mode], Path(home), args.runs)
     finally:
         proc.terminate()
         proc.wait()
