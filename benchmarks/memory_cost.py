@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,9 +114,12 @@ def main() -> None:
     proc, base_url = start_server()
     copa = [sys.executable, "-m", "copa"]
     try:
-        with tempfile.TemporaryDirectory() as home:
-            prepare_home(home, base_url, args.memories)
-            envs = {mode: {**os.environ, "COPA_HOME": home, "COPA_MEMORY_EMBEDDINGS": mode} for mode in modes}
+        with tempfile.TemporaryDirectory() as top:
+            prepare_home(f"{top}/base", base_url, args.memories)
+            # A home per mode, copies of one: every add and ask writes memories, which a dense mode's
+            # next search embeds; in a shared home each mode would embed the others' writes too.
+            homes = {mode: shutil.copytree(f"{top}/base", f"{top}/{mode}") for mode in modes}
+            envs = {mode: {**os.environ, "COPA_HOME": homes[mode], "COPA_MEMORY_EMBEDDINGS": mode} for mode in modes}
             for mode in modes:
                 if mode != "off":
                     subprocess.run(copa + ["memory", "embed"], env=envs[mode], check=True, capture_output=True)
@@ -132,7 +136,7 @@ def main() -> None:
                 rows[mode]["load"] = (time.perf_counter() - t0) * 1000
             for mode in modes:
                 if mode != "off" and not args.no_daemon:
-                    rows[f"{mode}+daemon"] = with_daemon(copa, envs[mode], Path(home), args.runs)
+                    rows[f"{mode}+daemon"] = with_daemon(copa, envs[mode], Path(homes[mode]), args.runs)
     finally:
         proc.terminate()
         proc.wait()
