@@ -152,7 +152,9 @@ class Agent:
         session_id = session_id or new_session_id()
         now = datetime.now(UTC)
         if use_memory and cfg.get("memory.prefetch"):
-            # Before any thread starts (models.warm): the search forks, and overlaps what follows.
+            # The search forks (from this thread alone: no other may have started), and overlaps
+            # what follows. No thread imports httpx meanwhile: measured, a fresh `copa ask` was
+            # 10-25 ms slower with one (two threads taking turns at the GIL, nothing to overlap).
             query, search_args = recall_request(message, session_id=session_id,
                                                 recall_limit=cfg.get("agent.recall_limit"), now=now)
             if query.strip():
@@ -162,7 +164,6 @@ class Agent:
                 # copa is before any skill runs, its /proc files (environment, memory) stay root's.
                 make_undumpable()
                 memory.prefetch(query, **search_args)
-        models.warm()
         turn_id = secrets.token_hex(8)
         timing: dict[str, float] = {}
         cancelled = []  # a face cancels by raising KeyboardInterrupt from on_event (the TUI's stop key)

@@ -187,12 +187,6 @@ class Models:
         except (CopaError, OSError):
             return set()
 
-    def warm(self) -> None:
-        """Import httpx and open the client in the background (it costs ~0.15 s in a cold process), so
-        that it overlaps with the caller's other work (storing, recall, loading skills)."""
-        if self._client is None:
-            threading.Thread(target=lambda: self.client, daemon=True, name="copa-http-warm").start()
-
     @property
     def client(self):
         with self._client_lock:
