@@ -6,7 +6,8 @@
 For each ``memory.embeddings`` mode (off, static, minilm when installed) in the same run:
 ``copa memory add``, ``copa memory search`` and ``copa ask`` (the model is a loopback server
 speaking the OpenAI wire, answering at once, so ask's time is copa's overhead plus process start),
-beside ``copa ask --no-memory`` as the baseline; all these commands of all modes take turns run by
+beside ``copa ask --no-memory`` as the baseline, and the floor under any ask here (``FLOOR``: the
+libraries alone, same request); all these commands of all modes take turns run by
 run (one machine's drift falls on every cell alike). Every memory has its vector before timing (a search
 would otherwise embed the newest ones first). The same question is asked in every run, so from the
 second run on its words are in the static model's piece cache (copa/memory/pieces.py): these are
@@ -77,6 +78,26 @@ COMMANDS = {"add": ["memory", "add", "the bike shop closes at six"],
             "ask_bare": ["ask", "--no-memory", "hi"]}
 
 
+# The floor under any `copa ask` on this machine: a process importing the libraries copa's ask runs on
+# (typer, httpx without its own CLI, sqlite3), streaming the same answer and storing one row. What a
+# fresh `copa ask` takes above it is copa's own work (config, tools, memory, the turn).
+FLOOR = """
+import sqlite3, ssl, sys
+sys.modules["httpx._main"] = None
+import httpx, typer
+# no CA bundle loaded for a plain-http server, as copa's client (copa/providers/transport.py)
+plain = httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+with httpx.Client(transport=plain) as client:
+    with client.stream("POST", sys.argv[1] + "/chat/completions", json={"model": "m", "stream": True,
+                       "messages": [{"role": "user", "content": "hi"}]}) as response:
+        text = "".join(response.iter_text())
+db = sqlite3.connect(sys.argv[2])
+db.execute("CREATE TABLE IF NOT EXISTS t (x)")
+with db:
+    db.execute("INSERT INTO t VALUES (?)", (text,))
+"""
+
+
 def by_mode(found: dict[str, float]) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = {}
     for name, ms in found.items():
@@ -123,8 +144,10 @@ def main() -> None:
             for mode in modes:
                 if mode != "off":
                     subprocess.run(copa + ["memory", "embed"], env=envs[mode], check=True, capture_output=True)
-            rows = by_mode(timed({f"{mode}|{name}": (copa + cmd, envs[mode])
-                                  for mode in modes for name, cmd in COMMANDS.items()}, args.runs))
+            cases = {f"{mode}|{name}": (copa + cmd, envs[mode]) for mode in modes for name, cmd in COMMANDS.items()}
+            cases["floor|ask"] = ([sys.executable, "-c", FLOOR, base_url, f"{top}/floor.db"], dict(os.environ))
+            rows = by_mode(timed(cases, args.runs))
+            floor = rows.pop("floor")["ask"]
             for mode in modes:
                 if mode == "off":
                     continue
@@ -147,6 +170,8 @@ def main() -> None:
         ratio = f"{r['add'] / off:>6.2f}x" if off else ""
         load = f"{r['load']:>12.0f}" if "load" in r else f"{'-':>12}"
         print(f"{mode:<15}{r['add']:>8.0f}{ratio:>7}{r['search']:>8.0f}{r['ask']:>8.0f}{r['ask_bare']:>17.0f}{load}")
+    print(f"floor: {floor:.0f} ms (python importing typer, httpx and sqlite3, the same streamed answer, one "
+          "row stored: no copa)")
     for mode, r in rows.items():
         if mode != "off" and off:
             print(f"{mode}: add {'within' if r['add'] <= 1.3 * off else 'NOT within'} 1.3x of off; "
