@@ -41,7 +41,8 @@ def test_help_does_not_import_httpx():
 def test_an_answer_over_plain_http_needs_no_sqlite_utils_and_no_certificates(srv, run_copa):
     """The hot path of a one-shot question: the board registry reads the database through a plain
     connection (sqlite-utils costs ~50 ms to import; only a pending migration needs it, as in the
-    first command of a new home) and a plain-http server needs no CA bundle (~16 ms)."""
+    first command of a new home), a plain-http server needs no CA bundle (~16 ms) and, with no board
+    paired, the board protocol is not imported (~15 ms: its enums, frames and codec)."""
     srv.add(Answer("First."))
     srv.add(Answer("Sure."))
     assert run_copa("ask", "--no-memory", "hello").returncode == 0  # the first command migrates
@@ -51,7 +52,7 @@ def test_an_answer_over_plain_http_needs_no_sqlite_utils_and_no_certificates(srv
             "ssl.SSLContext.load_verify_locations = lambda self, *a, **k: (bundles.append(1), real(self, *a, **k))[1]\n"
             "from copa.cli.main import main\n"
             "assert main(['ask', '--no-memory', 'hi']) == 0\n"
-            "print('\\nIMPORTED', [m for m in ('sqlite_utils', 'numpy') if sys.modules.get(m)],\n"
+            "print('\\nIMPORTED', [m for m in ('sqlite_utils', 'numpy', 'copa.device.protocol') if sys.modules.get(m)],\n"
             "      'BUNDLES', len(bundles))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "COPA_MEMORY_EMBEDDINGS": "off"})
