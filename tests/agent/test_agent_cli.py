@@ -52,7 +52,8 @@ def test_an_answer_over_plain_http_needs_no_sqlite_utils_and_no_certificates(srv
             "ssl.SSLContext.load_verify_locations = lambda self, *a, **k: (bundles.append(1), real(self, *a, **k))[1]\n"
             "from copa.cli.main import main\n"
             "assert main(['ask', '--no-memory', 'hi']) == 0\n"
-            "print('\\nIMPORTED', [m for m in ('sqlite_utils', 'numpy', 'copa.device.protocol') if sys.modules.get(m)],\n"
+            "watched = ('sqlite_utils', 'numpy', 'copa.device.protocol')\n"
+            "print('\\nIMPORTED', [m for m in watched if sys.modules.get(m)],\n"
             "      'BUNDLES', len(bundles))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "COPA_MEMORY_EMBEDDINGS": "off"})
