@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     code = main()
     # The interpreter's last garbage collections walk every object the command left (~30 ms of a
-    # one-shot `copa ask` on this project's VM, benchmarks/ab_startup.py); frozen, they are skipped.
+    # one-shot `copa ask` on this project's VM, docs/benchmarks.md round 10); frozen, they are skipped.
     # Exit still flushes the streams and runs the atexit handlers (logging's among them); only
     # objects caught in reference cycles are not finalized, and the OS reclaims what they hold.
     import gc
