@@ -135,6 +135,23 @@ class Agent:
 
         return compact_session(self.models, self.memory, session_id, keep_recent)
 
+    def _search_ahead(self, message: str, *, session_id: str, now: datetime) -> None:
+        """Start the memory search this turn's context will make, in a forked process (memory decides
+        whether it can), so that it overlaps what the turn does before it needs the hits.
+
+        The fork copies only this thread: no other may have started (none imports httpx meanwhile:
+        measured, a fresh `copa ask` was 10-25 ms slower with one, two threads taking turns at the
+        GIL with nothing to overlap)."""
+        query, search_args = recall_request(message, session_id=session_id,
+                                            recall_limit=self.config.get("agent.recall_limit"), now=now)
+        if query.strip():
+            from copa.skills.isolate import make_undumpable
+
+            # The child keeps the flag: closed now, as copa is before any skill runs, its /proc files
+            # (environment, memory) stay root's.
+            make_undumpable()
+            self.memory.prefetch(query, **search_args)
+
     def run_turn(self, message: str, *, session_id: str | None = None, model: str | None = None,
                  system: str | None = None, use_memory: bool = True, on_event: OnEvent | None = None,
                  approve: Approve | None = None) -> TurnResult:
@@ -152,18 +169,7 @@ class Agent:
         session_id = session_id or new_session_id()
         now = datetime.now(UTC)
         if use_memory and cfg.get("memory.prefetch"):
-            # The search forks (from this thread alone: no other may have started), and overlaps
-            # what follows. No thread imports httpx meanwhile: measured, a fresh `copa ask` was
-            # 10-25 ms slower with one (two threads taking turns at the GIL, nothing to overlap).
-            query, search_args = recall_request(message, session_id=session_id,
-                                                recall_limit=cfg.get("agent.recall_limit"), now=now)
-            if query.strip():
-                from copa.skills.isolate import make_undumpable
-
-                # The search is forked from this process, and a child keeps the flag: closed now, as
-                # copa is before any skill runs, its /proc files (environment, memory) stay root's.
-                make_undumpable()
-                memory.prefetch(query, **search_args)
+            self._search_ahead(message, session_id=session_id, now=now)
         turn_id = secrets.token_hex(8)
         timing: dict[str, float] = {}
         cancelled = []  # a face cancels by raising KeyboardInterrupt from on_event (the TUI's stop key)
