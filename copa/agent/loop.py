@@ -142,15 +142,11 @@ class Agent:
         The fork copies only this thread: no other may have started (none imports httpx meanwhile:
         measured, a fresh `copa ask` was 10-25 ms slower with one, two threads taking turns at the
         GIL with nothing to overlap)."""
+        from copa.agent import ahead
+
         query, search_args = recall_request(message, session_id=session_id,
                                             recall_limit=self.config.get("agent.recall_limit"), now=now)
-        if query.strip():
-            from copa.skills.isolate import make_undumpable
-
-            # The child keeps the flag: closed now, as copa is before any skill runs, its /proc files
-            # (environment, memory) stay root's.
-            make_undumpable()
-            self.memory.prefetch(query, **search_args)
+        ahead.search(self.memory, query, search_args)
 
     def run_turn(self, message: str, *, session_id: str | None = None, model: str | None = None,
                  system: str | None = None, use_memory: bool = True, on_event: OnEvent | None = None,

@@ -405,6 +405,18 @@ def load(kind: str, cache_dir: Path | None = None) -> Embedder:
         return _cache[kind]
 
 
+def preload(kind: str) -> None:
+    """Import what loading the embedder ``kind`` needs, without loading it (no file is read): what a
+    process forked to search ahead does before it knows its search (copa/memory/prefetch.py)."""
+    import numpy  # noqa: F401
+    import safetensors.numpy  # noqa: F401
+
+    if kind == "minilm":
+        import tokenizers  # noqa: F401
+    else:
+        from copa.memory import pieces  # noqa: F401
+
+
 def is_loaded(kind: str) -> bool:
     return kind in _cache
 

@@ -8,6 +8,7 @@ instead of failing with "database is locked" on a read-to-write upgrade.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -79,6 +80,25 @@ def _search_key(query: str, limit: int = 10, kinds: Iterable[str] | None = None,
             when(asked_at), exclude_session)
 
 
+def searcher(kind: str, open_store: Callable[[], MemoryStore]) -> Callable[[tuple], list[Hit]]:
+    """What a process forked to search ahead runs first (copa/memory/prefetch.py): it imports what
+    the model ``kind`` needs now, while nobody waits (numpy: 85-140 ms on this project's VM), and
+    returns the search to run on a request ``(query, arguments)``, which opens the store
+    (``open_store``) only then: by that time the parent has opened it and applied any pending
+    migration (a child migrating could hold the write lock past the parent's busy timeout)."""
+    from copa.memory import embeddings, recall  # noqa: F401 - the search's own modules
+
+    embeddings.preload(kind)
+
+    def search(request: tuple) -> list[Hit]:
+        store = open_store()
+        if store._pid != os.getpid():  # the parent's store: its connection must not be used here
+            raise RuntimeError("the search ahead was given a store opened before the fork")
+        return store.search(request[0], **request[1])
+
+    return search
+
+
 def normalise_subject(subject: str | None) -> str | None:
     """'User Home City' and 'user.home_city ' name the same thing: lowercase, '_' for spaces."""
     if subject is None:
@@ -123,6 +143,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         self.warm_dir = Path(warm_dir) if warm_dir is not None else None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._ahead: Any = None  # a search running ahead in a child process (prefetch)
+        self._pid = os.getpid()  # the process whose connection this is (a forked child opens its own)
         if kind is not None:
             from copa.memory.vectors import VectorIndex
 
@@ -160,9 +181,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
             return self._conn.execute(sql, tuple(params)).fetchall()
 
     def close(self) -> None:
-        if self._ahead is not None:  # a search ahead nobody took: its child is ended and reaped
-            self._ahead.discard()
-            self._ahead = None
+        self._discard_ahead()
         with self._lock:
             self._conn.close()
 
@@ -537,29 +556,65 @@ class MemoryStore(ActivityMixin, ForgetMixin):
         return search(self, query, limit=limit, kinds=kinds, as_of=as_of, include_superseded=include_superseded,
                       asked_at=asked_at, exclude_session=exclude_session)
 
+    def prepare_search(self) -> bool:
+        """Fork, now, the process that will make the next ``prefetch``'s search: it loads the model
+        while this one goes on, and is handed the question by ``prefetch`` (copa/memory/prefetch.py).
+        Only when this process has not loaded the model, no daemon serves recall and forking is
+        safe. True when it started (or one is already waiting)."""
+        from copa.memory import prefetch
+
+        if self._ahead is not None and not self._ahead.asked:
+            return True
+        self._discard_ahead()
+        if not self._may_search_ahead():
+            return False
+        kind, path, warm_dir, cache_dir = self.vectors.kind, self.path, self.warm_dir, self.cache_dir
+
+        def prepare() -> Callable[[tuple], list[Hit]]:  # in the child
+            return searcher(kind, lambda: MemoryStore(path, embeddings=kind, warm_dir=warm_dir, cache_dir=cache_dir))
+
+        self._ahead = prefetch.start(prepare)
+        return self._ahead is not None
+
+    def adopt_search_ahead(self, ahead: Any) -> bool:
+        """Keep ``ahead``, a search process forked before this store was opened (it opened its own
+        from the same configuration: copa/agent/ahead.py), as the one the next ``prefetch`` hands
+        its search. False when this store would not search ahead: the caller discards it."""
+        if not self._may_search_ahead():
+            return False
+        self._discard_ahead()
+        self._ahead = ahead
+        return True
+
+    def _may_search_ahead(self) -> bool:
+        from copa.memory import prefetch, warm
+
+        return (self._daemon_may_answer() and not (self.warm_dir / warm.TOKEN_NAME).exists()
+                and prefetch.possible())
+
     def prefetch(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
                  as_of: datetime | str | None = None, include_superseded: bool = False,
                  asked_at: datetime | str | None = None, exclude_session: str | None = None) -> bool:
         """Start ``search`` with these arguments now, in a forked process whose hits the search with
         the same arguments takes (copa/memory/prefetch.py): what a one-shot ``copa ask`` does so that
-        loading the model overlaps its other work. Only when this process has not loaded the model
-        and no daemon serves recall. True when it started."""
-        from copa.memory import prefetch, warm
+        loading the model overlaps its other work. The process ``prepare_search`` forked is handed
+        the search; otherwise one is forked now. Only when this process has not loaded the model and
+        no daemon serves recall. True when it started."""
+        if not self.prepare_search():
+            return False
+        kinds = tuple(kinds) if kinds else None  # read once: the key and the child's search both use it
+        args = {"limit": limit, "kinds": kinds, "as_of": as_of, "include_superseded": include_superseded,
+                "asked_at": asked_at, "exclude_session": exclude_session}
+        if not self._ahead.ask(_search_key(query, **args), (query, args)):
+            self._discard_ahead()
+            return False
+        return True
 
+    def _discard_ahead(self) -> None:
+        """End the search ahead nobody took (its child is ended and reaped)."""
         if self._ahead is not None:
             self._ahead.discard()
             self._ahead = None
-        if not self._daemon_may_answer() or (self.warm_dir / warm.TOKEN_NAME).exists() or not prefetch.possible():
-            return False
-        kind, path, warm_dir, cache_dir = self.vectors.kind, self.path, self.warm_dir, self.cache_dir
-        args = {"limit": limit, "kinds": kinds, "as_of": as_of, "include_superseded": include_superseded,
-                "asked_at": asked_at, "exclude_session": exclude_session}
-
-        def search() -> list[Hit]:  # in the child: its own connection, never the parent's
-            return MemoryStore(path, embeddings=kind, warm_dir=warm_dir, cache_dir=cache_dir).search(query, **args)
-
-        self._ahead = prefetch.start(_search_key(query, **args), search)
-        return self._ahead is not None
 
     def _daemon_may_answer(self) -> bool:
         """A dense search here would load the model first: the daemon, which has it loaded, is asked."""

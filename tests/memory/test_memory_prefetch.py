@@ -31,6 +31,10 @@ SCRIPT = textwrap.dedent("""
     db, cache, case = sys.argv[1], sys.argv[2], sys.argv[3]
     store = MemoryStore(db, embeddings="static", warm_dir=cache, cache_dir=cache)
     question = "What is the name of my cat?"
+    if case == "child killed before it was asked":
+        assert store.prepare_search()  # forked, loading the model, not asked yet
+        os.kill(store._ahead.pid, signal.SIGKILL)
+        os.waitpid(store._ahead.pid, 0)  # dead for sure: the question finds no reader
     started = store.prefetch(question, limit=3)
     pid = store._ahead.pid if started else None
     if case == "other question":
@@ -79,10 +83,11 @@ def test_the_hits_come_from_the_child_and_are_the_search_s_own(store_files):
         assert ahead["hits"] == [h.text for h in store.search("What is the name of my cat?", limit=3)]
 
 
-@pytest.mark.parametrize("case", ["other question", "child killed"])
+@pytest.mark.parametrize("case", ["other question", "child killed", "child killed before it was asked"])
 def test_the_parent_searches_itself_when_the_child_cannot_answer(store_files, case):
     got = _run(*store_files, case)
-    assert got["started"] and got["reaped"]  # no child is left behind
+    assert got["started"] == (case != "child killed before it was asked")  # a dead child is not asked
+    assert got["reaped"]  # no child is left behind
     assert got["numpy_here"]  # it searched here
     want = MEMORIES[1] if case == "other question" else MEMORIES[0]
     assert got["hits"][0] == want
@@ -132,7 +137,8 @@ def test_copa_ask_recalls_the_same_with_and_without_the_search_ahead(run_copa, c
     assert used["true"] == used["false"]
 
 
-def test_the_search_ahead_is_forked_from_a_process_no_skill_can_read(tmp_path, copa_home):
+@pytest.mark.parametrize("when", ["at the turn", "before the store is opened"])
+def test_the_search_ahead_is_forked_from_a_process_no_skill_can_read(tmp_path, copa_home, when):
     """The child copies copa's memory and environment (API keys set there included): it must be as
     closed as copa itself is before any skill runs (docs/skills.md: copa is not dumpable, so its
     /proc files are root's). The flag is inherited by a fork, so copa must have it when it forks."""
@@ -144,22 +150,116 @@ def test_the_search_ahead_is_forked_from_a_process_no_skill_can_read(tmp_path, c
         from copa.workstation import Workstation
         seen = []
         start = prefetch.start
-        def spy(key, search):
+        def spy(prepare):
             seen.append(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))  # PR_GET_DUMPABLE, at the fork
-            return start(key, search)
+            return start(prepare)
         prefetch.start = spy
         ws = Workstation()
+        if sys.argv[1] == "before the store is opened":  # as copa ask does
+            from copa.agent import get_ready
+            assert get_ready(lambda: ws.config, lambda: ws.memory)
         ws.memory.add("We adopted a kitten in the spring, she's called Miso.")
         result = ws.agent.run_turn("what is my cat called?")
         ws.close()
-        print(json.dumps({"dumpable_at_fork": seen, "used": [m["text"] for m in result.memories_used]}))
+        print(json.dumps({"dumpable_at_fork": seen, "used": [m["text"] for m in result.memories_used],
+                          "numpy_here": "numpy" in sys.modules}))
     """)
     with FakeModelServer("openai") as srv:
         srv.configure("fake")
         srv.add(Answer("Miso."))
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        out = subprocess.run([sys.executable, "-c", script, when], capture_output=True, text=True, timeout=120,
                              env={**os.environ, "COPA_MEMORY_EMBEDDINGS": "static", "OPENAI_API_KEY": "sk-secret"})
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["dumpable_at_fork"] == [0]  # forked once, not dumpable
     assert MEMORIES[0] in got["used"]
+    assert not got["numpy_here"]  # the child searched: the one forked before the store was opened, too
+
+
+CHILD_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    from copa.memory import prefetch
+    from copa.memory.model import Hit
+
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    def prepare():
+        import numpy  # noqa: F401 - what a search ahead loads
+
+        def search(request):
+            return [Hit(id=request, text=str(threads()), kind="fact", subject=None, score=1.0, occurred_at=None,
+                        source=None, metadata={})]
+        return search
+
+    ahead = prefetch.start(prepare)
+    too_long = ahead.ask("long", "x" * (prefetch.MAX_REQUEST + 1))
+    ahead.discard()
+    ahead = prefetch.start(prepare)
+    asked = ahead.ask("key", "the request")
+    other = prefetch.start(prepare)
+    other.ask("key", "q")
+    hits, mismatch = ahead.take("key"), other.take("another key")
+    import numpy  # noqa: F401 - and here, with the defaults
+    print(json.dumps({"too_long": too_long, "asked": asked, "id": hits[0].id, "child_threads": int(hits[0].text),
+                      "threads_here": threads(), "mismatch": mismatch}))
+""")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: numpy starts no BLAS thread anyway")
+def test_the_child_runs_one_blas_thread_and_takes_only_its_own_request():
+    """numpy's OpenBLAS starts a thread per core at import, and its spinning took the core the parent
+    runs on: the child must run with one (docs/benchmarks.md, round 11)."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", CHILD_SCRIPT], capture_output=True, text=True, timeout=60,
+                         check=True, env=env)
+    got = json.loads(out.stdout)
+    assert got["threads_here"] > 1  # what numpy does by default here: the test can tell
+    assert got["child_threads"] == 1
+    assert got["asked"] and got["id"] == "the request"
+    assert not got["too_long"]  # longer than a pipe holds: the caller searches itself
+    assert got["mismatch"] is None  # another search's key: not its hits
+
+
+def test_copa_ask_with_a_broken_configuration_says_so(run_copa, copa_home):
+    """The search ahead is forked before the configuration is read: a broken one must still end in
+    its own clear error (exit 3), not an internal one."""
+    from copa.paths import Paths
+
+    cfg = Paths.from_env().config_file
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text("[memory\nembeddings = 'static'\n")
+    out = run_copa("ask", "-m", "fake", "what is my cat called?", env={"COPA_MEMORY_EMBEDDINGS": "static"})
+    assert out.returncode == 3, out.stderr
+    assert "config" in out.stderr.lower() and "internal" not in out.stderr.lower()
+
+
+def test_the_child_opens_the_store_only_when_its_search_arrives(store_files):
+    """Before it is asked, the child touches no database: the parent opens the store (and applies a
+    pending migration) alone; a child migrating could hold the write lock past the parent's busy
+    timeout, or be killed midway."""
+    db, cache = store_files
+    script = textwrap.dedent("""
+        import json, os, sys, time
+        from copa.memory import MemoryStore
+        store = MemoryStore(sys.argv[1], embeddings="static", warm_dir=sys.argv[2], cache_dir=sys.argv[2])
+        assert store.prepare_search()
+        pid = store._ahead.pid
+        def db_fds(proc):
+            return {fd for fd in os.listdir(f"/proc/{proc}/fd")
+                    if os.path.realpath(f"/proc/{proc}/fd/{fd}").startswith(os.path.realpath(sys.argv[1]))}
+        inherited = db_fds("self")  # the fork copies this process's descriptors: not the child's doing
+        seen = []
+        for _ in range(20):  # 1 s: the child imports numpy meanwhile
+            seen.append(bool(db_fds(pid) - inherited))
+            time.sleep(0.05)
+        assert store.prefetch("What is the name of my cat?", limit=3)  # the waiting child is asked
+        hits = store.search("What is the name of my cat?", limit=3)
+        print(json.dumps({"before": any(seen), "hits": [h.text for h in hits],
+                          "numpy_here": "numpy" in sys.modules}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script, str(db), str(cache)], capture_output=True, text=True,
+                         timeout=60, check=True)
+    got = json.loads(out.stdout)
+    assert got["before"] is False
+    assert got["hits"][0] == MEMORIES[0] and not got["numpy_here"]

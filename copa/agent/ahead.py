@@ -1,0 +1,63 @@
+"""A turn's memory search started ahead, in a forked process, for one-shot faces (copa/memory/prefetch.py).
+
+Kept out of the loop's module: ``copa ask`` calls ``get_ready`` first, before it reads the
+configuration, opens the store, imports the loop and builds its agent (~40 ms on this project's
+VM), so that the child loads the model meanwhile (numpy alone: 85-140 ms); the turn then hands it
+the search (``Agent._search_ahead``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def get_ready(config: Callable[[], Any], memory: Callable[[], Any]) -> bool:
+    """Fork, now, the process that will make the coming turn's memory search: it reads the
+    configuration and imports the model's modules while this process reads it too, opens the store
+    and builds its agent; the turn hands it the search (``search``), and it opens the store then.
+    ``config`` and ``memory`` build the workstation's parts (each process builds its own: call this
+    before the store is opened). True when the child waits for the search; otherwise it is ended
+    and the turn searches as usual."""
+    from copa.memory import embeddings, prefetch
+
+    if not prefetch.possible() or not any(map(embeddings.available, ("static", "minilm"))):
+        return False  # no dense model installed: nothing to load ahead
+    _close_proc()
+
+    def prepare() -> Callable[[tuple], list[Any]] | None:  # in the child
+        cfg = config()
+        kind = embeddings.resolve(cfg.get("memory.embeddings"), quiet=True)
+        if not cfg.get("memory.prefetch") or kind is None:
+            return None  # keyword recall only: nothing to load, the child ends
+        from copa.memory.store import searcher
+
+        return searcher(kind, memory)  # the store is opened when the turn hands it the search
+
+    ahead = prefetch.start(prepare)
+    if ahead is None:
+        return False
+    try:
+        if config().get("memory.prefetch") and memory().adopt_search_ahead(ahead):
+            return True
+    except BaseException:  # a bad configuration: the same error as without the child, which is ended
+        ahead.discard()
+        raise
+    ahead.discard()
+    return False
+
+
+def search(memory: Any, query: str, args: dict[str, Any]) -> bool:
+    """Start ``memory.search(query, **args)`` ahead: in the process ``get_ready`` forked, or a new one."""
+    if not query.strip():
+        return False
+    _close_proc()
+    return memory.prefetch(query, **args)
+
+
+def _close_proc() -> None:
+    from copa.skills.isolate import make_undumpable
+
+    # The child keeps the flag: closed before the fork, as copa is before any skill runs, its /proc
+    # files (environment, memory) stay root's.
+    make_undumpable()
