@@ -18,12 +18,12 @@ it is asked). ``copa ask`` forks first thing, before it even opens the store (co
 and asks when its turn starts.
 
 The child opens its own connection (a SQLite connection must not be used across a fork), searches,
-writes the hits as JSON into a pipe and leaves with ``os._exit`` (no atexit handler runs, no buffer
-of the parent's is flushed twice); a parent that leaves without asking closes the request pipe, and
-the child ends. Its default SIGINT disposition is restored: a Ctrl-C reaches the whole process group
-and the child just ends. The parent takes the hits at the search with the same arguments; a child
-that fails, dies, is too slow or was asked another question leaves the parent to search itself, so
-the answer is the same either way.
+writes the hits as JSON into a pipe (its stdout and stderr are /dev/null) and leaves with
+``os._exit`` (no atexit handler runs, no buffer of the parent's is flushed twice); a parent that
+leaves without asking closes the request pipe, and the child ends. Its default SIGINT disposition
+is restored: a Ctrl-C reaches the whole process group and the child just ends. The parent takes
+the hits at the search with the same arguments; a child that fails, dies, is too slow or was asked
+another question leaves the parent to search itself, so the answer is the same either way.
 """
 
 from __future__ import annotations
@@ -138,6 +138,9 @@ def start(prepare: Callable[[], Callable[[Any], list[Hit]] | None]) -> Ahead | N
         try:
             os.close(request_w)  # or the request would never end
             os.close(answer_r)
+            quiet = os.open(os.devnull, os.O_WRONLY)  # its one output is the answer: no warning of a
+            os.dup2(quiet, 1)  # library it imports (nor one of the configuration it reads) reaches
+            os.dup2(quiet, 2)  # the terminal, twice or in the middle of an answer
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             # One BLAS thread: numpy's OpenBLAS otherwise starts one per core at import, and its
             # spinning took the core the parent runs on (a fresh `copa ask` 279 -> 245 ms with this
