@@ -20,9 +20,9 @@ def copa_config_keys() -> dict[str, Any]:
         "memory.serve_recall": Key(bool, True, "The daemon answers other commands' memory searches with its model "
                                    "and vectors loaded (faster copa ask; the daemon holds ~65 MB more once the "
                                    "store has vectors). false: each command searches itself"),
-        "memory.prefetch": Key(bool, True, "A one-shot copa ask without the daemon starts its memory search in a "
-                               "forked process (Linux), so loading the embedding model overlaps its other work. "
-                               "false: it searches when it needs the answer"),
+        "memory.prefetch": Key(bool, True, "A one-shot copa ask without the daemon forks, first thing, a process that "
+                               "loads the embedding model and makes its memory search (Linux), overlapping its "
+                               "other work. false: it searches when it needs the answer"),
         "memory.keep_warm": Key(float, 300.0, "Seconds the daemon keeps the embedding model and the vectors loaded "
                                 "after their last use; then it gives their memory back (~60 MB) and the next "
                                 "search loads them again. 0 = keep them loaded"),
