@@ -9,20 +9,24 @@ the search (``Agent._search_ahead``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
-def get_ready(config: Callable[[], Any], memory: Callable[[], Any]) -> bool:
+def get_ready(config: Callable[[], Any], memory: Callable[[], Any], state_dir: Path | None = None) -> bool:
     """Fork, now, the process that will make the coming turn's memory search: it reads the
     configuration and imports the model's modules while this process reads it too, opens the store
     and builds its agent; the turn hands it the search (``search``), and it opens the store then.
     ``config`` and ``memory`` build the workstation's parts (each process builds its own: call this
-    before the store is opened). True when the child waits for the search; otherwise it is ended
-    and the turn searches as usual."""
-    from copa.memory import embeddings, prefetch
+    before the store is opened); ``state_dir``: where a daemon serving recall leaves its token (it
+    answers sooner than a fork: nothing forks). True when the child waits for the search; otherwise
+    it is ended and the turn searches as usual."""
+    from copa.memory import embeddings, prefetch, warm
 
     if not prefetch.possible() or not any(map(embeddings.available, ("static", "minilm"))):
         return False  # no dense model installed: nothing to load ahead
+    if warm.announced(state_dir):
+        return False
     _close_proc()
 
     def prepare() -> Callable[[tuple], list[Any]] | None:  # in the child

@@ -115,7 +115,7 @@ def ask(
         if not no_memory:  # first, before the store is opened: a child loads the model meanwhile
             from copa.agent import get_ready
 
-            get_ready(lambda: ws.config, lambda: ws.memory)
+            get_ready(lambda: ws.config, lambda: ws.memory, ws.paths.state_dir)
         if not model and ws.agent.available_model() is None:
             raise ConfigError("no model is configured", hint=CONFIGURE_HINT)
         if cont:

@@ -589,8 +589,7 @@ class MemoryStore(ActivityMixin, ForgetMixin):
     def _may_search_ahead(self) -> bool:
         from copa.memory import prefetch, warm
 
-        return (self._daemon_may_answer() and not (self.warm_dir / warm.TOKEN_NAME).exists()
-                and prefetch.possible())
+        return self._daemon_may_answer() and not warm.announced(self.warm_dir) and prefetch.possible()
 
     def prefetch(self, query: str, limit: int = 10, kinds: Iterable[str] | None = None,
                  as_of: datetime | str | None = None, include_superseded: bool = False,

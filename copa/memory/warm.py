@@ -43,6 +43,12 @@ _SESSION_ARGS = ("limit", "as_of", "asked_at", "exclude_session")
 _serving = threading.Event()  # this process serves recall: it never asks itself
 
 
+def announced(state_dir: Path | str | None) -> bool:
+    """Whether a daemon has said it serves recall for this state folder (its token file exists; it
+    may have died since: a search that gets no answer searches itself)."""
+    return state_dir is not None and (Path(state_dir) / TOKEN_NAME).exists()
+
+
 def available() -> bool:
     return hasattr(socket, "AF_UNIX")
 

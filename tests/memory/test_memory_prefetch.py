@@ -266,3 +266,32 @@ def test_the_child_opens_the_store_only_when_its_search_arrives(store_files):
     got = json.loads(out.stdout)
     assert got["before"] is False
     assert got["hits"][0] == MEMORIES[0] and not got["numpy_here"]
+
+
+def test_copa_ask_forks_nothing_when_a_daemon_serves_recall(copa_home):
+    """The daemon answers sooner than a fork: with its token present, copa ask's early call forks no
+    child (one would import numpy only to be killed)."""
+    script = textwrap.dedent("""
+        import json, sys
+        import copa.memory.prefetch as prefetch
+        from copa.agent import get_ready
+        from copa.workstation import Workstation
+        forks = []
+        start = prefetch.start
+        prefetch.start = lambda prepare: forks.append(1) or start(prepare)
+        ws = Workstation()
+        ws.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        if sys.argv[1] == "daemon":
+            (ws.paths.state_dir / "recall.token").write_text("x")
+        ready = get_ready(lambda: ws.config, lambda: ws.memory, ws.paths.state_dir)
+        ws.close()
+        print(json.dumps({"ready": ready, "forks": len(forks)}))
+    """)
+    got = {}
+    for case in ("no daemon", "daemon"):  # the token stays: the case without it first
+        out = subprocess.run([sys.executable, "-c", script, case], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "COPA_MEMORY_EMBEDDINGS": "static"})
+        assert out.returncode == 0, out.stderr
+        got[case] = json.loads(out.stdout)
+    assert got["daemon"] == {"ready": False, "forks": 0}
+    assert got["no daemon"] == {"ready": True, "forks": 1}  # the same script forks without the token
