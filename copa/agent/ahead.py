@@ -27,7 +27,7 @@ def get_ready(config: Callable[[], Any], memory: Callable[[], Any], state_dir: P
         return False  # no dense model installed: nothing to load ahead
     if warm.announced(state_dir):
         return False
-    _close_proc()
+    _not_dumpable()
 
     def prepare() -> Callable[[tuple], list[Any]] | None:  # in the child
         cfg = config()
@@ -55,11 +55,11 @@ def search(memory: Any, query: str, args: dict[str, Any]) -> bool:
     """Start ``memory.search(query, **args)`` ahead: in the process ``get_ready`` forked, or a new one."""
     if not query.strip():
         return False
-    _close_proc()
+    _not_dumpable()
     return memory.prefetch(query, **args)
 
 
-def _close_proc() -> None:
+def _not_dumpable() -> None:
     from copa.skills.isolate import make_undumpable
 
     # The child keeps the flag: closed before the fork, as copa is before any skill runs, its /proc
