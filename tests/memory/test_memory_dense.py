@@ -286,6 +286,31 @@ def test_minilm_gives_the_vectors_sentence_transformers_gives():
     assert np.abs(got - want).max() < 1e-5
     one_by_one = np.vstack([emb.embed([t]) for t in ref["texts"]])
     assert np.abs(one_by_one - want).max() < 1e-5
+    layer = emb._w["encoder.layer.5.output.dense.weight"]  # read from the map, not a copy
+    assert layer.shape == (384, 1536) and not layer.flags.writeable and not layer.flags.owndata
+
+
+def test_safetensors_weights_are_mapped_not_copied_and_other_layouts_are_read_whole(tmp_path):
+    """MiniLM's 90 MB of weights are views of one memory map (nothing read until used, pages shared
+    between processes); a file with another float type, or one cut short, is left to safetensors."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(7)
+    tensors = {"a.weight": rng.standard_normal((3, 5)).astype(np.float32),
+               "b.bias": rng.standard_normal(7).astype(np.float32),
+               "position_ids": np.arange(4, dtype=np.int64)[None, :]}
+    save_file(tensors, str(tmp_path / "f32.safetensors"))
+    mapped = embeddings._mapped_float32(np, tmp_path / "f32.safetensors")
+    assert set(mapped) == {"a.weight", "b.bias"}
+    for name, arr in mapped.items():
+        assert arr.dtype == np.float32 and not arr.flags.writeable and not arr.flags.owndata
+        assert np.array_equal(arr, load_file(str(tmp_path / "f32.safetensors"))[name])
+    save_file({"a.weight": tensors["a.weight"].astype(np.float16)}, str(tmp_path / "f16.safetensors"))
+    assert embeddings._mapped_float32(np, tmp_path / "f16.safetensors") is None
+    whole = (tmp_path / "f32.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(whole[:len(whole) - 8])
+    assert embeddings._mapped_float32(np, tmp_path / "cut.safetensors") is None
 
 
 def test_a_minilm_search_embeds_a_few_new_memories_and_finds_the_rest_by_keywords(tmp_path):
