@@ -18,6 +18,7 @@ class ExitCode:
     PROVIDER = 4  # a model provider failed (network, auth, quota)
     NOT_FOUND = 5  # the thing named does not exist
     SECRETS = 6  # the secrets store cannot be opened (wrong passphrase, no backend)
+    BUSY = 75  # the database stayed locked by another process past the busy timeout: try again (EX_TEMPFAIL)
     INTERRUPTED = 130  # Ctrl-C: partial results were kept
     INTERNAL = 70  # a bug: the traceback is in the log file
 

@@ -152,7 +152,7 @@ def _click_exceptions():
 
 
 _CODE_NAMES = {1: "failure", 2: "usage", 3: "config", 4: "provider", 5: "not_found", 6: "secrets",
-               70: "internal", 130: "interrupted"}
+               70: "internal", 75: "busy", 130: "interrupted"}
 
 
 def _fail(message: str, code: int, *, hint: str | None = None, json_out: bool = False) -> int:
@@ -181,6 +181,12 @@ def _fail_json(message: str, code: int, hint: str | None) -> None:
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):  # stdout closed: the exit code still says it
         pass
+
+
+def _database_busy(e: BaseException) -> bool:
+    """SQLite gave up waiting for another process's write lock ('database is locked')."""
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3 is not None and isinstance(e, sqlite3.OperationalError) and "locked" in str(e)
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -258,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         import logging
 
+        if _database_busy(e):  # not a bug: another process kept the write lock past the busy timeout
+            logging.getLogger("copa").warning("the database stayed locked: %s", e)
+            if debug:
+                raise
+            from copa.db import BUSY_TIMEOUT_MS
+
+            return _fail(f"the database is busy: another copa process kept it locked for {BUSY_TIMEOUT_MS // 1000} s, "
+                         "so nothing was changed", ExitCode.BUSY,
+                         hint="run the command again; if it keeps happening, see which copa processes are running",
+                         json_out=json_out)
         logging.getLogger("copa").exception("internal error")
         if debug:
             raise

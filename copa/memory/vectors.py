@@ -21,7 +21,7 @@ from copa.memory import embeddings
 if TYPE_CHECKING:
     import numpy as np
 
-BATCH = 2_000  # texts embedded per statement while back-filling
+BATCH = 2_000  # texts embedded per committed batch while back-filling (embeddings.BATCH per model)
 CATCH_UP = 256  # new memories a search embeds before it runs (the rest stay keyword-only until later)
 DEFER_BELOW = 32  # new memories a search may leave for later when embedding them would load a tokenizer
 
@@ -63,30 +63,31 @@ class VectorIndex:
     def model(self) -> str:
         return embeddings.model_name(self.kind)  # known without loading the model
 
-    # ---- writing (inside the caller's transaction) ----------------------------------------------
-    def add_rows(self, c: sqlite3.Connection, rows: list[tuple[int, str]], replace: bool = True,
-                 vecs: np.ndarray | None = None) -> int:
-        """Embed (pk, text) rows (unless their ``vecs`` are given) and store their vectors. With
-        ``replace``, older vectors of the same memories are deleted first (explicitly: REPLACE would
-        not fire the deletion counter)."""
-        if not rows:
-            return 0
+    # ---- writing ----------------------------------------------------------------------------------
+    # The model runs before the write transaction, never inside it: MiniLM embeds ~14 texts a second
+    # here, so a batch embedded under BEGIN IMMEDIATE held the database's write lock for minutes and
+    # every other writer (`copa memory add`, a turn of `copa ask`) failed after the 30 s busy timeout.
+
+    def store_vectors(self, c: sqlite3.Connection, rows: list[tuple[int, str]], vecs: np.ndarray) -> int:
+        """Store the vectors of (pk, text) rows embedded before this transaction began, only for
+        memories that still hold that text and still lack a vector of this model: meanwhile another
+        process may have edited, forgotten or embedded them. Returns how many were stored."""
+        import json
+
         import numpy as np
 
-        if vecs is None:
-            vecs = self.embedder.embed([t for _, t in rows])
-        vecs = vecs.astype(np.float16)
-        if replace:
-            c.executemany("DELETE FROM memory_vectors WHERE pk = ?", [(pk,) for pk, _ in rows])
+        pks = json.dumps([pk for pk, _ in rows])
+        now = dict(c.execute("SELECT pk, text FROM memories WHERE pk IN (SELECT value FROM json_each(?))", (pks,)))
+        have = {pk for (pk,) in c.execute("SELECT pk FROM memory_vectors WHERE model = ? AND pk IN "
+                                          "(SELECT value FROM json_each(?))", (self.model, pks))}
+        fresh = [(pk, v) for (pk, text), v in zip(rows, vecs.astype(np.float16), strict=True)
+                 if now.get(pk) == text and pk not in have]
+        # a memory has one vector: another model's goes (explicitly: REPLACE would not fire the
+        # deletion counter that tells every process's copy to reload)
+        c.executemany("DELETE FROM memory_vectors WHERE pk = ? AND model <> ?", [(pk, self.model) for pk, _ in fresh])
         c.executemany("INSERT INTO memory_vectors(pk, model, vec) VALUES (?, ?, ?)",
-                      [(pk, self.model, v.tobytes()) for (pk, _), v in zip(rows, vecs, strict=True)])
-        return len(rows)
-
-    def add_since(self, c: sqlite3.Connection, last_pk: int) -> int:
-        """Embed the memories inserted after ``last_pk`` (the rows of the batch just written; they
-        cannot have a vector yet: a deleted memory's vector went with it)."""
-        rows = c.execute("SELECT pk, text FROM memories WHERE pk > ?", (last_pk,)).fetchall()
-        return self.add_rows(c, rows, replace=False)
+                      [(pk, self.model, v.tobytes()) for pk, v in fresh])
+        return len(fresh)
 
     def catch_up(self, store, limit: int = CATCH_UP, defer: bool = False) -> int:
         """Embed up to ``limit`` memories that lack a vector (one committed batch): what a dense
@@ -115,19 +116,15 @@ class VectorIndex:
                 self._removed_checked = removed
         if not rows:
             return 0
-        vecs = None
         embedder = self.embedder
         if defer and len(rows) < DEFER_BELOW and hasattr(embedder, "embed_if_cached"):
             vecs = embedder.embed_if_cached([t for _, t in rows])
             if vecs is None:
                 return 0
+        else:
+            vecs = embedder.embed([t for _, t in rows])
         with store._write() as c:
-            return self.add_rows(c, rows, vecs=vecs)
-
-    @staticmethod
-    def missing(c: sqlite3.Connection, model: str, limit: int) -> list[tuple[int, str]]:
-        return c.execute("SELECT m.pk, m.text FROM memories m LEFT JOIN memory_vectors v ON v.pk = m.pk "
-                         "AND v.model = ? WHERE v.pk IS NULL ORDER BY m.pk LIMIT ?", (model, limit)).fetchall()
+            return self.store_vectors(c, rows, vecs)
 
     # ---- reading --------------------------------------------------------------------------------
     def _refresh(self, c: sqlite3.Connection) -> None:
@@ -252,16 +249,24 @@ def release_idle(after: float) -> bool:
 
 def backfill(store, index: VectorIndex, progress: Callable[[int, int], None] | None = None) -> int:
     """Embed every memory that has no vector of the current model yet, in committed batches (an
-    interrupted back-fill keeps what it did and resumes where it stopped)."""
+    interrupted back-fill keeps what it did and resumes where it stopped). Each batch is embedded
+    with no transaction open (see ``VectorIndex.store_vectors``), so other processes write meanwhile."""
     done = 0
     todo = store._read("SELECT count(*) FROM memories m LEFT JOIN memory_vectors v ON v.pk = m.pk AND "
                        "v.model = ? WHERE v.pk IS NULL", (index.model,))[0][0]
+    batch = embeddings.BATCH.get(index.kind, BATCH)
+    after = 0  # memories are taken in pk order: one edited meanwhile waits for the next back-fill
     while True:
+        rows = store._read("SELECT m.pk, m.text FROM memories m LEFT JOIN memory_vectors v ON v.pk = m.pk "
+                           "AND v.model = ? WHERE v.pk IS NULL AND m.pk > ? ORDER BY m.pk LIMIT ?",
+                           (index.model, after, batch))
+        if not rows:
+            return done
+        vecs = index.embedder.embed([t for _, t in rows])
         with store._write() as c:
-            rows = index.missing(c, index.model, BATCH)
-            index.add_rows(c, rows)
-        done += len(rows)
+            done += index.store_vectors(c, rows, vecs)
+        after = rows[-1][0]
         if progress:
             progress(done, todo)
-        if len(rows) < BATCH:
+        if len(rows) < batch:
             return done

@@ -83,3 +83,31 @@ def test_internal_error_is_reported_as_a_bug_and_logged(monkeypatch, capsys, cop
         h.flush()
     log = (copa_home / "state" / "logs" / "copa.log").read_text()
     assert "Traceback" in log and "kaboom" in log
+
+
+def test_a_database_locked_past_the_busy_timeout_is_not_a_bug(monkeypatch, capsys, copa_home):
+    """Another process holding the write lock longer than the busy timeout: exit 75 (try again),
+    one line that says nothing was changed, not exit 70; the memory is not half-written."""
+    import json
+    import sqlite3
+
+    from copa import db
+    from copa.cli import main as cli_main
+
+    assert cli_main.main(["memory", "add", "the first note"]) == 0
+    path = next(copa_home.rglob("copa.db"))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # what a long writer in another process does
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 300)
+    capsys.readouterr()
+    try:
+        rc = cli_main.main(["memory", "add", "the second note", "--json"])
+    finally:
+        holder.execute("ROLLBACK")
+    out, err = capsys.readouterr()
+    assert rc == 75, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("copa: error: the database is busy") and "again" in lines[0]
+    assert json.loads(out)["error"]["code"] == "busy"
+    texts = [r[0] for r in sqlite3.connect(path).execute("SELECT text FROM memories")]
+    assert texts == ["the first note"]

@@ -100,6 +100,59 @@ def test_backfill_after_installing_the_extra(tmp_path):
         off.embed_missing()
 
 
+def _meanwhile(monkeypatch, kind, act):
+    """Run ``act`` while the model embeds a batch (the real model, from the real store's code path)."""
+    emb = embeddings.load(kind)
+    real = emb.embed
+
+    def embed(texts):
+        if len(texts) > 1:  # a batch of memories, not a question
+            act()
+        return real(texts)
+
+    monkeypatch.setattr(emb, "embed", embed)
+
+
+@pytest.mark.parametrize("how", ["backfill", "search"])
+def test_other_processes_write_while_memories_are_embedded(tmp_path, monkeypatch, how):
+    """The model runs outside the write transaction: with MiniLM (~14 texts a second) a batch held
+    the write lock for minutes and `copa memory add` died of 'database is locked'. Here another
+    connection that will not wait (busy timeout 0) writes during the embedding: it edits one memory,
+    forgets another and adds a third; none of them may get a vector of a text it no longer holds."""
+    import sqlite3
+
+    path = tmp_path / "m.db"
+    with MemoryStore(path) as old:  # written without the dense retriever: all lack vectors
+        ids = old.add_many([{"text": f"note number {i} about the garden"} for i in range(40)])
+    writes = []
+
+    def write():
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # raises 'database is locked' if the embedding held the lock
+        other.execute("UPDATE memories SET text = 'the plumber comes on Tuesday' WHERE id = ?", (ids[3],))
+        other.execute("DELETE FROM memories WHERE id = ?", (ids[5],))
+        other.execute("COMMIT")
+        other.close()
+        writes.append("done")
+
+    with MemoryStore(path, embeddings="static") as store:
+        _meanwhile(monkeypatch, "static", write)
+        if how == "backfill":
+            store.embed_missing()
+        else:
+            store.search("garden notes")
+        assert writes == ["done"]
+        pk3 = store._read("SELECT pk FROM memories WHERE id = ?", (ids[3],))[0][0]
+        assert store._read("SELECT count(*) FROM memory_vectors WHERE pk = ?", (pk3,))[0][0] == 0  # not the old text's
+        assert store._read("SELECT count(*) FROM memory_vectors v LEFT JOIN memories m ON m.pk = v.pk "
+                           "WHERE m.pk IS NULL")[0][0] == 0  # none for the forgotten memory
+        assert store.missing_vectors() == 1
+        monkeypatch.undo()
+        store.embed_missing()  # the edited memory gets the vector of its new text
+        assert store.missing_vectors() == 0
+        assert store.search("when does the plumber come", limit=1)[0].id == ids[3]
+
+
 def test_kinds_filter_and_validity_apply_to_dense_hits(tmp_path):
     with MemoryStore(tmp_path / "m.db", embeddings="static") as store:
         store.add(KITTEN, kind="note")
