@@ -291,8 +291,10 @@ def import_cmd(file: str = typer.Argument(..., help="A JSON Lines file (from exp
 def embed_cmd(progress: bool = typer.Option(None, "--progress/--no-progress",
                                             help="Show progress (default: when stderr is a terminal)."),
               json_out: bool = JSON) -> None:
-    """Give every memory a vector for the dense retriever (after installing copa[embeddings] on a store
-    that already holds memories). New memories get theirs when they are stored; safe to interrupt."""
+    """Give every memory a vector for the dense retriever now (after installing copa[embeddings] on a
+    store that already holds memories, or switching memory.embeddings). Otherwise new memories get
+    theirs at the next searches or from the daemon. Safe to interrupt: what is done is kept. Other
+    commands can write meanwhile."""
     show = sys.stderr.isatty() if progress is None else progress
 
     def report(done: int, total: int) -> None:

@@ -271,7 +271,5 @@ def backfill(store, index: VectorIndex, progress: Callable[[int, int], None] | N
             with store._write() as c:
                 done += index.store_vectors(c, part, vecs)
             if progress:
-                progress(done, todo)
-        after = rows[-1][0]
-        if len(rows) < BATCH:
-            return done
+                progress(done, max(todo, done))  # memories written meanwhile are embedded too
+        after = rows[-1][0]  # the next read also finds memories written meanwhile; an empty one ends it

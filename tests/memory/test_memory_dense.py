@@ -118,7 +118,7 @@ def test_other_processes_write_while_memories_are_embedded(tmp_path, monkeypatch
     """The model runs outside the write transaction: with MiniLM (~14 texts a second) a batch held
     the write lock for minutes and `copa memory add` died of 'database is locked'. Here another
     connection that will not wait (busy timeout 0) writes during the embedding: it edits one memory,
-    forgets another and adds a third; none of them may get a vector of a text it no longer holds."""
+    forgets another, and a third is added; none may get a vector of a text it no longer holds."""
     import sqlite3
 
     path = tmp_path / "m.db"
@@ -133,6 +133,9 @@ def test_other_processes_write_while_memories_are_embedded(tmp_path, monkeypatch
         other.execute("DELETE FROM memories WHERE id = ?", (ids[5],))
         other.execute("COMMIT")
         other.close()
+        if not writes:
+            with MemoryStore(path) as another:  # a new memory, as `copa memory add` would store it
+                another.add("the boiler was serviced in March")
         writes.append("done")
 
     with MemoryStore(path, embeddings="static") as store:
@@ -141,12 +144,13 @@ def test_other_processes_write_while_memories_are_embedded(tmp_path, monkeypatch
             store.embed_missing()
         else:
             store.search("garden notes")
-        assert writes == ["done"]
+        assert writes and set(writes) == {"done"}
         pk3 = store._read("SELECT pk FROM memories WHERE id = ?", (ids[3],))[0][0]
         assert store._read("SELECT count(*) FROM memory_vectors WHERE pk = ?", (pk3,))[0][0] == 0  # not the old text's
         assert store._read("SELECT count(*) FROM memory_vectors v LEFT JOIN memories m ON m.pk = v.pk "
                            "WHERE m.pk IS NULL")[0][0] == 0  # none for the forgotten memory
-        assert store.missing_vectors() == 1
+        # a back-fill also embeds what was written meanwhile; a search's catch-up leaves it for later
+        assert store.missing_vectors() == (1 if how == "backfill" else 2)
         monkeypatch.undo()
         store.embed_missing()  # the edited memory gets the vector of its new text
         assert store.missing_vectors() == 0
