@@ -34,6 +34,19 @@ def registered_migrations() -> list[Migration]:
 BUSY_TIMEOUT_MS = 30_000
 
 
+def as_busy(error: BaseException):
+    """The user's error for SQLite giving up on another process's write lock after the busy timeout
+    ('database is locked'), or None for any other error. Not a bug: nothing was written (the
+    transaction rolled back) and the same command can simply run again."""
+    if not (isinstance(error, sqlite3.OperationalError) and "locked" in str(error)):
+        return None
+    from copa.errors import CopaError, ExitCode
+
+    return CopaError(f"the database is busy: another copa process kept it locked for {BUSY_TIMEOUT_MS // 1000} s, "
+                     "so nothing was changed", exit_code=ExitCode.BUSY,
+                     hint="run the command again; if it keeps happening, see which copa processes are running")
+
+
 class Connection(sqlite3.Connection):
     """A plain sqlite3 connection that can be weakly referenced (the workstation tracks its
     per-thread connections weakly, so a connection goes with its thread)."""

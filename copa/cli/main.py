@@ -183,12 +183,6 @@ def _fail_json(message: str, code: int, hint: str | None) -> None:
         pass
 
 
-def _database_busy(e: BaseException) -> bool:
-    """SQLite gave up waiting for another process's write lock ('database is locked')."""
-    sqlite3 = sys.modules.get("sqlite3")
-    return sqlite3 is not None and isinstance(e, sqlite3.OperationalError) and "locked" in str(e)
-
-
 def _wants_json(args: list[str]) -> bool:
     """--json among the options (not after a `--`, which makes the rest plain arguments)."""
     head = args[:args.index("--")] if "--" in args else args
@@ -264,16 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         import logging
 
-        if _database_busy(e):  # not a bug: another process kept the write lock past the busy timeout
+        from copa.db import as_busy
+
+        busy = as_busy(e)  # not a bug: another process kept the write lock past the busy timeout
+        if busy is not None:
             logging.getLogger("copa").warning("the database stayed locked: %s", e)
             if debug:
                 raise
-            from copa.db import BUSY_TIMEOUT_MS
-
-            return _fail(f"the database is busy: another copa process kept it locked for {BUSY_TIMEOUT_MS // 1000} s, "
-                         "so nothing was changed", ExitCode.BUSY,
-                         hint="run the command again; if it keeps happening, see which copa processes are running",
-                         json_out=json_out)
+            return _fail(busy.message, busy.exit_code, hint=busy.hint, json_out=json_out)
         logging.getLogger("copa").exception("internal error")
         if debug:
             raise

@@ -39,9 +39,12 @@ class CopaScreen(Screen):
             self.app.call_from_thread(show, *args)
 
     def report_error(self, error: BaseException) -> None:
-        """A CopaError is the user's to fix: one line, with its hint. Anything else is a bug."""
+        """A CopaError is the user's to fix: one line, with its hint (so is a database another process
+        kept locked: try again). Anything else is a bug."""
+        from copa.db import as_busy
         from copa.errors import CopaError
 
+        error = as_busy(error) or error
         if isinstance(error, CopaError):
             self.notify(str(error), severity="error", timeout=8)
         else:

@@ -201,3 +201,34 @@ def test_at_80_columns_memory_text_wraps_and_labels_fit(ws, seeded):
             assert "last week" not in text
 
     asyncio.run(scenario())
+
+
+def test_a_database_locked_by_another_process_is_not_reported_as_a_bug(ws, seeded, monkeypatch):
+    """Forgetting while another process keeps the write lock past the busy timeout: the screen says
+    the database is busy and to try again (not 'internal error'), and the memory is still there."""
+    import sqlite3
+
+    from copa import db
+
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 200)
+
+    async def scenario():
+        app = CopaApp(ws, mode="memory")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.screen.searches, what="the first listing")
+            holder = sqlite3.connect(ws.paths.db_file, isolation_level=None, timeout=0)
+            holder.execute("BEGIN IMMEDIATE")
+            ws.memory.conn.execute(f"PRAGMA busy_timeout = {db.BUSY_TIMEOUT_MS}")  # opened with 30 s
+            try:
+                ws.memory.forget(seeded["I prefer green tea in the afternoon"])
+            except sqlite3.OperationalError as e:
+                app.screen.report_error(e)
+            finally:
+                holder.execute("ROLLBACK")
+            await pilot.pause(0.1)
+            said = [n.message for n in app._notifications]
+            assert any(m.startswith("the database is busy") and "again" in m for m in said), said
+            assert not any("internal error" in m for m in said)
+        assert ws.memory.get(seeded["I prefer green tea in the afternoon"]) is not None
+
+    asyncio.run(scenario())
