@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from copa.errors import CopaError
+
 Migration = tuple[str, Callable[["sqlite_utils.Database"], None]]
 
 
@@ -34,7 +36,7 @@ def registered_migrations() -> list[Migration]:
 BUSY_TIMEOUT_MS = 30_000
 
 
-def as_busy(error: BaseException):
+def as_busy(error: BaseException) -> CopaError | None:
     """The user's error for SQLite giving up on another process's write lock after the busy timeout
     ('database is locked'), or None for any other error. Not a bug: nothing was written (the
     transaction rolled back) and the same command can simply run again."""

@@ -64,7 +64,7 @@ class VectorIndex:
         return embeddings.model_name(self.kind)  # known without loading the model
 
     # ---- writing ----------------------------------------------------------------------------------
-    # The model runs before the write transaction, never inside it: MiniLM embeds ~14 texts a second
+    # The model runs before the write transaction, never inside it: MiniLM embeds 9-14 texts a second
     # here, so a batch embedded under BEGIN IMMEDIATE held the database's write lock for minutes and
     # every other writer (`copa memory add`, a turn of `copa ask`) failed after the 30 s busy timeout.
 
