@@ -189,6 +189,30 @@ def _wants_json(args: list[str]) -> bool:
     return "--json" in head
 
 
+def _fork_search_early(args: list[str]) -> bool:
+    """Whether this is a ``copa ask`` that will search its memory (not its help, not --no-memory)."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    return command == "ask" and not {"--help", "-h", "--no-memory"}.intersection(args)
+
+
+def _fork_search() -> None:
+    """Fork ``copa ask``'s search child now. The child builds its own workstation, after the fork:
+    importing copa.workstation here (its configuration's modules: ~30 ms) would delay the child."""
+    from copa.agent import fork_early
+    from copa.paths import Paths
+
+    built = []
+
+    def workstation():  # in the child
+        if not built:
+            from copa.workstation import Workstation
+
+            built.append(Workstation(interactive=False))
+        return built[0]
+
+    fork_early(lambda: workstation().config, lambda: workstation().memory, Paths.from_env().state_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (never raises for a user's mistake)."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -218,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(e), e.exit_code)
         return 0
 
+    if _fork_search_early(args):  # before typer is imported: see copa/agent/ahead.py
+        _fork_search()
     exc = _click_exceptions()
     command = _build_app()
     import typer

@@ -141,6 +141,7 @@ def start(prepare: Callable[[], Callable[[Any], list[Hit]] | None]) -> Ahead | N
             quiet = os.open(os.devnull, os.O_WRONLY)  # its one output is the answer: no warning of a
             os.dup2(quiet, 1)  # library it imports (nor one of the configuration it reads) reaches
             os.dup2(quiet, 2)  # the terminal, twice or in the middle of an answer
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # nor does it hold a pipe the parent reads
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             # One BLAS thread: numpy's OpenBLAS otherwise starts one per core at import, and its
             # spinning took the core the parent runs on (a fresh `copa ask` 279 -> 245 ms with this

@@ -295,3 +295,79 @@ def test_copa_ask_forks_nothing_when_a_daemon_serves_recall(copa_home):
         got[case] = json.loads(out.stdout)
     assert got["daemon"] == {"ready": False, "forks": 0}
     assert got["no daemon"] == {"ready": True, "forks": 1}  # the same script forks without the token
+
+
+# `copa ask` through the CLI's own entry (copa.cli.main.main), with prefetch.start spied on: how many
+# children it forked, whether copa was dumpable then, and the children's pids (to see them end).
+CLI_SCRIPT = textwrap.dedent("""
+    import ctypes, json, sys
+    import copa.memory.prefetch as prefetch
+    from copa.cli.main import main
+    forks = []
+    start = prefetch.start
+    def spy(prepare):
+        dumpable = ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE, at the fork
+        typer = "typer" in sys.modules
+        ahead = start(prepare)
+        forks.append({"dumpable": dumpable, "typer": typer, "pid": ahead.pid if ahead else None})
+        return ahead
+    prefetch.start = spy
+    code = main(json.loads(sys.argv[1]))
+    print(json.dumps({"code": code, "forks": forks, "numpy_here": "numpy" in sys.modules}), file=sys.stderr)
+""")
+
+
+@pytest.mark.parametrize("case", ["ask", "help", "no memory", "usage error", "daemon serves recall"])
+def test_copa_ask_forks_its_search_before_parsing_and_only_when_it_will_search(copa_home, case):
+    """``copa ask`` forks the search child before typer is imported (copa/agent/ahead.py:
+    fork_early): one child, not dumpable, adopted by the turn (no second fork; the hits are the
+    child's, so numpy never loads here). A command that will not search forks nothing; one that
+    fails before its turn leaves a child that ends on its own."""
+    from tests.agent.fake_servers import Answer, FakeModelServer
+
+    args = {"ask": ["ask", "--json", "what is my cat called?"], "help": ["ask", "--help"],
+            "no memory": ["ask", "--no-memory", "what is my cat called?"],
+            "usage error": ["ask", "--continue", "--session", "x", "what is my cat called?"],
+            "daemon serves recall": ["ask", "what is my cat called?"]}[case]
+    env = {**os.environ, "COPA_MEMORY_EMBEDDINGS": "static"}
+    with FakeModelServer("openai") as srv:
+        srv.configure("fake")
+        srv.add(Answer("She is called Miso."))
+        for t in MEMORIES:
+            subprocess.run([sys.executable, "-m", "copa", "memory", "add", t], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "copa", "memory", "embed"], env=env, check=True, capture_output=True)
+        if case == "daemon serves recall":
+            from copa.paths import Paths
+
+            state = Paths.from_env().state_dir
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "recall.token").write_text("x")
+        out = subprocess.run([sys.executable, "-c", CLI_SCRIPT, json.dumps(args)], capture_output=True, text=True,
+                             timeout=120, env=env)
+    got = json.loads(out.stderr.strip().splitlines()[-1])
+    if case == "ask":
+        assert got["code"] == 0
+        assert [f["dumpable"] for f in got["forks"]] == [0]  # one child, forked while copa was closed
+        assert not got["forks"][0]["typer"]  # before the command line was parsed
+        assert MEMORIES[0] in [m["text"] for m in json.loads(out.stdout)["memories_used"]]
+        assert not got["numpy_here"]  # the child searched
+    elif case == "usage error":
+        assert got["code"] == 2 and len(got["forks"]) == 1
+        pid = got["forks"][0]["pid"]
+        import time
+
+        deadline = time.monotonic() + 30
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)  # its parent left without asking: it ended
+    else:
+        assert got["forks"] == [] and got["code"] == 0
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has ended: whoever adopted it may not have reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
