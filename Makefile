@@ -97,7 +97,7 @@ lint: $(DEV_STAMP)
 	@$(VENV)/bin/ruff check copa tests benchmarks skills
 
 # Each benchmark with its quick defaults (docs/benchmarks.md gives the commands of the recorded runs).
-BENCHES := startup.py "memory_recall.py --limit 300 --dense static --synthetic -- --seeds 2" memory_scale.py memory_cost.py backfill_writes.py cpu_sharing.py memory_pieces.py agent_overhead.py skills.py \
+BENCHES := startup.py "memory_recall.py --limit 300 --dense static --synthetic -- --seeds 2" memory_scale.py memory_cost.py backfill_writes.py embed_rate.py cpu_sharing.py memory_pieces.py agent_overhead.py skills.py \
 	daemon_idle.py firmware.py bridge.py tui.py
 
 bench: $(DEV_STAMP)
