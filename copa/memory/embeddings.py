@@ -67,11 +67,12 @@ def static_model_files() -> tuple[Path, Path] | None:
 # a whole word of the static model's vocabulary: a sentencepiece word start and 3+ letters
 _WHOLE_WORD = re.compile(r"^\u2581([^\W\d_]{3,})$", re.MULTILINE)
 # New memories a dense search embeds before it runs (the rest wait for the daemon or `copa memory
-# embed`, found by keywords meanwhile): about a second's work on a 2-core laptop for each model. The
-# static model embeds ~7,000 texts a second; MiniLM ~14, so its 256 would block a search for 18 s.
+# embed`, found by keywords meanwhile): at most about a second's work on a 2-core laptop for each
+# model. The static model embeds ~7,000 texts a second; MiniLM ~48 (~21 on the one thread of a
+# search-ahead child; ~14 before round 13's float32 fix), so 256 would block a search for 5-12 s.
 CATCH_UP = {"static": 256, "minilm": 16}
 # Texts embedded per committed batch by a back-fill (`copa memory embed`, the daemon): an interrupted
-# one keeps every finished batch, and its progress moves each batch (MiniLM: ~5 s a batch here).
+# one keeps every finished batch, and its progress moves each batch (MiniLM: ~1.5 s a batch here).
 BATCH = {"static": 2_000, "minilm": 64}
 WIDEN_AT = 64  # texts in one call from which the static model's table is widened to float32 for good
 FEW = 8  # texts in one call (a question, its words' neighbours) looked up in the piece cache first

@@ -64,9 +64,10 @@ class VectorIndex:
         return embeddings.model_name(self.kind)  # known without loading the model
 
     # ---- writing ----------------------------------------------------------------------------------
-    # The model runs before the write transaction, never inside it: MiniLM embeds 9-14 texts a second
-    # here, so a batch embedded under BEGIN IMMEDIATE held the database's write lock for minutes and
-    # every other writer (`copa memory add`, a turn of `copa ask`) failed after the 30 s busy timeout.
+    # The model runs before the write transaction, never inside it: MiniLM embedded 9-14 texts a
+    # second here (~48 since round 13), so a batch embedded under BEGIN IMMEDIATE held the database's
+    # write lock for minutes and every other writer (`copa memory add`, a turn of `copa ask`) failed
+    # after the 30 s busy timeout.
 
     def store_vectors(self, c: sqlite3.Connection, rows: list[tuple[int, str]], vecs: np.ndarray) -> int:
         """Store the vectors of (pk, text) rows embedded before this transaction began, only for
