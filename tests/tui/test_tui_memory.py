@@ -94,7 +94,9 @@ def test_detail_history_edit_pin_and_forget(ws, seeded):
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
             await pilot.press("y")
             await wait_for(pilot, lambda: ws.memory.get(porto) is None, what="the forgetting")
-            await wait_for(pilot, lambda: rows(app) == [], what="the row gone")
+            # the row goes; the search may still list other memories by meaning ("I live in Lisbon"
+            # is current again, and MiniLM puts it near "Porto")
+            await wait_for(pilot, lambda: "I moved to Porto, near the river" not in rows(app), what="the row gone")
 
     asyncio.run(scenario())
 
