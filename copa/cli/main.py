@@ -198,17 +198,16 @@ def _fork_search_early(args: list[str]) -> bool:
 def _fork_search() -> None:
     """Fork ``copa ask``'s search child now. The child builds its own workstation, after the fork:
     importing copa.workstation here (its configuration's modules: ~30 ms) would delay the child."""
+    import functools
+
     from copa.agent import fork_early
     from copa.paths import Paths
 
-    built = []
-
+    @functools.cache
     def workstation():  # in the child
-        if not built:
-            from copa.workstation import Workstation
+        from copa.workstation import Workstation
 
-            built.append(Workstation(interactive=False))
-        return built[0]
+        return Workstation(interactive=False)
 
     fork_early(lambda: workstation().config, lambda: workstation().memory, Paths.from_env().state_dir)
 

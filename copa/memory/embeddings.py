@@ -468,9 +468,9 @@ def available(kind: str = "static") -> bool:
 
 def resolve(spec: str | None, quiet: bool = False) -> str | None:
     """The embedder a spec asks for ('static', 'minilm'), None for none; cheap (imports nothing
-    heavy). 'auto' takes MiniLM when its wheel is installed (the better recall on every measure of
-    the dev set, within the cost targets since round 13: docs/memory.md), else the static model
-    when the extra is, else none."""
+    heavy). 'auto' takes MiniLM when its wheel is installed (the better recall overall on the dev
+    set, within the cost targets since round 13: docs/memory.md), else the static model when the
+    extra is, else none."""
     spec = (spec or "off").strip().lower()
     if spec not in SPECS:
         raise UsageError(f"unknown memory.embeddings value {spec!r}", hint="use one of: " + ", ".join(SPECS))
